@@ -1,0 +1,3 @@
+from scorelink.cli import main
+
+raise SystemExit(main())

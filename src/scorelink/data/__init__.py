@@ -1,0 +1,1 @@
+"""Datasets of passages: engraved systems paired with the audio that plays them."""

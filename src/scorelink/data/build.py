@@ -1,0 +1,291 @@
+"""Build a passage dataset: score -> engraving -> renditions -> spectrograms -> passages.
+
+Pieces are built independently (in worker processes), each into a `.partial` folder that is
+renamed when complete, so an interrupted build loses nothing that was finished and a rerun
+skips finished pieces. `--shard i/n` builds every n-th piece, for clusters; any later run
+re-assembles the manifest from all finished pieces.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scorelink import constants as C
+from scorelink.data import store
+from scorelink.data.sources import ScoreSource
+from scorelink.data.splits import Rendition, assign_splits, plan_renditions
+from scorelink.errors import DatasetError, ScorelinkError
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """What a dataset is built from; a rerun into the same folder must use the same."""
+
+    source: str  # "corpus:chorales" or "folder:/abs/path"
+    seed: int = 0
+    train_renditions: int = 4
+    keep_audio: str = "test"  # "none" | "test" (held-out timbre, tempo 1.0) | "all"
+
+
+@dataclass
+class BuildReport:
+    pieces: int = 0  # pieces of the source (all shards)
+    built: int = 0  # built by this run
+    skipped: int = 0  # already finished before this run
+    failed: list[dict] = field(default_factory=list)  # failures of this run
+    passages: dict[str, int] = field(default_factory=dict)  # manifest records per split
+    seconds: float = 0.0
+
+
+def build(
+    sources: list[ScoreSource],
+    out: str | Path,
+    *,
+    config: BuildConfig,
+    workers: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    limit: int | None = None,
+    progress: bool = True,
+) -> BuildReport:
+    """Build (or resume) the dataset in `out`. Raises ToolMissingError before any work."""
+    from scorelink.data.synthesize import check_synthesis
+
+    t0 = time.perf_counter()
+    if config.keep_audio not in ("none", "test", "all"):
+        raise ScorelinkError(f"keep_audio must be none, test or all, not {config.keep_audio!r}")
+    index, count = shard
+    if not 0 <= index < count:
+        raise ScorelinkError(f"shard {index}/{count}: need 0 <= i < n")
+    check_synthesis()
+    if limit is not None:
+        sources = sources[:limit]
+    if not sources:
+        raise ScorelinkError("no scores to build")
+    root = Path(out)
+    splits = assign_splits([s.piece for s in sources], seed=config.seed)
+    _open_dataset(root, config, splits)
+
+    todo = []
+    report = BuildReport(pieces=len(sources))
+    for i, source in enumerate(sources):
+        if i % count != index:
+            continue
+        if (store.piece_dir(root, source.piece) / "piece.json").exists():
+            report.skipped += 1
+            continue
+        renditions = plan_renditions(
+            source.piece, splits[source.piece], seed=config.seed, n_train=config.train_renditions
+        )
+        todo.append((source, splits[source.piece], renditions, str(root), config.keep_audio))
+
+    for result in _run(todo, workers=workers, progress=progress):
+        failure_file = root / "failures" / f"{result['piece']}.json"
+        if result["ok"]:
+            report.built += 1
+            failure_file.unlink(missing_ok=True)
+        else:
+            report.failed.append(result["failure"])
+            store.write_json(failure_file, result["failure"])
+    report.passages = assemble(root, [s.piece for s in sources])
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _open_dataset(root: Path, config: BuildConfig, splits: dict[str, str]) -> None:
+    """Create dataset.json, or check that an existing one was built the same way."""
+    meta = {
+        "format": store.FORMAT,
+        "version": store.VERSION,
+        "config": asdict(config),
+        "constants": {
+            k: getattr(C, k)
+            for k in ("SAMPLE_RATE", "FPS", "FRAME_SIZE", "N_BINS", "PAGE_WIDTH", "STRIP_HEIGHT")
+        },
+        "splits": splits,
+    }
+    path = root / "dataset.json"
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path} is corrupt ({exc}); choose another --out") from exc
+        if old.get("format") != store.FORMAT:
+            raise DatasetError(f"{root} holds something else than a scorelink dataset")
+        for key in ("version", "config", "splits"):
+            if old.get(key) != meta[key]:
+                raise DatasetError(
+                    f"{root} was built with other settings ({key} differs: {old.get(key)!r:.200}); "
+                    "rerun with the same source, --limit, --seed and renditions, or pick another --out"
+                )
+        return
+    if root.exists() and any(root.iterdir()):
+        raise DatasetError(f"{root} is not empty and is not a scorelink dataset; pick another --out")
+    (root / "pieces").mkdir(parents=True, exist_ok=True)
+    (root / "failures").mkdir(exist_ok=True)
+    store.write_json(path, meta)
+
+
+def _run(todo: list[tuple], *, workers: int, progress: bool):
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), unit="piece", disable=not progress, desc="building")
+    if workers <= 1 or len(todo) <= 1:
+        results = map(_build_piece_safe, todo)
+        pool = None
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=50)
+        results = pool.imap_unordered(_build_piece_safe, todo)
+    try:
+        for result in results:
+            bar.update()
+            if not result["ok"]:
+                bar.write(f"failed: {result['piece']} ({result['failure']['stage']}): "
+                          f"{result['failure']['reason']}")
+            yield result
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+
+
+def _build_piece_safe(task: tuple) -> dict:
+    """Build one piece; any error becomes a failure record (the build goes on)."""
+    source, split, renditions, root, keep_audio = task
+    stage = ["read"]
+    try:
+        n = build_piece(source, split, renditions, Path(root), keep_audio=keep_audio, stage=stage)
+        return {"ok": True, "piece": source.piece, "passages": n}
+    except Exception as exc:  # noqa: BLE001 - one bad score must not stop the build
+        if not isinstance(exc, ScorelinkError) and stage[0] == "write":
+            raise
+        shutil.rmtree(store.piece_dir(Path(root), source.piece + ".partial"), ignore_errors=True)
+        failure = {"piece": source.piece, "origin": source.origin, "stage": stage[0],
+                   "reason": f"{type(exc).__name__}: {exc}"}
+        return {"ok": False, "piece": source.piece, "failure": failure}
+
+
+def build_piece(
+    source: ScoreSource,
+    split: str,
+    renditions: list[Rendition],
+    root: Path,
+    *,
+    keep_audio: str = "test",
+    stage: list[str] | None = None,
+) -> int:
+    """Engrave, synthesise and cut one piece into `root/pieces/<piece>`. Returns #records."""
+    from PIL import Image
+
+    from scorelink.data.engrave import engrave
+    from scorelink.data.passages import frame_of, spans, strip, strip_top
+    from scorelink.data.spectrogram import spectrogram
+    from scorelink.data.synthesize import TEST_SOUNDFONT, render
+
+    stage = stage if stage is not None else ["read"]
+    final = store.piece_dir(root, source.piece)
+    tmp = final.with_name(final.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    stage[0] = "read"
+    data, zipped = source.load()
+    stage[0] = "engrave"
+    eng = engrave(data, zipped=zipped)
+    cuts = spans(eng)
+    (tmp / "pages").mkdir(parents=True)
+    for i, page in enumerate(eng.pages):
+        Image.fromarray(page).save(tmp / "pages" / f"page-{i + 1:03d}.png")
+    np.save(tmp / "strips.npy", np.stack([strip(eng.pages[s.page], s) for s in eng.systems]))
+
+    perf = eng.performance
+    head_x = np.array([n.x for n in eng.notes], dtype=np.float32)
+    head_y = np.array([n.y for n in eng.notes], dtype=np.float32)
+    records: list[dict] = []
+    for rendition in renditions:
+        stage[0] = "synthesize"
+        tempo = rendition.tempo
+        audio = render(perf.onset, perf.offset, perf.pitch,
+                       soundfont=rendition.soundfont, tempo=tempo)
+        spec = spectrogram(audio)  # (N_BINS, T)
+        stage[0] = "write"
+        np.save(tmp / f"{rendition.name}.spec.npy", spec.astype(np.float16))
+        if keep_audio == "all" or (
+            keep_audio == "test" and rendition.soundfont == TEST_SOUNDFONT and tempo == 1.0
+        ):
+            import soundfile
+
+            soundfile.write(tmp / f"{rendition.name}.flac", audio, C.SAMPLE_RATE)
+        table = np.zeros(len(perf), dtype=store.NOTE_DTYPE)
+        table["onset"] = perf.onset / tempo
+        table["offset"] = perf.offset / tempo
+        table["onset_frame"] = frame_of(perf.onset / tempo)
+        table["pitch"] = perf.pitch
+        table["x"] = head_x[perf.note]
+        for k, span in enumerate(cuts):
+            system = eng.systems[span.system]
+            table["passage"][span.first : span.stop] = k
+            table["y"][span.first : span.stop] = head_y[perf.note[span.first : span.stop]] - strip_top(system)
+            start_frame = int(frame_of(span.start / tempo))
+            end_frame = max(int(frame_of(span.end / tempo)), start_frame + 1)
+            records.append({
+                "passage_id": f"{source.piece}/{rendition.name}/{k:03d}",
+                "piece": source.piece,
+                "split": split,
+                "rendition": rendition.name,
+                "soundfont": rendition.soundfont,
+                "tempo": tempo,
+                "page": system.page,
+                "system": span.system,
+                "system_on_page": system.index_on_page,
+                "occurrence": span.occurrence,
+                "box": [round(v, 1) for v in system.box],
+                "strip": span.system,
+                "strip_top": strip_top(system),
+                "start": round(span.start / tempo, 4),
+                "end": round(span.end / tempo, 4),
+                "start_frame": start_frame,
+                "end_frame": end_frame,
+                "notes": [span.first, span.stop],
+                "tall": bool(system.bottom - system.top > C.STRIP_HEIGHT),
+            })
+        np.save(tmp / f"{rendition.name}.notes.npy", table)
+
+    stage[0] = "write"
+    info = {
+        "piece": source.piece,
+        "origin": source.origin,
+        "split": split,
+        "pages": len(eng.pages),
+        "systems": [asdict(s) for s in eng.systems],
+        "notes": len(eng.notes),
+        "performed_notes": len(perf),
+        "duration": float(perf.offset.max()),
+        "renditions": [r.name for r in renditions],
+    }
+    store.write_jsonl(tmp / "manifest.jsonl", records)
+    store.write_json(tmp / "piece.json", info)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return len(records)
+
+
+def assemble(root: Path, pieces: list[str]) -> dict[str, int]:
+    """Write manifest.jsonl and failures.jsonl from every finished piece; counts per split."""
+    records: list[dict] = []
+    for piece in pieces:
+        manifest = store.piece_dir(root, piece) / "manifest.jsonl"
+        if (store.piece_dir(root, piece) / "piece.json").exists():
+            records.extend(store.read_jsonl(manifest))
+    store.write_jsonl(root / "manifest.jsonl", records)
+    failures = [json.loads(p.read_text()) for p in sorted((root / "failures").glob("*.json"))]
+    store.write_jsonl(root / "failures.jsonl", failures)
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["split"]] = counts.get(r["split"], 0) + 1
+    return counts

@@ -1,0 +1,81 @@
+"""Splits by piece (never by passage) and the renditions each piece gets."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from scorelink.constants import TEST_TEMPI, TRAIN_TEMPI
+from scorelink.data.synthesize import TEST_SOUNDFONT, TRAIN_SOUNDFONTS
+
+SPLITS = ("train", "valid", "test")
+VALID_FRACTION = 0.1
+TEST_FRACTION = 0.2  # about MSMD's 325 / 48 / 94
+VALID_SOUNDFONT = TRAIN_SOUNDFONTS[0]  # a training timbre at tempo 1.0
+
+
+def _key(seed: int, piece: str) -> str:
+    return hashlib.sha256(f"{seed}:{piece}".encode()).hexdigest()
+
+
+def assign_splits(pieces: list[str], *, seed: int) -> dict[str, str]:
+    """piece -> "train" | "valid" | "test", deterministic from the seed and the piece names.
+
+    Pieces are ordered by a seeded hash; the first 20 % are test, the next 10 % valid. With three
+    or more pieces every split gets at least one.
+    """
+    if len(set(pieces)) != len(pieces):
+        raise ValueError("piece names must be unique")
+    order = sorted(pieces, key=lambda p: _key(seed, p))
+    n = len(order)
+    n_test = round(n * TEST_FRACTION)
+    n_valid = round(n * VALID_FRACTION)
+    if n >= 3:
+        n_test, n_valid = max(n_test, 1), max(n_valid, 1)
+    split = {p: "test" for p in order[:n_test]}
+    split.update({p: "valid" for p in order[n_test : n_test + n_valid]})
+    split.update({p: "train" for p in order[n_test + n_valid :]})
+    return split
+
+
+@dataclass(frozen=True)
+class Rendition:
+    soundfont: str
+    tempo: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.soundfont}@{self.tempo:.2f}"
+
+
+def plan_renditions(piece: str, split: str, *, seed: int, n_train: int = 4) -> list[Rendition]:
+    """The performances to synthesise for one piece.
+
+    train: `n_train` distinct (timbre, tempo) pairs, every training timbre at least once
+    (when n_train >= 3), tempo from TRAIN_TEMPI. valid: one training timbre at tempo 1.0.
+    test: the held-out timbre at every tempo ratio of TEST_TEMPI (1.0 is the main test rendition).
+    """
+    if split == "valid":
+        return [Rendition(VALID_SOUNDFONT, 1.0)]
+    if split == "test":
+        return [Rendition(TEST_SOUNDFONT, t) for t in TEST_TEMPI]
+    if split != "train":
+        raise ValueError(f"unknown split {split!r}")
+    max_renditions = len(TRAIN_SOUNDFONTS) * len(TRAIN_TEMPI)
+    if not 1 <= n_train <= max_renditions:
+        raise ValueError(f"renditions per training piece must be in 1..{max_renditions}")
+    rng = np.random.default_rng(int(_key(seed, piece)[:16], 16))
+    fonts = list(rng.permutation(TRAIN_SOUNDFONTS))
+    while len(fonts) < n_train:
+        fonts.append(TRAIN_SOUNDFONTS[rng.integers(len(TRAIN_SOUNDFONTS))])
+    chosen: list[Rendition] = []
+    for font in fonts[:n_train]:
+        free = [t for t in TRAIN_TEMPI if Rendition(font, t) not in chosen]
+        if not free:  # this timbre has every tempo already: take another timbre
+            font = next(f for f in TRAIN_SOUNDFONTS if any(Rendition(f, t) not in chosen
+                                                           for t in TRAIN_TEMPI))
+            free = [t for t in TRAIN_TEMPI if Rendition(font, t) not in chosen]
+        chosen.append(Rendition(str(font), float(free[rng.integers(len(free))])))
+    return chosen

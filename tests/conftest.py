@@ -1,0 +1,66 @@
+"""Shared fixtures: a tiny dataset of three real chorales, built once per test session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scorelink.data.build import BuildConfig, build
+from scorelink.data.sources import corpus_sources
+
+# Three short chorales; bwv269 repeats its first section (a system that sounds twice).
+CHORALES = ("bach-bwv269", "bach-bwv347", "bach-bwv153.1")
+
+
+def _require_tools() -> None:
+    from scorelink.data.synthesize import check_synthesis
+
+    check_synthesis()  # fails (does not skip) with an install hint when a tool is missing
+
+
+@pytest.fixture(scope="session")
+def chorale_sources():
+    by_name = {s.piece: s for s in corpus_sources("chorales")}
+    return [by_name[name] for name in CHORALES]
+
+
+@pytest.fixture(scope="session")
+def chorale_dataset(tmp_path_factory, chorale_sources) -> Path:
+    _require_tools()
+    out = tmp_path_factory.mktemp("data") / "chorales"
+    report = build(chorale_sources, out, config=BuildConfig(source="test:chorales"),
+                   workers=1, progress=False)
+    assert report.built == 3 and not report.failed, report
+    return out
+
+
+@pytest.fixture()
+def tiny_scores(tmp_path) -> Path:
+    """A folder with two generated two-bar piano scores (MusicXML and MXL)."""
+    from music21 import clef, meter, note, stream
+
+    folder = tmp_path / "scores"
+    folder.mkdir()
+    for k, (name, fmt) in enumerate((("a.musicxml", "musicxml"), ("b.mxl", "mxl"))):
+        score = stream.Score()
+        right, left = stream.PartStaff(), stream.PartStaff()
+        right.append([clef.TrebleClef(), meter.TimeSignature("4/4")])
+        left.append([clef.BassClef(), meter.TimeSignature("4/4")])
+        for i in range(8):
+            right.append(note.Note(60 + k + [0, 2, 4, 5, 7, 9, 11, 12][i], quarterLength=1))
+        for i in range(4):
+            left.append(note.Note(48 + k + [0, 7, 5, 7][i], quarterLength=2))
+        score.insert(0, right)
+        score.insert(0, left)
+        score.write(fmt, fp=str(folder / name))
+    return folder
+
+
+@pytest.fixture()
+def copy_dataset(tmp_path, chorale_dataset) -> Path:
+    """A private copy of the chorale dataset, for tests that change it."""
+    target = tmp_path / "copy"
+    shutil.copytree(chorale_dataset, target)
+    return target

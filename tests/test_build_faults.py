@@ -1,0 +1,120 @@
+"""Building from a folder of the user's scores: failures, missing tools, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scorelink.data import synthesize
+from scorelink.data.build import BuildConfig, build
+from scorelink.data.sources import folder_sources
+from scorelink.data.splits import assign_splits, plan_renditions
+from scorelink.data.store import Dataset
+from scorelink.errors import ScoreError, ToolMissingError
+
+
+def test_broken_score_lands_in_failures_file(tiny_scores, tmp_path):
+    (tiny_scores / "broken.musicxml").write_text("<score-partwise><part id='P1'><measure")
+    (tiny_scores / "empty.mei").write_text("")
+    out = tmp_path / "ds"
+    report = build(folder_sources(tiny_scores), out, config=BuildConfig(source="test:tiny"),
+                   progress=False)
+    assert report.built == 2
+    failures = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
+    assert {f["piece"] for f in failures} == {"broken", "empty"}
+    assert all(f["stage"] in ("read", "engrave") and f["reason"] for f in failures)
+    ds = Dataset(out)
+    assert {r["piece"] for r in ds} == {"a", "b"}
+    # a rerun tries the failed ones again, keeps the built ones
+    again = build(folder_sources(tiny_scores), out, config=BuildConfig(source="test:tiny"),
+                  progress=False)
+    assert (again.built, again.skipped, len(again.failed)) == (0, 2, 2)
+
+
+def test_tiny_score_notes_and_timing(tiny_scores, tmp_path):
+    out = tmp_path / "ds"
+    build(folder_sources(tiny_scores), out, config=BuildConfig(source="test:tiny"),
+          progress=False)
+    ds = Dataset(out)
+    r = ds.records(piece="a")[0]
+    notes = ds.notes(r)
+    assert len(notes) == 12  # 8 quarter notes + 4 half notes
+    # Verovio's default tempo (120 bpm): one quarter note is 0.5 s at tempo 1.0
+    right_hand = np.sort(notes["onset"][notes["pitch"] >= 60])
+    assert np.diff(right_hand) == pytest.approx(0.5 / r["tempo"], abs=2e-3)
+    assert sorted(notes["pitch"][notes["pitch"] >= 60]) == [60, 62, 64, 65, 67, 69, 71, 72]
+
+
+def test_missing_soundfont_stops_before_any_work(tiny_scores, tmp_path, monkeypatch):
+    monkeypatch.setattr(synthesize, "_SF_DIRS", (str(tmp_path / "no-soundfonts"),))
+    out = tmp_path / "ds"
+    with pytest.raises(ToolMissingError, match="apt-get install"):
+        build(folder_sources(tiny_scores), out, config=BuildConfig(source="test:tiny"),
+              progress=False)
+    assert not out.exists()
+
+
+def test_empty_or_missing_folder(tmp_path):
+    with pytest.raises(ScoreError, match="does not exist"):
+        folder_sources(tmp_path / "nope")
+    with pytest.raises(ScoreError, match="no score files"):
+        folder_sources(tmp_path)
+
+
+def test_splits_deterministic_by_piece():
+    pieces = [f"p{i}" for i in range(100)]
+    a = assign_splits(pieces, seed=0)
+    assert a == assign_splits(list(reversed(pieces)), seed=0)
+    assert a != assign_splits(pieces, seed=1)
+    counts = {s: sum(v == s for v in a.values()) for s in ("train", "valid", "test")}
+    assert counts == {"train": 70, "valid": 10, "test": 20}
+    assert set(assign_splits(["x", "y", "z"], seed=3).values()) == {"train", "valid", "test"}
+
+
+def test_rendition_plan():
+    plan = plan_renditions("p", "train", seed=0, n_train=4)
+    assert len({r.name for r in plan}) == 4
+    assert {r.soundfont for r in plan} == set(synthesize.TRAIN_SOUNDFONTS)
+    assert plan == plan_renditions("p", "train", seed=0, n_train=4)
+    assert len({r.name for r in plan_renditions("p", "train", seed=0, n_train=15)}) == 15
+    assert [r.name for r in plan_renditions("p", "valid", seed=0)] == ["fluidr3-grand@1.00"]
+
+
+def test_synthesis_places_notes_on_time():
+    """A single note at 1.0 s: silence before, sound after; tempo 2 moves it to 0.5 s."""
+    for tempo, expected in ((1.0, 1.0), (2.0, 0.5)):
+        audio = synthesize.render(np.array([1.0]), np.array([1.5]), np.array([60]),
+                                  soundfont="timgm6mb-grand", tempo=tempo)
+        sr = synthesize.SAMPLE_RATE
+        start = np.argmax(np.abs(audio) > 1e-3) / sr
+        assert start == pytest.approx(expected, abs=0.02)
+        assert len(audio) / sr == pytest.approx(1.5 / tempo + synthesize.TAIL_SECONDS, abs=0.01)
+
+
+def test_cli_build_stats_show(tiny_scores, tmp_path):
+    out = tmp_path / "ds"
+    cli = [sys.executable, "-m", "scorelink"]
+    run = subprocess.run(cli + ["data", "build", "--scores", str(tiny_scores), "--out", str(out),
+                                "--workers", "2", "--no-progress"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "built 2" in run.stdout
+    run = subprocess.run(cli + ["data", "stats", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "2 pieces" in run.stdout and (out / "durations.png").stat().st_size > 1000
+    pid = Dataset(out).records()[0]["passage_id"]
+    png = tmp_path / "p.png"
+    run = subprocess.run(cli + ["data", "show", str(out), "--passage", pid, "--out", str(png)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    bad = subprocess.run(cli + ["data", "stats", str(tmp_path / "missing")],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "does not exist" in bad.stderr
+    bad = subprocess.run(cli + ["data", "show", str(out), "--passage", "nope", "--out",
+                                str(png)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "no passage" in bad.stderr
