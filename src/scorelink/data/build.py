@@ -121,12 +121,13 @@ def _open_dataset(root: Path, config: BuildConfig, splits: dict[str, str]) -> No
         for key in ("version", "config", "splits"):
             if old.get(key) != meta[key]:
                 raise DatasetError(
-                    f"{root} was built with other settings ({key} differs: {old.get(key)!r:.200}); "
-                    "rerun with the same source, --limit, --seed and renditions, or pick another --out"
+                    f"{root} was built with other settings ({key} differs: "
+                    f"{old.get(key)!r:.200}); rerun with the same source, --limit, --seed and "
+                    "renditions, or pick another --out"
                 )
         return
     if root.exists() and any(root.iterdir()):
-        raise DatasetError(f"{root} is not empty and is not a scorelink dataset; pick another --out")
+        raise DatasetError(f"{root} is not empty and not a scorelink dataset; pick another --out")
     (root / "pieces").mkdir(parents=True, exist_ok=True)
     (root / "failures").mkdir(exist_ok=True)
     store.write_json(path, meta)
@@ -229,8 +230,9 @@ def build_piece(
         table["x"] = head_x[perf.note]
         for k, span in enumerate(cuts):
             system = eng.systems[span.system]
-            table["passage"][span.first : span.stop] = k
-            table["y"][span.first : span.stop] = head_y[perf.note[span.first : span.stop]] - strip_top(system)
+            rows = slice(span.first, span.stop)
+            table["passage"][rows] = k
+            table["y"][rows] = head_y[perf.note[rows]] - strip_top(system)
             start_frame = int(frame_of(span.start / tempo))
             end_frame = max(int(frame_of(span.end / tempo)), start_frame + 1)
             records.append({

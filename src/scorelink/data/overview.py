@@ -12,11 +12,20 @@ from scorelink.constants import FPS
 from scorelink.data.store import Dataset
 
 
+def system_durations(records: list[dict], split: str) -> list[float]:
+    """Seconds each system occurrence lasts at the score's own tempo (once, not per rendition)."""
+    seen: dict[tuple, float] = {}
+    for r in records:
+        if r["split"] == split:
+            key = (r["piece"], r["system"], r["occurrence"])
+            seen.setdefault(key, (r["end"] - r["start"]) * r["tempo"])
+    return list(seen.values())
+
+
 def stats(dataset: Dataset) -> dict:
     """Counts per split, durations, failures, sizes: a JSON-friendly summary."""
     records = list(dataset)
     pieces = {r["piece"]: r["split"] for r in records}
-    main = [r for r in records if r["tempo"] == 1.0 or r["split"] == "train"]
     per_split = {}
     for split in ("train", "valid", "test"):
         rs = [r for r in records if r["split"] == split]
@@ -25,9 +34,7 @@ def stats(dataset: Dataset) -> dict:
             "passages": len(rs),
             "renditions": dict(sorted(Counter(r["rendition"] for r in rs).items())),
         }
-    # Durations at the score's own tempo: one value per system occurrence.
-    durations = np.array([r["end"] - r["start"] for r in main if r["tempo"] == 1.0]
-                         or [r["end"] - r["start"] for r in main])
+    durations = np.array([d for split in per_split for d in system_durations(records, split)])
     failures_path = dataset.root / "failures.jsonl"
     failures = [json.loads(x) for x in failures_path.read_text().splitlines() if x.strip()] \
         if failures_path.exists() else []
@@ -59,8 +66,9 @@ def format_stats(s: dict) -> str:
             v["renditions"]) <= 5 else f"{len(v['renditions'])} kinds"
         lines.append(f"{split:<6} {v['pieces']:>6} {v['passages']:>9}  {rend}")
     d = s["duration_seconds"]
-    lines.append(f"passage duration (tempo 1.0): mean {d['mean']:.1f} s, median {d['median']:.1f} s,"
-                 f" max {d['max']:.1f} s, {100 * d['share_over_10s']:.0f} % longer than 10 s")
+    lines.append(f"passage duration (score tempo): mean {d['mean']:.1f} s, "
+                 f"median {d['median']:.1f} s, max {d['max']:.1f} s, "
+                 f"{100 * d['share_over_10s']:.0f} % longer than 10 s")
     lines.append(f"systems taller than the strip: {s['tall_systems']}")
     lines.append(f"failures: {len(s['failures'])}")
     for f in s["failures"][:20]:
@@ -78,15 +86,10 @@ def duration_histogram(dataset: Dataset, out: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     bins = np.arange(0, 41, 1.0)
     for split in ("train", "valid", "test"):
-        rs = [r for r in dataset.records(split=split) if r["tempo"] == 1.0 or split == "train"]
-        seen, durations = set(), []
-        for r in rs:  # one value per system occurrence, not per rendition
-            key = (r["piece"], r["system"], r["occurrence"])
-            if key not in seen:
-                seen.add(key)
-                durations.append((r["end"] - r["start"]) * r["tempo"])
+        durations = system_durations(list(dataset), split)
         if durations:
-            ax.hist(np.clip(durations, 0, 40), bins=bins, alpha=0.6, label=f"{split} ({len(durations)})")
+            label = f"{split} ({len(durations)})"
+            ax.hist(np.clip(durations, 0, 40), bins=bins, alpha=0.6, label=label)
     ax.set_xlabel("passage duration at the score tempo (s; last bin: 40 s or more)")
     ax.set_ylabel("passages")
     ax.legend()

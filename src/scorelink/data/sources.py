@@ -50,7 +50,7 @@ class ScoreSource:
 
 
 def corpus_sources(name: str) -> list[ScoreSource]:
-    """The built-in corpus: Bach's chorales (350 distinct, Riemenschneider order) + keyboard pieces."""
+    """Built-in corpus: Bach's chorales (350 distinct, Riemenschneider order) + keyboard pieces."""
     if name not in CORPORA:
         raise ScoreError(f"unknown corpus {name!r}; choose one of {', '.join(CORPORA)}")
     from music21 import corpus

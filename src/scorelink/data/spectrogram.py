@@ -1,4 +1,4 @@
-"""The 92-bin log-frequency spectrogram of the paper (madmom's LogarithmicFilteredSpectrogram recipe).
+"""The paper's 92-bin log-frequency spectrogram (madmom's LogarithmicFilteredSpectrogram recipe).
 
 madmom is unmaintained, so the recipe is written here with numpy: 2048-sample Hann frames at 20
 frames per second (frames centred on their time, zero padding at the edges), magnitude STFT,
