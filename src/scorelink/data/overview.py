@@ -54,6 +54,7 @@ def stats(dataset: Dataset) -> dict:
         "audio_hours": sum(r["end"] - r["start"] for r in records) / 3600,
         "failures": failures,
         "size_mb": size / 2**20,
+        "example_passage": (dataset.records(split="test", tempo=1.0) or records)[0]["passage_id"],
     }
 
 
@@ -70,6 +71,7 @@ def format_stats(s: dict) -> str:
                  f"median {d['median']:.1f} s, max {d['max']:.1f} s, "
                  f"{100 * d['share_over_10s']:.0f} % longer than 10 s")
     lines.append(f"systems taller than the strip: {s['tall_systems']}")
+    lines.append(f"example passage (for `scorelink data show`): {s['example_passage']}")
     lines.append(f"failures: {len(s['failures'])}")
     for f in s["failures"][:20]:
         lines.append(f"  {f['piece']} ({f['stage']}): {f['reason']}")
