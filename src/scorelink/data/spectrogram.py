@@ -120,8 +120,12 @@ def log_filterbank(
     The result is cached and read-only.
     """
     triples = filterbank_bins(
-        sr=sr, frame_size=frame_size, bands_per_octave=bands_per_octave,
-        fmin=fmin, fmax=fmax, fref=fref,
+        sr=sr,
+        frame_size=frame_size,
+        bands_per_octave=bands_per_octave,
+        fmin=fmin,
+        fmax=fmax,
+        fref=fref,
     )
     bank = np.zeros((frame_size // 2, len(triples)), dtype=np.float64)
     for j, (start, centre, stop) in enumerate(triples.tolist()):
