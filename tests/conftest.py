@@ -64,3 +64,12 @@ def copy_dataset(tmp_path, chorale_dataset) -> Path:
     target = tmp_path / "copy"
     shutil.copytree(chorale_dataset, target)
     return target
+
+
+@pytest.fixture()
+def three_scores(tiny_scores) -> Path:
+    """tiny_scores plus a third piece, so that every split gets one piece."""
+    shutil.copy(tiny_scores / "a.musicxml", tiny_scores / "c.musicxml")
+    text = (tiny_scores / "c.musicxml").read_text().replace("<step>C</step>", "<step>D</step>")
+    (tiny_scores / "c.musicxml").write_text(text)
+    return tiny_scores

@@ -54,7 +54,57 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("dir")
     sh.add_argument("--passage", required=True, metavar="ID")
     sh.add_argument("--out", required=True, metavar="PNG")
+    t = sub.add_parser("train", help="train the passage model on a dataset folder")
+    t.add_argument("--data", metavar="DIR")
+    t.add_argument("--out", metavar="RUN", help="run folder (rerun the same command to resume)")
+    t.add_argument("--model", choices=["rnn"], default="rnn")
+    t.add_argument("--preset", choices=["paper", "tiny"])
+    t.add_argument("--init-from", metavar="CKPT", help="start the CNNs from this checkpoint")
+    t.add_argument("--freeze-cnn", action="store_true", default=None)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--config", metavar="FILE", help="JSON run config (keys of TrainConfig)")
+    t.add_argument("overrides", nargs="*", metavar="key=value")
+
+    e = sub.add_parser("evaluate", help="retrieval metrics of a model on a dataset split")
+    e.add_argument("--data", required=True, metavar="DIR")
+    e.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
+    e.add_argument("--split", default="test", choices=["test", "valid"])
+    e.add_argument("--direction", default="both", choices=["a2s", "s2a", "both"])
+    e.add_argument("--tempo", type=float, default=1.0, metavar="RHO",
+                   help="tempo ratio of the test rendition (0.5, 0.66, 1, 1.33, 2)")
+    e.add_argument("--json", metavar="FILE", help="also write the metrics here")
     return p
+
+
+def _train(args: argparse.Namespace) -> int:
+    from scorelink.train.config import TrainConfig
+    from scorelink.train.trainer import Trainer
+
+    config = TrainConfig.load(args.config, args.overrides, data=args.data, out=args.out,
+                              preset=args.preset, init_from=args.init_from,
+                              freeze_cnn=args.freeze_cnn, epochs=args.epochs)
+    Trainer(config).fit()
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from scorelink import checkpoint
+    from scorelink.evaluate.report import format_table
+    from scorelink.evaluate.retrieval import DIRECTIONS, evaluate
+
+    model, payload = checkpoint.load_model(args.checkpoint)
+    directions = DIRECTIONS if args.direction == "both" else (args.direction,)
+    metrics = evaluate(model, args.data, split=args.split, tempo=args.tempo,
+                       directions=directions)
+    name = args.checkpoint or f"shipped:{checkpoint.SHIPPED}"
+    result = {"model": name, "data": args.data, "split": args.split, "tempo": args.tempo,
+              **metrics}
+    print(format_table(result))
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
 
 
 def _data_build(args: argparse.Namespace) -> int:
@@ -107,7 +157,8 @@ def _data_show(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {("data", "build"): _data_build, ("data", "stats"): _data_stats,
-                ("data", "show"): _data_show}
+                ("data", "show"): _data_show, ("train", None): _train,
+                ("evaluate", None): _evaluate}
     try:
         return handlers[(args.command, getattr(args, "data_command", None))](args)
     except ScorelinkError as exc:

@@ -23,3 +23,11 @@ class AudioError(ScorelinkError):
 
 class DatasetError(ScorelinkError):
     """A dataset folder is missing, incomplete, or of another format version."""
+
+
+class CheckpointError(ScorelinkError):
+    """A checkpoint is missing, corrupt, of another kind or of other preprocessing."""
+
+
+class ConfigError(ScorelinkError):
+    """A run configuration has an unknown key or a bad value."""

@@ -1,0 +1,89 @@
+"""Self-describing checkpoints: weights + model config + preprocessing + training config + metrics.
+
+A model is rebuilt from the checkpoint alone. The shipped default model lives inside the
+package (`scorelink/weights/`).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scorelink import constants as C
+from scorelink.errors import CheckpointError
+
+FORMAT = "scorelink-checkpoint"
+VERSION = 1
+SHIPPED = "rnn-chorales.pt"
+
+
+def preprocessing() -> dict[str, Any]:
+    """The signal and image contract a model was trained with."""
+    names = ("SAMPLE_RATE", "FPS", "FRAME_SIZE", "N_BINS", "FMIN", "FMAX", "BANDS_PER_OCTAVE",
+             "PAGE_WIDTH", "STRIP_HEIGHT", "SHEET_SCALE", "SHEET_SNIPPET_WIDTH",
+             "SHEET_SNIPPET_HOP", "SHEET_LEFT_PAD", "AUDIO_SNIPPET_FRAMES", "AUDIO_SNIPPET_HOP")
+    return {n: getattr(C, n) for n in names}
+
+
+def save(path: str | Path, model: torch.nn.Module, **info: Any) -> None:
+    """Write atomically: format, version, kind, model_config, preprocessing, state_dict, info."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": "rnn",
+        "model_config": model.config.to_dict(),
+        "preprocessing": preprocessing(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **info,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """Load and validate a checkpoint file (CheckpointError if it is not one of ours)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types on a bad file
+        raise CheckpointError(f"{path} is not a readable checkpoint ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a scorelink checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path} is checkpoint version {payload.get('version')}; "
+                              f"this scorelink reads version {VERSION}")
+    if payload.get("preprocessing") != preprocessing():
+        raise CheckpointError(f"{path} was trained with other preprocessing constants")
+    return payload
+
+
+def load_model(path: str | Path | None = None, *, kind: str = "rnn"):
+    """(model in eval mode, checkpoint dict). path=None: the shipped default model."""
+    from scorelink.models.passage import PassageModel, PassageModelConfig
+
+    path = shipped_path() if path is None else Path(path)
+    payload = read(path)
+    if payload["kind"] != kind:
+        raise CheckpointError(f"{path} holds a {payload['kind']!r} model, not {kind!r}")
+    model = PassageModel(PassageModelConfig(**payload["model_config"]))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the model config ({exc})") from exc
+    return model.eval(), payload
+
+
+def shipped_path() -> Path:
+    path = Path(str(resources.files("scorelink") / "weights" / SHIPPED))
+    if not path.exists():
+        raise CheckpointError(
+            f"no shipped model at {path}; pass --checkpoint (train one with `scorelink train`)"
+        )
+    return path

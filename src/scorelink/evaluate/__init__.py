@@ -1,0 +1,1 @@
+"""Retrieval evaluation: metrics and the paper's protocol."""

@@ -1,0 +1,82 @@
+"""The paper's evaluation protocol: embed one rendition of a split, rank across modalities.
+
+Candidates are all passages of the split's evaluation rendition (test: the held-out timbre at
+tempo 1.0, or at `tempo` for the robustness study). A system that sounds twice (a repeat) has
+one sheet image: sheet candidates are unique systems, and an audio query is right when it
+retrieves its system; a sheet query is right when it retrieves any audio passage of its system.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from scorelink.data.splits import VALID_SOUNDFONT
+from scorelink.data.store import Dataset
+from scorelink.data.synthesize import TEST_SOUNDFONT
+from scorelink.errors import DatasetError
+from scorelink.evaluate.metrics import ranks_from_scores, retrieval_metrics
+from scorelink.train.batches import PassageSnippets, collate
+
+DIRECTIONS = ("a2s", "s2a")
+
+
+def eval_records(ds: Dataset, *, split: str, tempo: float = 1.0) -> list[dict]:
+    """The passages of `split` in its evaluation rendition."""
+    soundfont = TEST_SOUNDFONT if split == "test" else VALID_SOUNDFONT
+    records = ds.records(split=split, soundfont=soundfont, tempo=tempo)
+    if not records:
+        tempi = sorted({r["tempo"] for r in ds.records(split=split)})
+        raise DatasetError(f"{ds.root}: no {split} passages of {soundfont} at tempo {tempo}"
+                           + (f" (tempi there: {tempi})" if tempi else ""))
+    return records
+
+
+@torch.no_grad()
+def embed(model, root: str | Path, records: list[dict], *, batch_size: int = 32,
+          workers: int = 0, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(sheet (N, D), audio (N, D)) L2-normalised embeddings of the records, in order."""
+    model.eval()
+    loader = DataLoader(PassageSnippets(root, records), batch_size=batch_size,
+                        collate_fn=collate, num_workers=workers)
+    sheets, audios = [], []
+    for b in loader:
+        s = model.embed_sheet(b["sheet"].to(device), b["sheet_lengths"])
+        a = model.embed_audio(b["audio"].to(device), b["audio_lengths"])
+        sheets.append(s.float().cpu())
+        audios.append(a.float().cpu())
+    return torch.cat(sheets).numpy(), torch.cat(audios).numpy()
+
+
+def rank_passages(sheet: np.ndarray, audio: np.ndarray, keys: list) -> dict[str, np.ndarray]:
+    """Ranks of the correct answer for each query, per direction.
+
+    sheet, audio: (N, D) embeddings of N passages; keys[i] identifies passage i's system.
+    """
+    first: dict = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    sheet_unique = sheet[list(first.values())]  # (S, D): one sheet candidate per system
+    column = {k: j for j, k in enumerate(first)}
+    system_of = np.array([column[k] for k in keys])  # (N,)
+    relevant = system_of[:, None] == np.arange(len(first))[None, :]  # (N, S)
+    return {
+        "a2s": ranks_from_scores(audio @ sheet_unique.T, relevant),
+        "s2a": ranks_from_scores(sheet_unique @ audio.T, relevant.T),
+    }
+
+
+def evaluate(model, data: str | Path, *, split: str = "test", tempo: float = 1.0,
+             directions: tuple[str, ...] = DIRECTIONS, workers: int = 0,
+             device: str = "cpu") -> dict:
+    """{"a2s": {metric: value}, "s2a": {...}, "queries": {...}} for one split and tempo."""
+    ds = Dataset(data)
+    records = eval_records(ds, split=split, tempo=tempo)
+    sheet, audio = embed(model, data, records, workers=workers, device=device)
+    ranks = rank_passages(sheet, audio, [(r["piece"], r["system"]) for r in records])
+    out = {d: retrieval_metrics(ranks[d]) for d in directions}
+    out["queries"] = {d: int(len(ranks[d])) for d in directions}
+    return out

@@ -1,0 +1,1 @@
+"""Training: loss, batches of passages, the training loop and its configuration."""

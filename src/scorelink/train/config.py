@@ -1,0 +1,80 @@
+"""One run configuration: a dataclass, loaded from a JSON file, overridden by key=value."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from scorelink.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = ""
+    preset: str = "paper"  # model shape: paper | tiny
+    embed_dim: int = 64
+    rnn: str = "gru"  # gru | lstm
+    epochs: int = 180
+    passages_per_epoch: int = 16_384  # drawn at random each epoch (the authors' value)
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    margin: float = 0.3
+    symmetric: bool = False  # also use audio as the anchor
+    lr_factor: float = 0.5  # on a validation-MRR plateau
+    patience: int = 15  # epochs without improvement before the learning rate is halved
+    min_lr: float = 2e-6
+    valid_passages: int = 2_048  # at most this many validation passages
+    augment: bool = True  # sheet strips shifted vertically by up to 5 px
+    workers: int = 2  # data-loading processes
+    seed: int = 0
+    bf16: bool = True  # bfloat16 autocast for the CNNs on CPU
+    channels_last: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+    init_from: str = ""  # checkpoint to start the CNNs from
+    freeze_cnn: bool = False
+    max_steps: int = 0  # stop after this many optimizer steps (0: no limit; for smoke tests)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None,
+             **values) -> TrainConfig:
+        """Defaults <- JSON file <- keyword values <- key=value strings. Unknown keys are errors."""
+        merged: dict = {}
+        if path:
+            try:
+                merged.update(json.loads(Path(path).read_text()))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        merged.update({k: v for k, v in values.items() if v is not None})
+        types = {f.name: f.type for f in fields(cls)}
+        for item in overrides or []:
+            key, sep, text = item.partition("=")
+            if not sep:
+                raise ConfigError(f"expected key=value, got {item!r}")
+            if key not in types:
+                raise ConfigError(f"unknown config key {key!r}; known: {', '.join(types)}")
+            merged[key] = _parse(text, types[key], key)
+        unknown = set(merged) - set(types)
+        if unknown:
+            raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {', '.join(types)}")
+        return cls(**merged)
+
+
+def _parse(text: str, kind: str, key: str):
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        return text
+    except ValueError:
+        raise ConfigError(f"{key}={text!r}: expected {kind}") from None

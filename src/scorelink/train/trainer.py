@@ -1,0 +1,244 @@
+"""Train the passage model: AdamW, random passages each epoch, LR halved on a validation-MRR
+plateau, best checkpoint by validation MRR, resumable, single process or DDP (torchrun).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from scorelink import checkpoint
+from scorelink.data.store import Dataset
+from scorelink.errors import CheckpointError, ConfigError, DatasetError
+from scorelink.evaluate.metrics import retrieval_metrics
+from scorelink.evaluate.retrieval import embed, eval_records, rank_passages
+from scorelink.models.passage import PassageModel, PassageModelConfig
+from scorelink.train.batches import EpochSampler, PassageSnippets, collate
+from scorelink.train.config import TrainConfig
+from scorelink.train.loss import PassageLoss
+
+LOG_FIELDS = ("epoch", "step", "train_loss", "valid_a2s_MRR", "valid_s2a_MRR", "valid_MRR",
+              "lr", "seconds", "passages_per_s")
+
+
+def build_model(config: TrainConfig) -> PassageModel:
+    model_config = PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
+                                             rnn=config.rnn)
+    model = PassageModel(model_config)
+    if config.init_from:
+        init_cnns(model, config.init_from)
+    if config.freeze_cnn:
+        for tower in (model.sheet, model.audio):
+            tower.cnn.requires_grad_(False)
+    return model
+
+
+def init_cnns(model: PassageModel, path: str) -> None:
+    """Copy the snippet CNNs of another checkpoint (RNN-FT / RNN-FZ)."""
+    payload = checkpoint.read(path)
+    cnn = {k: v for k, v in payload["state_dict"].items() if ".cnn." in f".{k}"}
+    if not cnn:
+        raise CheckpointError(f"{path} has no snippet CNN weights")
+    missing = model.load_state_dict(cnn, strict=False)
+    if missing.unexpected_keys:
+        raise CheckpointError(f"{path}: CNN weights do not fit ({missing.unexpected_keys[:3]})")
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over every trainable parameter (the GRU included: the authors' code lost it)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _device(config: TrainConfig) -> torch.device:
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(config.device)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """`Trainer(config).fit()`; rank 0 writes RUN/{config.json, log.csv, last.pt, best.pt}."""
+
+    def __init__(self, config: TrainConfig):
+        if not config.data or not config.out:
+            raise ConfigError("train needs data (a dataset folder) and out (a run folder)")
+        self.config = config
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = _device(config)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        self.out = Path(config.out)
+        ds = Dataset(config.data)
+        self.train_records = ds.records(split="train")
+        if not self.train_records:
+            raise DatasetError(f"{config.data} has no training passages")
+        valid = eval_records(ds, split="valid")
+        rng = np.random.default_rng(config.seed)
+        if len(valid) > config.valid_passages:
+            valid = [valid[i] for i in sorted(rng.choice(len(valid), config.valid_passages,
+                                                         replace=False))]
+        self.valid_records = valid
+
+        _seed_everything(config.seed)
+        self.model = build_model(config).to(self.device)
+        if config.channels_last:
+            for tower in (self.model.sheet, self.model.audio):
+                tower.cnn.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(self.model, config)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="max", factor=config.lr_factor, patience=config.patience,
+            min_lr=config.min_lr)
+        self.loss = PassageLoss(margin=config.margin, symmetric=config.symmetric)
+        self.epoch, self.step, self.best = 0, 0, -1.0
+        self.sampler = EpochSampler(len(self.train_records), config.passages_per_epoch,
+                                    seed=config.seed, rank=self.rank, world=self.world)
+        self._resume()
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _state(self, metrics: dict) -> dict:
+        return {
+            "train_config": self.config.to_dict(),
+            "metrics": metrics,
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_valid_MRR": self.best,
+        }
+
+    def _resume(self) -> None:
+        last = self.out / "last.pt"
+        if not last.exists():
+            return
+        payload = checkpoint.read(last)
+        if payload["model_config"] != self.model.config.to_dict():
+            raise CheckpointError(f"{last} is of another model shape; use another --out")
+        self.model.load_state_dict(payload["state_dict"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.epoch, self.step = payload["epoch"], payload["step"]
+        self.best = payload["best_valid_MRR"]
+        torch.set_rng_state(payload["torch_rng"])
+        if self.rank == 0:
+            print(f"resuming {self.out} after epoch {self.epoch} (best valid MRR {self.best:.3f})")
+
+    def _save(self, metrics: dict, *, best: bool) -> None:
+        if self.rank != 0:
+            return
+        state = self._state(metrics)
+        checkpoint.save(self.out / "last.pt", self.model, optimizer=self.optimizer.state_dict(),
+                        scheduler=self.scheduler.state_dict(), torch_rng=torch.get_rng_state(),
+                        **state)
+        if best:
+            checkpoint.save(self.out / "best.pt", self.model, **state)
+
+    # -- loop ---------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.config.bf16 and self.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _inputs(self, batch: dict) -> tuple:
+        fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        return (batch["sheet"].to(self.device, memory_format=fmt), batch["sheet_lengths"],
+                batch["audio"].to(self.device, memory_format=fmt), batch["audio_lengths"])
+
+    def train_epoch(self) -> tuple[float, int]:
+        from tqdm import tqdm
+
+        self.sampler.set_epoch(self.epoch)
+        loader = DataLoader(
+            PassageSnippets(self.config.data, self.train_records, augment=self.config.augment),
+            batch_size=self.config.batch_size, sampler=self.sampler, collate_fn=collate,
+            num_workers=self.config.workers, drop_last=True,
+            persistent_workers=False, prefetch_factor=4 if self.config.workers else None)
+        self.net.train()
+        losses, seen = [], 0
+        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}", unit="batch",
+                   disable=self.rank != 0, leave=False)
+        for batch in bar:
+            with self._autocast():
+                sheet, audio = self.net(*self._inputs(batch))
+            loss = self.loss(sheet, audio)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            losses.append(loss.item())
+            seen += len(batch["index"])
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+            if self.config.max_steps and self.step >= self.config.max_steps:
+                break
+        return float(np.mean(losses)) if losses else float("nan"), seen * self.world
+
+    def validate(self) -> dict:
+        with self._autocast():
+            sheet, audio = embed(self.model, self.config.data, self.valid_records,
+                                 device=str(self.device))
+        keys = [(r["piece"], r["system"]) for r in self.valid_records]
+        ranks = rank_passages(sheet, audio, keys)
+        return {d: retrieval_metrics(r) for d, r in ranks.items()}
+
+    def fit(self) -> dict:
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
+        log_path = self.out / "log.csv"
+        metrics: dict = {}
+        while self.epoch < self.config.epochs:
+            t0 = time.perf_counter()
+            train_loss, seen = self.train_epoch()
+            seconds = time.perf_counter() - t0
+            self.epoch += 1
+            metrics = self.validate() if self.rank == 0 else {}
+            score = torch.tensor([(metrics["a2s"]["MRR"] + metrics["s2a"]["MRR"]) / 2
+                                  if metrics else 0.0])
+            if self.world > 1:
+                dist.broadcast(score, 0)  # every rank steps its scheduler on rank 0's figure
+            valid_mrr = float(score)
+            self.scheduler.step(valid_mrr)
+            improved = valid_mrr > self.best
+            self.best = max(self.best, valid_mrr)
+            row = {"epoch": self.epoch, "step": self.step, "train_loss": round(train_loss, 5),
+                   "valid_a2s_MRR": round(metrics.get("a2s", {}).get("MRR", 0.0), 4),
+                   "valid_s2a_MRR": round(metrics.get("s2a", {}).get("MRR", 0.0), 4),
+                   "valid_MRR": round(valid_mrr, 4),
+                   "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 1),
+                   "passages_per_s": round(seen / seconds, 1)}
+            self._save({"valid": metrics, **row}, best=improved)
+            if self.rank == 0:
+                new = not log_path.exists()
+                with open(log_path, "a", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+                    if new:
+                        writer.writeheader()
+                    writer.writerow(row)
+                print(", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+            if self.config.max_steps and self.step >= self.config.max_steps:
+                break
+        if self.world > 1:
+            dist.barrier()
+        return metrics

@@ -1,0 +1,110 @@
+"""Training end to end on three real chorales (tiny preset): checkpoints, resume, DDP, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from scorelink import checkpoint
+from scorelink.errors import CheckpointError, ConfigError
+from scorelink.train.config import TrainConfig
+from scorelink.train.trainer import Trainer
+
+
+def _config(data, out, **kw) -> TrainConfig:
+    values = dict(data=str(data), out=str(out), preset="tiny", embed_dim=16, epochs=2,
+                  passages_per_epoch=24, batch_size=8, workers=0, valid_passages=64)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def test_checkpoint_describes_itself(chorale_dataset, tmp_path):
+    Trainer(_config(chorale_dataset, tmp_path / "run", epochs=1)).fit()
+    payload = checkpoint.read(tmp_path / "run" / "best.pt")
+    for key in ("model_config", "preprocessing", "train_config", "metrics", "epoch", "state_dict"):
+        assert key in payload
+    assert payload["epoch"] == 1 and payload["preprocessing"]["N_BINS"] == 92
+    model, _ = checkpoint.load_model(tmp_path / "run" / "best.pt")  # rebuilt from the file alone
+    assert model.config.embed_dim == 16
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,step,train_loss") and len(log) == 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["preset"] == "tiny"
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(chorale_dataset, tmp_path):
+    torch.manual_seed(0)
+    Trainer(_config(chorale_dataset, tmp_path / "straight")).fit()
+    Trainer(_config(chorale_dataset, tmp_path / "killed", epochs=1)).fit()  # "killed" after 1
+    resumed = Trainer(_config(chorale_dataset, tmp_path / "killed"))
+    assert resumed.epoch == 1
+    resumed.fit()
+    a = checkpoint.read(tmp_path / "straight" / "last.pt")["state_dict"]
+    b = checkpoint.read(tmp_path / "killed" / "last.pt")["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+
+
+def test_bad_configs_and_checkpoints(chorale_dataset, tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key"):
+        TrainConfig.load(None, ["learning_rate=0.1"])
+    with pytest.raises(ConfigError, match="expected int"):
+        TrainConfig.load(None, ["epochs=many"])
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        checkpoint.load_model(bad)
+    torch.save({"something": "else"}, bad)
+    with pytest.raises(CheckpointError, match="not a scorelink checkpoint"):
+        checkpoint.load_model(bad)
+
+
+def test_ddp_two_cpu_processes(chorale_dataset, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29533", "-m", "scorelink", "train", "--data", str(chorale_dataset),
+           "--out", str(out), "--preset", "tiny", "--epochs", "1", "embed_dim=16",
+           "passages_per_epoch=32", "batch_size=8", "workers=0", "valid_passages=64"]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    payload = checkpoint.read(out / "last.pt")
+    assert payload["step"] == 2  # 32 passages / (2 processes x 8) per step
+    assert payload["train_config"]["passages_per_epoch"] == 32
+
+
+def test_cli_build_train_evaluate(three_scores, tmp_path):
+    cli = [sys.executable, "-m", "scorelink"]
+    data, run_dir, report = tmp_path / "ds", tmp_path / "run", tmp_path / "eval.json"
+    steps = [
+        ["data", "build", "--scores", str(three_scores), "--out", str(data), "--no-progress",
+         "--workers", "1"],
+        ["train", "--data", str(data), "--out", str(run_dir), "--preset", "tiny", "--epochs",
+         "1", "embed_dim=16", "passages_per_epoch=16", "batch_size=4", "workers=0"],
+        ["evaluate", "--data", str(data), "--checkpoint", str(run_dir / "best.pt"), "--json",
+         str(report)],
+    ]
+    for step in steps:
+        run = subprocess.run(cli + step, capture_output=True, text=True)
+        assert run.returncode == 0, (step, run.stderr[-2000:])
+    result = json.loads(report.read_text())
+    assert set(result["a2s"]) == {"R@1", "R@10", "R@25", "MRR", "MR"}
+    assert 0 < result["s2a"]["MRR"] <= 1
+    assert "A2S" in run.stdout and "S2A" in run.stdout
+    # bad input: a clear message, a non-zero exit, nothing written
+    bad = subprocess.run(cli + ["evaluate", "--data", str(data), "--checkpoint",
+                                str(run_dir / "best.pt"), "--tempo", "3"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "no test passages" in bad.stderr
+    (tmp_path / "broken.pt").write_bytes(b"\0" * 100)
+    bad = subprocess.run(cli + ["evaluate", "--data", str(data), "--checkpoint",
+                                str(tmp_path / "broken.pt")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "checkpoint" in bad.stderr
+    bad = subprocess.run(cli + ["train", "--data", str(tmp_path / "nowhere"), "--out",
+                                str(tmp_path / "r2")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "does not exist" in bad.stderr
+    assert not (tmp_path / "r2").exists()
