@@ -34,7 +34,7 @@ def save(path: str | Path, model: torch.nn.Module, **info: Any) -> None:
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "kind": "rnn",
+        "kind": model.kind,
         "model_config": model.config.to_dict(),
         "preprocessing": preprocessing(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -64,15 +64,26 @@ def read(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_model(path: str | Path | None = None, *, kind: str = "rnn"):
-    """(model in eval mode, checkpoint dict). path=None: the shipped default model."""
+def load_model(path: str | Path | None = None, *, kind: str | None = None):
+    """(model in eval mode, checkpoint dict). path=None: the shipped default model.
+
+    kind: "rnn" or "snippet" to insist on one; None accepts either.
+    """
     from scorelink.models.passage import PassageModel, PassageModelConfig
+    from scorelink.models.snippet_model import SnippetModel, SnippetModelConfig
 
     path = shipped_path() if path is None else Path(path)
     payload = read(path)
-    if payload["kind"] != kind:
-        raise CheckpointError(f"{path} holds a {payload['kind']!r} model, not {kind!r}")
-    model = PassageModel(PassageModelConfig(**payload["model_config"]))
+    classes = {"rnn": (PassageModel, PassageModelConfig),
+               "snippet": (SnippetModel, SnippetModelConfig)}
+    if payload.get("kind") not in classes or (kind and payload["kind"] != kind):
+        raise CheckpointError(f"{path} holds a {payload.get('kind')!r} model, not "
+                              f"{kind or ' or '.join(classes)!r}")
+    model_cls, config_cls = classes[payload["kind"]]
+    try:
+        model = model_cls(config_cls(**payload["model_config"]))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: bad model config ({exc})") from exc
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the passage model on a dataset folder")
     t.add_argument("--data", metavar="DIR")
     t.add_argument("--out", metavar="RUN", help="run folder (rerun the same command to resume)")
-    t.add_argument("--model", choices=["rnn"], default="rnn")
+    t.add_argument("--model", choices=["rnn", "snippet"],
+                   help="rnn: the passage model (default); snippet: the baseline (BL)")
     t.add_argument("--preset", choices=["paper", "tiny"])
     t.add_argument("--init-from", metavar="CKPT", help="start the CNNs from this checkpoint")
     t.add_argument("--freeze-cnn", action="store_true", default=None)
@@ -81,7 +82,7 @@ def _train(args: argparse.Namespace) -> int:
     from scorelink.train.trainer import Trainer
 
     config = TrainConfig.load(args.config, args.overrides, data=args.data, out=args.out,
-                              preset=args.preset, init_from=args.init_from,
+                              model=args.model, preset=args.preset, init_from=args.init_from,
                               freeze_cnn=args.freeze_cnn, epochs=args.epochs)
     Trainer(config).fit()
     return 0

@@ -125,8 +125,13 @@ class Dataset:
         return np.asarray(_mmap(strips_path(self.root, record["piece"]))[record["strip"]])
 
     def spec(self, record: dict) -> np.ndarray:
-        spec = _mmap(spec_path(self.root, record["piece"], record["rendition"]))
+        """(N_BINS, frames) float32 spectrogram of the passage."""
+        spec = self.rendition_spec(record)
         return np.asarray(spec[:, record["start_frame"] : record["end_frame"]], dtype=np.float32)
+
+    def rendition_spec(self, record: dict) -> np.ndarray:
+        """(N_BINS, all frames) float16 memory map of the record's whole rendition."""
+        return _mmap(spec_path(self.root, record["piece"], record["rendition"]))
 
     def notes(self, record: dict) -> np.ndarray:
         table = _mmap(notes_path(self.root, record["piece"], record["rendition"]))

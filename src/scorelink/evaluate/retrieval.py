@@ -69,14 +69,24 @@ def rank_passages(sheet: np.ndarray, audio: np.ndarray, keys: list) -> dict[str,
     }
 
 
+def rank_records(model, data: str | Path, records: list[dict], *, workers: int = 0,
+                 device: str = "cpu") -> dict[str, np.ndarray]:
+    """Ranks of the correct answers among `records`: passage embeddings, or snippet votes (BL)."""
+    if getattr(model, "kind", "rnn") == "snippet":
+        from scorelink.evaluate.voting import vote_ranks
+
+        return vote_ranks(model, data, records, device=device)
+    sheet, audio = embed(model, data, records, workers=workers, device=device)
+    return rank_passages(sheet, audio, [(r["piece"], r["system"]) for r in records])
+
+
 def evaluate(model, data: str | Path, *, split: str = "test", tempo: float = 1.0,
              directions: tuple[str, ...] = DIRECTIONS, workers: int = 0,
              device: str = "cpu") -> dict:
     """{"a2s": {metric: value}, "s2a": {...}, "queries": {...}} for one split and tempo."""
     ds = Dataset(data)
     records = eval_records(ds, split=split, tempo=tempo)
-    sheet, audio = embed(model, data, records, workers=workers, device=device)
-    ranks = rank_passages(sheet, audio, [(r["piece"], r["system"]) for r in records])
+    ranks = rank_records(model, data, records, workers=workers, device=device)
     out = {d: retrieval_metrics(ranks[d]) for d in directions}
     out["queries"] = {d: int(len(ranks[d])) for d in directions}
     return out

@@ -85,6 +85,8 @@ class Tower(nn.Module):
 class PassageModel(nn.Module):
     """Two towers mapping sheet and audio passages into one embedding space."""
 
+    kind = "rnn"
+
     def __init__(self, config: PassageModelConfig | None = None):
         super().__init__()
         self.config = config or PassageModelConfig()

@@ -65,3 +65,35 @@ def audio_snippets(spec: np.ndarray) -> np.ndarray:
     spec = np.pad(spec, ((0, 0), (0, length - spec.shape[1])))
     cols = np.arange(n)[:, None] * AUDIO_SNIPPET_HOP + np.arange(AUDIO_SNIPPET_FRAMES)
     return np.ascontiguousarray(spec[:, cols].transpose(1, 0, 2))
+
+
+def sheet_window(strip: np.ndarray, x: float, *, scale: float = 1.0, shift: int = 0) -> np.ndarray:
+    """(80, 90) float32 ink: the 160 x 180 px of the strip centred on column x, halved.
+
+    scale > 1 zooms out (takes a larger region), shift moves the window down by `shift` px;
+    both are the snippet model's augmentation. White beyond the strip.
+    """
+    from PIL import Image
+
+    h = int(round(STRIP_HEIGHT * scale))
+    w = int(round(2 * SHEET_SNIPPET_WIDTH * scale))
+    top = (STRIP_HEIGHT - h) // 2 + shift
+    left = int(round(x)) - w // 2
+    region = np.full((h, w), 255, dtype=np.uint8)
+    ys = slice(max(top, 0), min(top + h, strip.shape[0]))
+    xs = slice(max(left, 0), min(left + w, strip.shape[1]))
+    region[ys.start - top : ys.stop - top, xs.start - left : xs.stop - left] = strip[ys, xs]
+    if (h, w) != (STRIP_HEIGHT, 2 * SHEET_SNIPPET_WIDTH):
+        size = (2 * SHEET_SNIPPET_WIDTH, STRIP_HEIGHT)
+        region = np.asarray(Image.fromarray(region).resize(size, Image.BILINEAR))
+    return halve_strip(region)
+
+
+def audio_window(spec: np.ndarray, frame: int) -> np.ndarray:
+    """(92, 20) float32: the spectrogram frames centred on `frame`, zeros beyond the ends."""
+    half = AUDIO_SNIPPET_FRAMES // 2
+    out = np.zeros((spec.shape[0], AUDIO_SNIPPET_FRAMES), dtype=np.float32)
+    a, b = max(frame - half, 0), min(frame + half, spec.shape[1])
+    if b > a:
+        out[:, a - (frame - half) : b - (frame - half)] = spec[:, a:b]
+    return out

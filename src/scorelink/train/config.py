@@ -8,16 +8,22 @@ from pathlib import Path
 
 from scorelink.errors import ConfigError
 
+# The snippet baseline's own values (Dorfer et al. as adapted by the paper); they replace the
+# passage model's defaults when model="snippet", unless set explicitly.
+SNIPPET_DEFAULTS = {"embed_dim": 32, "margin": 0.6, "lr": 1e-4, "weight_decay": 1e-3,
+                    "batch_size": 256, "passages_per_epoch": 65_536}
+
 
 @dataclass
 class TrainConfig:
     data: str = ""
     out: str = ""
+    model: str = "rnn"  # rnn (the passage model) | snippet (the baseline, BL)
     preset: str = "paper"  # model shape: paper | tiny
     embed_dim: int = 64
     rnn: str = "gru"  # gru | lstm
     epochs: int = 180
-    passages_per_epoch: int = 16_384  # drawn at random each epoch (the authors' value)
+    passages_per_epoch: int = 16_384  # drawn at random each epoch (snippet model: pairs)
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-5
@@ -62,6 +68,10 @@ class TrainConfig:
         unknown = set(merged) - set(types)
         if unknown:
             raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {', '.join(types)}")
+        if merged.get("model", "rnn") not in ("rnn", "snippet"):
+            raise ConfigError(f"model must be rnn or snippet, not {merged['model']!r}")
+        if merged.get("model") == "snippet":
+            merged = {**SNIPPET_DEFAULTS, **merged}
         return cls(**merged)
 
 

@@ -21,26 +21,40 @@ from scorelink import checkpoint
 from scorelink.data.store import Dataset
 from scorelink.errors import CheckpointError, ConfigError, DatasetError
 from scorelink.evaluate.metrics import retrieval_metrics
-from scorelink.evaluate.retrieval import embed, eval_records, rank_passages
+from scorelink.evaluate.retrieval import eval_records, rank_records
 from scorelink.models.passage import PassageModel, PassageModelConfig
+from scorelink.models.snippet_model import SnippetModel, SnippetModelConfig
 from scorelink.train.batches import EpochSampler, PassageSnippets, collate
 from scorelink.train.config import TrainConfig
 from scorelink.train.loss import PassageLoss
+from scorelink.train.snippet_batches import NoteSnippets
 
 LOG_FIELDS = ("epoch", "step", "train_loss", "valid_a2s_MRR", "valid_s2a_MRR", "valid_MRR",
               "lr", "seconds", "passages_per_s")
 
 
-def build_model(config: TrainConfig) -> PassageModel:
-    model_config = PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
-                                             rnn=config.rnn)
-    model = PassageModel(model_config)
+def build_model(config: TrainConfig) -> PassageModel | SnippetModel:
+    if config.model == "snippet":
+        model = SnippetModel(SnippetModelConfig.preset(config.preset,
+                                                       embed_dim=config.embed_dim))
+    else:
+        shape = _cnn_shape(config.init_from) if config.init_from else {}
+        model = PassageModel(PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
+                                                       rnn=config.rnn, **shape))
     if config.init_from:
         init_cnns(model, config.init_from)
     if config.freeze_cnn:
         for tower in (model.sheet, model.audio):
             tower.cnn.requires_grad_(False)
     return model
+
+
+def _cnn_shape(path: str) -> dict:
+    """The CNN shape of the checkpoint the passage model starts from, so its weights fit."""
+    payload = checkpoint.read(path)
+    shape = payload["model_config"]
+    dim = shape["embed_dim"] if payload.get("kind") == "snippet" else shape["snippet_dim"]
+    return {"channels": tuple(shape["channels"]), "snippet_dim": dim}
 
 
 def init_cnns(model: PassageModel, path: str) -> None:
@@ -109,7 +123,14 @@ class Trainer:
             min_lr=config.min_lr)
         self.loss = PassageLoss(margin=config.margin, symmetric=config.symmetric)
         self.epoch, self.step, self.best = 0, 0, -1.0
-        self.sampler = EpochSampler(len(self.train_records), config.passages_per_epoch,
+        if config.model == "snippet":
+            self.train_set = NoteSnippets(config.data, self.train_records, augment=config.augment)
+            self.collate = None  # default collation stacks the fixed-size snippets
+        else:
+            self.train_set = PassageSnippets(config.data, self.train_records,
+                                             augment=config.augment)
+            self.collate = collate
+        self.sampler = EpochSampler(len(self.train_set), config.passages_per_epoch,
                                     seed=config.seed, rank=self.rank, world=self.world)
         self._resume()
         self.net = self.model
@@ -132,7 +153,8 @@ class Trainer:
         if not last.exists():
             return
         payload = checkpoint.read(last)
-        if payload["model_config"] != self.model.config.to_dict():
+        if (payload["kind"], payload["model_config"]) != (self.model.kind,
+                                                          self.model.config.to_dict()):
             raise CheckpointError(f"{last} is of another model shape; use another --out")
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
@@ -163,16 +185,19 @@ class Trainer:
 
     def _inputs(self, batch: dict) -> tuple:
         fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
-        return (batch["sheet"].to(self.device, memory_format=fmt), batch["sheet_lengths"],
-                batch["audio"].to(self.device, memory_format=fmt), batch["audio_lengths"])
+        sheet = batch["sheet"].to(self.device, memory_format=fmt)
+        audio = batch["audio"].to(self.device, memory_format=fmt)
+        if self.config.model == "snippet":
+            return sheet, audio
+        return sheet, batch["sheet_lengths"], audio, batch["audio_lengths"]
 
     def train_epoch(self) -> tuple[float, int]:
         from tqdm import tqdm
 
         self.sampler.set_epoch(self.epoch)
         loader = DataLoader(
-            PassageSnippets(self.config.data, self.train_records, augment=self.config.augment),
-            batch_size=self.config.batch_size, sampler=self.sampler, collate_fn=collate,
+            self.train_set, batch_size=self.config.batch_size, sampler=self.sampler,
+            collate_fn=self.collate,
             num_workers=self.config.workers, drop_last=True,
             persistent_workers=False, prefetch_factor=4 if self.config.workers else None)
         self.net.train()
@@ -196,10 +221,8 @@ class Trainer:
 
     def validate(self) -> dict:
         with self._autocast():
-            sheet, audio = embed(self.model, self.config.data, self.valid_records,
+            ranks = rank_records(self.model, self.config.data, self.valid_records,
                                  device=str(self.device))
-        keys = [(r["piece"], r["system"]) for r in self.valid_records]
-        ranks = rank_passages(sheet, audio, keys)
         return {d: retrieval_metrics(r) for d, r in ranks.items()}
 
     def fit(self) -> dict:

@@ -1,0 +1,90 @@
+"""The snippet baseline: note-centred snippets, voting, training, RNN-FT/FZ initialisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from scorelink import checkpoint
+from scorelink.data.store import Dataset
+from scorelink.evaluate.retrieval import eval_records
+from scorelink.evaluate.voting import K_VOTES, _votes, vote_ranks
+from scorelink.models.snippets import audio_window, sheet_window
+from scorelink.train.config import TrainConfig
+from scorelink.train.snippet_batches import NoteSnippets
+from scorelink.train.trainer import Trainer, build_model
+
+
+def test_sheet_window_is_centred_on_the_notehead():
+    strip = np.full((160, 835), 255, np.uint8)
+    strip[70:90, 400:402] = 0  # a short black stroke at x = 400..401
+    win = sheet_window(strip, 400)
+    assert win.shape == (80, 90)
+    cols = np.nonzero(win.sum(axis=0))[0]
+    assert cols.tolist() == [45]  # columns 90, 91 of the 180 px window halve to 45
+    rows = np.nonzero(win.sum(axis=1))[0]
+    assert rows.min() == 35 and rows.max() == 44
+    shifted = sheet_window(strip, 400, shift=4)  # window moved down: content moves up
+    assert np.nonzero(shifted.sum(axis=1))[0].min() == 33
+    assert sheet_window(strip, 400, scale=1.05).shape == (80, 90)
+    assert not sheet_window(strip, 5).any()  # nothing drawn near the left edge
+
+
+def test_audio_window_edges():
+    spec = np.arange(92 * 30, dtype=np.float32).reshape(92, 30) + 1
+    w = audio_window(spec, 3)  # frames -7..12: seven zeros first
+    assert not w[:, :7].any()
+    np.testing.assert_array_equal(w[:, 7:], spec[:, 0:13])
+    np.testing.assert_array_equal(audio_window(spec, 15), spec[:, 5:25])
+
+
+def test_votes_count_nearest_owners():
+    db = np.eye(4)[[0, 0, 1, 2, 3]]  # five candidate snippets, owners 0,0,1,2,3
+    owner = np.array([0, 0, 1, 2, 3])
+    query = np.eye(4)[[0]]
+    v = _votes(query, db, owner, 4)
+    assert K_VOTES >= 5 and np.floor(v).tolist() == [2, 1, 1, 1]  # all five vote
+    assert v[0] > v[1]  # owner 0 has the two most similar snippets
+
+
+def test_note_pairs_match_onsets(chorale_dataset):
+    ds = Dataset(chorale_dataset)
+    records = ds.records(split="train")[:3]
+    pairs = NoteSnippets(chorale_dataset, records)
+    for r_idx, frame, x in pairs.pairs[:50]:
+        r = records[int(r_idx)]
+        notes = ds.notes(r)
+        here = notes["onset_frame"] + r["start_frame"] == frame
+        assert here.any() and abs(notes["x"][here].mean() - x) < 1e-3
+    item = pairs[0]
+    assert item["sheet"].shape == (1, 80, 90) and item["audio"].shape == (1, 92, 20)
+    assert item["sheet"].max() > 0.5  # ink at the notehead
+
+
+def test_snippet_training_voting_and_rnn_init(chorale_dataset, tmp_path):
+    base = dict(data=str(chorale_dataset), preset="tiny", epochs=1, workers=0,
+                valid_passages=64)
+    bl = TrainConfig.load(None, model="snippet", out=str(tmp_path / "bl"),
+                          passages_per_epoch=64, batch_size=32, **base)
+    assert bl.margin == 0.6 and bl.embed_dim == 32 and bl.lr == 1e-4  # the baseline's values
+    Trainer(bl).fit()
+    model, payload = checkpoint.load_model(tmp_path / "bl" / "best.pt")
+    assert payload["kind"] == "snippet"
+    records = eval_records(Dataset(chorale_dataset), split="test")
+    ranks = vote_ranks(model, chorale_dataset, records)
+    n_systems = len({(r["piece"], r["system"]) for r in records})
+    assert len(ranks["a2s"]) == len(records) and ranks["a2s"].max() <= n_systems
+    assert len(ranks["s2a"]) == n_systems and ranks["s2a"].max() <= len(records)
+
+    # RNN-FZ: the passage model's CNNs start from BL's and stay frozen
+    fz = TrainConfig(out=str(tmp_path / "fz"), init_from=str(tmp_path / "bl" / "best.pt"),
+                     freeze_cnn=True, embed_dim=16, passages_per_epoch=16, batch_size=8, **base)
+    start = build_model(fz).state_dict()
+    for k, v in payload["state_dict"].items():
+        if ".cnn." in f".{k}" and "num_batches" not in k:
+            torch.testing.assert_close(start[k], v, msg=k)
+    Trainer(fz).fit()
+    trained = checkpoint.read(tmp_path / "fz" / "last.pt")["state_dict"]
+    for k, v in payload["state_dict"].items():
+        if ".cnn." in f".{k}" and "weight" in k:
+            torch.testing.assert_close(trained[k], v, msg=k)
