@@ -88,3 +88,70 @@ def test_snippet_training_voting_and_rnn_init(chorale_dataset, tmp_path):
     for k, v in payload["state_dict"].items():
         if ".cnn." in f".{k}" and "weight" in k:
             torch.testing.assert_close(trained[k], v, msg=k)
+
+
+def test_cca_recovers_a_known_correlation():
+    from scorelink.models.cca import CCAProjection, fit_cca
+
+    g = torch.Generator().manual_seed(0)
+    n, sigma = 20_000, 0.5
+    z = torch.randn(n, generator=g)
+    x = torch.stack([z, torch.randn(n, generator=g), torch.randn(n, generator=g)], 1)
+    y = torch.stack([torch.randn(n, generator=g), 3 * (z + sigma * torch.randn(n, generator=g)),
+                     torch.randn(n, generator=g)], 1)
+    mix = torch.tensor([[1.0, 0.5, 0.0], [0.2, 1.0, 0.3], [0.0, 0.4, 1.0]])
+    x = x @ mix + 5  # correlated, offset coordinates: CCA must undo both
+    mx, wx, my, wy, corr = fit_cca(x, y, reg=1e-6)
+    expected = 1 / np.sqrt(1 + sigma**2)  # corr(z, z + sigma * noise)
+    assert abs(float(corr[0]) - expected) < 0.01
+    assert (corr[1:] < 0.05).all() and (corr[:-1] >= corr[1:]).all()
+    layer_x, layer_y = CCAProjection(3), CCAProjection(3)
+    layer_x.set(mx, wx)
+    layer_y.set(my, wy)
+    px, py = layer_x(x).double(), layer_y(y).double()
+    eye = torch.eye(3, dtype=torch.float64)
+    torch.testing.assert_close(px.T @ px / (n - 1), eye, atol=2e-3, rtol=0)
+    torch.testing.assert_close(py.T @ py / (n - 1), eye, atol=2e-3, rtol=0)
+    torch.testing.assert_close(px.T @ py / (n - 1), torch.diag(corr.double()), atol=2e-3, rtol=0)
+
+
+def test_refine_cca_cli_and_rnn_ft_cca(chorale_dataset, tmp_path, capsys):
+    from scorelink.cli import main
+
+    bl = TrainConfig.load(None, model="snippet", out=str(tmp_path / "bl"),
+                          data=str(chorale_dataset), preset="tiny", epochs=1, workers=0,
+                          valid_passages=64,
+                          passages_per_epoch=64, batch_size=32)
+    Trainer(bl).fit()
+    source, refined = tmp_path / "bl" / "best.pt", tmp_path / "bl-cca.pt"
+    assert main(["refine-cca", "--checkpoint", str(source), "--data", str(chorale_dataset),
+                 "--out", str(refined), "--pairs", "200"]) == 0
+    assert "canonical correlations" in capsys.readouterr().out
+    model, payload = checkpoint.load_model(refined)
+    assert payload["kind"] == "snippet" and payload["model_config"]["cca"]
+    assert payload["cca"]["pairs"] == 200 and len(payload["cca"]["correlations"]) == 32
+    assert not torch.equal(model.sheet.cca.weight, torch.eye(32))  # fitted, not the identity
+    records = eval_records(Dataset(chorale_dataset), split="test")
+    assert len(vote_ranks(model, chorale_dataset, records)["a2s"]) == len(records)
+
+    # bad input: the source itself as --out, an RNN checkpoint, a missing file; nothing written
+    before = source.read_bytes()
+    assert main(["refine-cca", "--checkpoint", str(source), "--data", str(chorale_dataset),
+                 "--out", str(source)]) == 2
+    assert source.read_bytes() == before
+    assert main(["refine-cca", "--checkpoint", str(tmp_path / "nope.pt"),
+                 "--data", str(chorale_dataset), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+    # RNN-FT-CCA: the passage model carries the refined CNNs and CCA layers and fine-tunes
+    ft = TrainConfig(out=str(tmp_path / "ft"), init_from=str(refined), data=str(chorale_dataset),
+                     preset="tiny", epochs=1, workers=0, valid_passages=64, embed_dim=16,
+                     passages_per_epoch=16, batch_size=8)
+    rnn = build_model(ft)
+    assert rnn.config.cca and rnn.config.snippet_dim == 32
+    torch.testing.assert_close(rnn.audio.cca.weight, model.audio.cca.weight)
+    Trainer(ft).fit()
+    assert main(["refine-cca", "--checkpoint", str(tmp_path / "ft" / "best.pt"),
+                 "--data", str(chorale_dataset), "--out", str(tmp_path / "y.pt")]) == 2
+    assert "not 'snippet'" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()

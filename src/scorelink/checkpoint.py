@@ -91,6 +91,19 @@ def load_model(path: str | Path | None = None, *, kind: str | None = None):
     return model.eval(), payload
 
 
+def export(source: str | Path, dest: str | Path, **extra: Any) -> dict[str, Any]:
+    """Copy a checkpoint without its resume state (optimizer, scheduler, RNG): for shipping."""
+    payload = read(source)
+    for key in ("optimizer", "scheduler", "torch_rng"):
+        payload.pop(key, None)
+    payload.update(extra, exported_from=str(source))
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(dest)
+    return payload
+
+
 def shipped_path() -> Path:
     path = Path(str(resources.files("scorelink") / "weights" / SHIPPED))
     if not path.exists():

@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--config", metavar="FILE", help="JSON run config (keys of TrainConfig)")
     t.add_argument("overrides", nargs="*", metavar="key=value")
 
+    r = sub.add_parser("refine-cca", help="fit the CCA layer of a snippet model (BL -> BL-CCA)")
+    r.add_argument("--checkpoint", required=True, metavar="CKPT", help="a snippet-model checkpoint")
+    r.add_argument("--data", required=True, metavar="DIR", help="dataset with training passages")
+    r.add_argument("--out", required=True, metavar="CKPT", help="the refined checkpoint (new file)")
+    r.add_argument("--pairs", type=int, default=25_000, help="training snippet pairs to fit on")
+    r.add_argument("--seed", type=int, default=0)
+
     e = sub.add_parser("evaluate", help="retrieval metrics of a model on a dataset split")
     e.add_argument("--data", required=True, metavar="DIR")
     e.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
@@ -85,6 +92,16 @@ def _train(args: argparse.Namespace) -> int:
                               model=args.model, preset=args.preset, init_from=args.init_from,
                               freeze_cnn=args.freeze_cnn, epochs=args.epochs)
     Trainer(config).fit()
+    return 0
+
+
+def _refine_cca(args: argparse.Namespace) -> int:
+    from scorelink.train.refine import refine_cca
+
+    info = refine_cca(args.checkpoint, args.data, args.out, pairs=args.pairs, seed=args.seed)
+    corr = info["correlations"]
+    print(f"fitted CCA on {info['pairs']} training snippet pairs: canonical correlations "
+          f"{corr[0]:.3f} ... {corr[-1]:.3f} (mean {sum(corr) / len(corr):.3f}); wrote {args.out}")
     return 0
 
 
@@ -159,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {("data", "build"): _data_build, ("data", "stats"): _data_stats,
                 ("data", "show"): _data_show, ("train", None): _train,
-                ("evaluate", None): _evaluate}
+                ("evaluate", None): _evaluate,
+                ("refine-cca", None): _refine_cca}
     try:
         return handlers[(args.command, getattr(args, "data_command", None))](args)
     except ScorelinkError as exc:

@@ -19,6 +19,7 @@ from scorelink.constants import (
     SHEET_SNIPPET_HEIGHT,
     SHEET_SNIPPET_WIDTH,
 )
+from scorelink.models.cca import CCAProjection
 from scorelink.models.encoders import SnippetCNN
 
 
@@ -31,6 +32,7 @@ class PassageModelConfig:
     hidden: int = 128
     embed_dim: int = 64  # the paper sweeps 16 ... 1024
     rnn: str = "gru"  # or "lstm"
+    cca: bool = False  # a CCA layer after the CNN (RNN-*-CCA: copied from a refined BL)
 
     def __post_init__(self) -> None:
         if self.rnn not in ("gru", "lstm"):
@@ -59,6 +61,7 @@ class Tower(nn.Module):
     def __init__(self, input_hw: tuple[int, int], config: PassageModelConfig):
         super().__init__()
         self.cnn = SnippetCNN(input_hw, config.channels, config.snippet_dim)
+        self.cca = CCAProjection(config.snippet_dim) if config.cca else None
         rnn = nn.GRU if config.rnn == "gru" else nn.LSTM
         self.rnn = rnn(config.snippet_dim, config.hidden, batch_first=True)
         self.proj = nn.Linear(config.hidden, config.embed_dim)
@@ -66,6 +69,8 @@ class Tower(nn.Module):
     def forward(self, snippets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """snippets: (sum(lengths), 1, H, W) of B passages in order; lengths: (B,) -> (B, D)."""
         feats = self.cnn(snippets).float()  # (N, 32)
+        if self.cca is not None:
+            feats = self.cca(feats)
         batch, longest = len(lengths), int(lengths.max())
         # scatter the flat snippet features into a (B, T, 32) padded batch
         starts = torch.cumsum(lengths, 0) - lengths

@@ -19,6 +19,7 @@ from scorelink.constants import (
     SHEET_SNIPPET_HEIGHT,
     SHEET_SNIPPET_WIDTH,
 )
+from scorelink.models.cca import CCAProjection
 from scorelink.models.encoders import SnippetCNN
 
 
@@ -28,6 +29,7 @@ class SnippetModelConfig:
 
     channels: tuple[int, ...] = (24, 48, 96, 96)
     embed_dim: int = 32
+    cca: bool = False  # a fitted CCA layer after the CNN (`scorelink refine-cca`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
@@ -47,9 +49,17 @@ class SnippetTower(nn.Module):
     def __init__(self, input_hw: tuple[int, int], config: SnippetModelConfig):
         super().__init__()
         self.cnn = SnippetCNN(input_hw, config.channels, config.embed_dim)
+        self.cca = CCAProjection(config.embed_dim) if config.cca else None
+
+    def features(self, snippets: torch.Tensor) -> torch.Tensor:
+        """Snippet vectors before the CCA layer and the L2 norm (what CCA is fitted on)."""
+        return self.cnn(snippets).float()
 
     def forward(self, snippets: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.cnn(snippets).float(), dim=-1)
+        feats = self.features(snippets)
+        if self.cca is not None:
+            feats = self.cca(feats)
+        return F.normalize(feats, dim=-1)
 
 
 class SnippetModel(nn.Module):

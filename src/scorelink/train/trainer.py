@@ -8,6 +8,7 @@ import contextlib
 import csv
 import json
 import os
+import platform
 import random
 import time
 from pathlib import Path
@@ -54,13 +55,15 @@ def _cnn_shape(path: str) -> dict:
     payload = checkpoint.read(path)
     shape = payload["model_config"]
     dim = shape["embed_dim"] if payload.get("kind") == "snippet" else shape["snippet_dim"]
-    return {"channels": tuple(shape["channels"]), "snippet_dim": dim}
+    return {"channels": tuple(shape["channels"]), "snippet_dim": dim,
+            "cca": bool(shape.get("cca", False))}
 
 
 def init_cnns(model: PassageModel, path: str) -> None:
-    """Copy the snippet CNNs of another checkpoint (RNN-FT / RNN-FZ)."""
+    """Copy the snippet CNNs (and CCA layers) of another checkpoint (RNN-FT / RNN-FZ)."""
     payload = checkpoint.read(path)
-    cnn = {k: v for k, v in payload["state_dict"].items() if ".cnn." in f".{k}"}
+    cnn = {k: v for k, v in payload["state_dict"].items()
+           if ".cnn." in f".{k}" or ".cca." in f".{k}"}
     if not cnn:
         raise CheckpointError(f"{path} has no snippet CNN weights")
     missing = model.load_state_dict(cnn, strict=False)
@@ -78,6 +81,24 @@ def _device(config: TrainConfig) -> torch.device:
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(config.device)
+
+
+def _hardware(device: torch.device, world: int) -> str:
+    """What trains this run, for the record in its checkpoints."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = next((line.split(":", 1)[1].strip() for line in _cpuinfo()
+                     if line.startswith("model name")), platform.processor() or "CPU")
+        name += f", {torch.get_num_threads()} threads"
+    return f"{world} x {name}" if world > 1 else name
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
 
 
 def _seed_everything(seed: int) -> None:
@@ -146,6 +167,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "best_valid_MRR": self.best,
+            "hardware": _hardware(self.device, self.world),
         }
 
     def _resume(self) -> None:
@@ -153,8 +175,11 @@ class Trainer:
         if not last.exists():
             return
         payload = checkpoint.read(last)
-        if (payload["kind"], payload["model_config"]) != (self.model.kind,
-                                                          self.model.config.to_dict()):
+        try:  # fields added since the checkpoint was written take their defaults
+            saved = type(self.model.config)(**payload["model_config"]).to_dict()
+        except (TypeError, ValueError):
+            saved = payload["model_config"]
+        if (payload["kind"], saved) != (self.model.kind, self.model.config.to_dict()):
             raise CheckpointError(f"{last} is of another model shape; use another --out")
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
