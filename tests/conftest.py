@@ -73,3 +73,33 @@ def three_scores(tiny_scores) -> Path:
     text = (tiny_scores / "c.musicxml").read_text().replace("<step>C</step>", "<step>D</step>")
     (tiny_scores / "c.musicxml").write_text(text)
     return tiny_scores
+
+
+def tiny_passage_model(seed: int = 0):
+    """An untrained tiny passage model (search mechanics, not search quality)."""
+    import torch
+
+    from scorelink.models.passage import PassageModel, PassageModelConfig
+
+    torch.manual_seed(seed)
+    return PassageModel(PassageModelConfig.preset("tiny")).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    from scorelink import checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    checkpoint.save(path, tiny_passage_model())
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_index(tmp_path_factory, chorale_dataset, tiny_ckpt) -> Path:
+    """An index of the chorale dataset's test split, made through the CLI."""
+    from scorelink.cli import main
+
+    out = tmp_path_factory.mktemp("idx") / "idx"
+    assert main(["index", "--out", str(out), "--checkpoint", str(tiny_ckpt),
+                 "--data", str(chorale_dataset)]) == 0
+    return out

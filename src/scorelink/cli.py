@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
                    help="build only every N-th piece starting at I (0-based)")
     b.add_argument("--seed", type=int, default=0, help="seed of the splits and renditions")
+    b.add_argument("--only-split", choices=["train", "valid", "test"],
+                   help="build just the pieces of this split (same split as a full build)")
     b.add_argument("--renditions", type=int, default=4, help="renditions per training piece")
     b.add_argument("--keep-audio", choices=["none", "test", "all"], default="test",
                    help="which renditions to keep as FLAC (test: held-out timbre, tempo 1.0)")
@@ -73,6 +75,46 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--pairs", type=int, default=25_000, help="training snippet pairs to fit on")
     r.add_argument("--seed", type=int, default=0)
 
+    ix = sub.add_parser("index", help="embed scores and recordings into a search index")
+    ix.add_argument("--out", required=True, metavar="IDX", help="index folder")
+    ix.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
+    ix.add_argument("--data", metavar="DIR", help="a dataset folder: its test split")
+    ix.add_argument("--split", default="test", choices=["test", "valid", "train"],
+                    help="which split of --data (its evaluation rendition)")
+    ix.add_argument("--scores", nargs="+", metavar="PATH", default=[],
+                    help="score files or folders: MusicXML/MXL/kern/MEI, PNG/JPG, PDF")
+    ix.add_argument("--recordings", nargs="+", metavar="PATH", default=[],
+                    help="audio files or folders: WAV/FLAC/OGG/MP3")
+    ix.add_argument("--add", action="store_true", help="append to an existing index")
+    ix.add_argument("--approximate", action="store_true",
+                    help="HNSW graph instead of exact search (for millions of passages)")
+
+    se = sub.add_parser("search", help="query an index by audio or by a sheet image")
+    se.add_argument("--index", required=True, metavar="IDX")
+    q = se.add_mutually_exclusive_group(required=True)
+    q.add_argument("--audio", metavar="FILE", help="find the systems this audio plays")
+    q.add_argument("--image", metavar="FILE", help="find where this system sounds")
+    se.add_argument("--start", type=float, metavar="S", help="audio: from S seconds")
+    se.add_argument("--end", type=float, metavar="E", help="audio: until E seconds")
+    se.add_argument("--system", type=int, metavar="N",
+                    help="image: the N-th system of the page (0-based, top to bottom)")
+    se.add_argument("--top", type=int, default=10, metavar="K")
+    se.add_argument("--by", choices=["passage", "piece"], default="passage")
+    se.add_argument("--checkpoint", metavar="CKPT", help="default: the model the index names")
+    se.add_argument("--json", action="store_true", help="print JSON")
+
+    sv = sub.add_parser("serve", help="the web page: search an index from a browser")
+    sv.add_argument("--index", required=True, metavar="IDX")
+    sv.add_argument("--host", default="127.0.0.1", metavar="H")
+    sv.add_argument("--port", type=int, default=8000, metavar="P")
+    sv.add_argument("--checkpoint", metavar="CKPT", help="default: the model the index names")
+
+    dm = sub.add_parser("demo", help="build, index and query the built-in demo collection")
+    dm.add_argument("--out", default="demo", metavar="DIR", help="where everything goes")
+    dm.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
+    dm.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    dm.add_argument("--limit", type=int, help="only the first N corpus pieces (a quick look)")
+
     e = sub.add_parser("evaluate", help="retrieval metrics of a model on a dataset split")
     e.add_argument("--data", required=True, metavar="DIR")
     e.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
@@ -102,6 +144,122 @@ def _refine_cca(args: argparse.Namespace) -> int:
     corr = info["correlations"]
     print(f"fitted CCA on {info['pairs']} training snippet pairs: canonical correlations "
           f"{corr[0]:.3f} ... {corr[-1]:.3f} (mean {sum(corr) / len(corr):.3f}); wrote {args.out}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    import time
+
+    from scorelink.search import collect
+    from scorelink.search.embed import Embedder
+    from scorelink.search.index import Index, Pending
+
+    if not (args.data or args.scores or args.recordings):
+        raise ScorelinkError("nothing to index: give --data, --scores and/or --recordings")
+    t0 = time.perf_counter()
+    embedder = Embedder.load(args.checkpoint)
+    parts = []
+    if args.data:
+        parts.append(collect.from_dataset(args.data, embedder, split=args.split))
+    if args.scores:
+        parts.append(collect.from_scores(args.scores, embedder))
+    if args.recordings:
+        parts.append(collect.from_recordings(args.recordings, embedder))
+    pending = Pending()
+    for p in parts:
+        pending.add_systems(p.systems, _stack(p.system_vectors, embedder.dim))
+        pending.add_windows(p.windows, _stack(p.window_vectors, embedder.dim))
+        pending.pages.update(p.pages)
+    index = Index.write(args.out, pending, model_name=embedder.name,
+                        fingerprint=embedder.fingerprint, dim=embedder.dim, add=args.add,
+                        kind="hnsw" if args.approximate else "flat")
+    print(f"{'added' if args.add else 'indexed'} {len(pending.systems)} systems and "
+          f"{len(pending.windows)} audio windows in {time.perf_counter() - t0:.0f} s; "
+          f"{args.out} holds {index.sheet.ntotal} systems, {index.audio.ntotal} windows")
+    return 0
+
+
+def _stack(vectors: list, dim: int):
+    import numpy as np
+
+    return np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from scorelink.search import query
+    from scorelink.search.embed import Embedder
+    from scorelink.search.index import Index
+    from scorelink.search.recordings import MAX_QUERY_SECONDS, read_audio
+
+    index = Index(args.index)
+    name = index.info["model"]["name"]
+    embedder = Embedder.load(args.checkpoint or (None if name.startswith("shipped:") else name))
+    index.check_model(embedder.fingerprint)
+    if args.audio:
+        samples = read_audio(args.audio, start=args.start, end=args.end,
+                             max_seconds=MAX_QUERY_SECONDS)
+        hits = query.search_audio(index, embedder, samples,
+                                  top=0 if args.by == "piece" else args.top)
+    else:
+        hits = query.search_sheet(index, embedder, _query_strip(args.image, args.system),
+                                  top=0 if args.by == "piece" else args.top)
+    results = query.by_piece(hits, top=args.top) if args.by == "piece" else hits
+    if args.json:
+        print(json.dumps({"query": args.audio or args.image, "by": args.by,
+                          "results": results}, indent=1))
+    else:
+        print(_format_hits(results, args.by, "audio" if args.audio else "image"))
+    return 0
+
+
+def _query_strip(path: str, system: int | None):
+    from scorelink.errors import QueryError
+    from scorelink.search.pages import find_systems, load_pages, system_strips
+
+    page = load_pages(path)[0]
+    found = find_systems(page)
+    if not found:
+        raise QueryError(f"{path}: no staves found; is it an image of printed music?")
+    if system is None:
+        if len(found) > 1:
+            raise QueryError(f"{path} shows {len(found)} systems; choose one with --system N "
+                             f"(0 to {len(found) - 1}, top to bottom)")
+        system = 0
+    if not 0 <= system < len(found):
+        raise QueryError(f"{path} shows {len(found)} systems; --system must be 0 to "
+                         f"{len(found) - 1}")
+    return system_strips(page, [found[system]])[0]
+
+
+def _format_hits(results: list[dict], by: str, kind: str) -> str:
+    if not results:
+        return "no results"
+    if by == "piece":
+        lines = [f"{'rank':>4}  {'score':>6}  {'hits':>4}  piece"]
+        lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['hits']:>4}  {r['piece']}"
+                  for r in results]
+    elif kind == "audio":
+        lines = [f"{'rank':>4}  {'score':>6}  {'page':>4}  {'system':>6}  piece"]
+        lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['page']:>4}  {r['system']:>6}  "
+                  f"{r['piece']}" for r in results]
+    else:
+        lines = [f"{'rank':>4}  {'score':>6}  {'start':>8}  {'end':>8}  recording"]
+        lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['start']:>8.1f}  {r['end']:>8.1f}  "
+                  f"{r['recording']}" for r in results]
+    return "\n".join(lines)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from scorelink.web.app import serve
+
+    serve(args.index, host=args.host, port=args.port, checkpoint=args.checkpoint)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from scorelink.demo import run_demo
+
+    run_demo(args.out, checkpoint=args.checkpoint, workers=args.workers, limit=args.limit)
     return 0
 
 
@@ -138,7 +296,8 @@ def _data_build(args: argparse.Namespace) -> int:
     config = BuildConfig(source=origin, seed=args.seed, train_renditions=args.renditions,
                          keep_audio=args.keep_audio)
     report = build(sources, args.out, config=config, workers=args.workers, shard=args.shard,
-                   limit=args.limit, progress=not args.no_progress)
+                   limit=args.limit, only_split=args.only_split,
+                   progress=not args.no_progress)
     total = sum(report.passages.values())
     print(f"built {report.built}, already there {report.skipped}, failed {len(report.failed)} "
           f"(of {report.pieces} pieces) in {report.seconds:.0f} s")
@@ -177,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {("data", "build"): _data_build, ("data", "stats"): _data_stats,
                 ("data", "show"): _data_show, ("train", None): _train,
                 ("evaluate", None): _evaluate,
-                ("refine-cca", None): _refine_cca}
+                ("refine-cca", None): _refine_cca, ("index", None): _index,
+                ("search", None): _search, ("serve", None): _serve,
+                ("demo", None): _demo}
     try:
         return handlers[(args.command, getattr(args, "data_command", None))](args)
     except ScorelinkError as exc:

@@ -31,3 +31,11 @@ class CheckpointError(ScorelinkError):
 
 class ConfigError(ScorelinkError):
     """A run configuration has an unknown key or a bad value."""
+
+
+class SearchIndexError(ScorelinkError):
+    """An index folder is missing, corrupt, of another format, or made by another model."""
+
+
+class QueryError(ScorelinkError):
+    """A search query cannot be answered as given (too short, silent, ambiguous, ...)."""

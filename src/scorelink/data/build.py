@@ -52,9 +52,14 @@ def build(
     workers: int = 1,
     shard: tuple[int, int] = (0, 1),
     limit: int | None = None,
+    only_split: str | None = None,
     progress: bool = True,
 ) -> BuildReport:
-    """Build (or resume) the dataset in `out`. Raises ToolMissingError before any work."""
+    """Build (or resume) the dataset in `out`. Raises ToolMissingError before any work.
+
+    only_split: build just the pieces of that split (splits are still assigned over all
+    sources, so a piece lands in the same split as in a full build).
+    """
     from scorelink.data.synthesize import check_synthesis
 
     t0 = time.perf_counter()
@@ -70,6 +75,10 @@ def build(
         raise ScorelinkError("no scores to build")
     root = Path(out)
     splits = assign_splits([s.piece for s in sources], seed=config.seed)
+    if only_split is not None:
+        sources = [s for s in sources if splits[s.piece] == only_split]
+        if not sources:
+            raise ScorelinkError(f"no pieces in split {only_split!r}")
     _open_dataset(root, config, splits)
 
     todo = []

@@ -66,11 +66,13 @@ class Tower(nn.Module):
         self.rnn = rnn(config.snippet_dim, config.hidden, batch_first=True)
         self.proj = nn.Linear(config.hidden, config.embed_dim)
 
-    def forward(self, snippets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """snippets: (sum(lengths), 1, H, W) of B passages in order; lengths: (B,) -> (B, D)."""
+    def features(self, snippets: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) snippets -> (N, snippet_dim) float32 vectors (CNN, then CCA if any)."""
         feats = self.cnn(snippets).float()  # (N, 32)
-        if self.cca is not None:
-            feats = self.cca(feats)
+        return self.cca(feats) if self.cca is not None else feats
+
+    def summarize(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """feats: (sum(lengths), snippet_dim) of B passages in order; lengths: (B,) -> (B, D)."""
         batch, longest = len(lengths), int(lengths.max())
         # scatter the flat snippet features into a (B, T, 32) padded batch
         starts = torch.cumsum(lengths, 0) - lengths
@@ -85,6 +87,10 @@ class Tower(nn.Module):
             _, state = self.rnn(packed)
         hidden = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c)
         return F.normalize(self.proj(hidden[-1]), dim=-1)  # (B, D)
+
+    def forward(self, snippets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """snippets: (sum(lengths), 1, H, W) of B passages in order; lengths: (B,) -> (B, D)."""
+        return self.summarize(self.features(snippets), lengths)
 
 
 class PassageModel(nn.Module):

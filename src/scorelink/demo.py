@@ -1,0 +1,185 @@
+"""`scorelink demo`: the built-in demo collection, indexed with the shipped model, queried in
+both directions, with an HTML report of example queries.
+
+1. builds the test split of the built-in corpus (held-out piano timbre; resumable),
+2. indexes its systems and its tempo-1.0 audio passages with the shipped model,
+3. runs every test passage through the index as a query, audio -> sheet and sheet -> audio,
+   and prints R@1/10/25, MRR and median rank,
+4. writes OUT/report.html: example queries with the retrieved system highlighted on its page,
+   the correct one marked, and audio players.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scorelink.evaluate.metrics import retrieval_metrics
+from scorelink.evaluate.report import format_table
+from scorelink.search.index import Index
+
+EXAMPLES = 4  # example queries per direction in the report
+
+
+def run_demo(out: str | Path = "demo", *, checkpoint: str | None = None, workers: int = 2,
+             limit: int | None = None, progress: bool = True) -> dict:
+    from scorelink.data.build import BuildConfig, build
+    from scorelink.data.sources import corpus_sources
+    from scorelink.search import collect
+    from scorelink.search.embed import Embedder
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    data = out / "data"
+    print(f"1/4 building the demo collection (test split of the built-in corpus) in {data}")
+    build(corpus_sources("chorales"), data, config=BuildConfig(source="corpus:chorales"),
+          workers=workers, only_split="test", limit=limit, progress=progress)
+    embedder = Embedder.load(checkpoint)
+    idx_path = out / "index"
+    if idx_path.exists():
+        try:
+            existing = Index(idx_path)
+            existing.check_model(embedder.fingerprint)
+        except Exception:  # noqa: BLE001 - any problem with an old index: make it anew
+            shutil.rmtree(idx_path)
+    if not idx_path.exists():
+        print(f"2/4 indexing it with {embedder.name}")
+        Index.write(idx_path, collect.from_dataset(data, embedder), model_name=embedder.name,
+                    fingerprint=embedder.fingerprint, dim=embedder.dim)
+    else:
+        print(f"2/4 using the index in {idx_path}")
+    index = Index(idx_path)
+    print(f"3/4 querying: every test passage, both directions "
+          f"({index.audio.ntotal} audio passages, {index.sheet.ntotal} systems)")
+    ranks, answers = index_ranks(index)
+    result = {"model": embedder.name, "data": str(data), "split": "test", "tempo": 1.0,
+              **{d: retrieval_metrics(r) for d, r in ranks.items()},
+              "queries": {d: int(len(r)) for d, r in ranks.items()}}
+    print(format_table(result))
+    (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+    report = write_report(out, index, ranks, answers, result)
+    print(f"4/4 report: {report}  ({time.perf_counter() - t0:.0f} s in all)")
+    return result
+
+
+def index_ranks(index: Index) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Rank of the correct answer for every indexed passage as a query, through FAISS.
+
+    A2S: each audio passage against all systems (right: its own system). S2A: each system
+    against all audio passages (right: any passage of that system; the best one counts).
+    Returns (ranks per direction, top answers (ids) per direction).
+    """
+    systems, windows = index.all_rows("sheet"), index.all_rows("audio")
+    key_of_system = {r["id"]: (r["piece"], r["system"]) for r in systems}
+    key_of_window = {r["id"]: (r["piece"], r["system"]) for r in windows}
+    ranks, answers = {}, {}
+    _, ids = index.nearest("sheet", index.vectors("audio"), index.sheet.ntotal)
+    ranks["a2s"] = np.array([1 + [key_of_system[int(i)] for i in row].index(key_of_window[w["id"]])
+                             for row, w in zip(ids, windows, strict=True)])
+    answers["a2s"] = ids[:, :3]
+    _, ids = index.nearest("audio", index.vectors("sheet"), index.audio.ntotal)
+    ranks["s2a"] = np.array([1 + [key_of_window[int(i)] for i in row].index(key_of_system[s["id"]])
+                             for row, s in zip(ids, systems, strict=True)])
+    answers["s2a"] = ids[:, :3]
+    return ranks, answers
+
+
+def _page_with_boxes(index: Index, system_row: dict, correct_row: dict | None, dest: Path) -> str:
+    """The page of system_row with it outlined (orange) and the correct system (green)."""
+    from PIL import Image, ImageDraw
+
+    page = Image.open(index.root / system_row["page_image"]).convert("RGB")
+    draw = ImageDraw.Draw(page)
+    if correct_row is not None and correct_row["page_image"] == system_row["page_image"]:
+        t, left, b, r = (correct_row[k] for k in ("top", "left", "bottom", "right"))
+        draw.rectangle([left - 9, t - 9, r + 9, b + 9], outline=(40, 160, 60), width=4)
+    t, left, b, r = (system_row[k] for k in ("top", "left", "bottom", "right"))
+    draw.rectangle([left - 5, t - 5, r + 5, b + 5], outline=(221, 107, 32), width=3)
+    bottom = int(min(page.height, max(b, correct_row["bottom"] if correct_row and
+                                      correct_row["page_image"] == system_row["page_image"]
+                                      else b) + 60))
+    page = page.crop((0, 0, page.width, max(bottom, 300)))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    page.save(dest)
+    return dest.name
+
+
+def _clip(window: dict, dest: Path) -> str | None:
+    import soundfile
+
+    if not window.get("audio_path") or not Path(window["audio_path"]).is_file():
+        return None
+    info = soundfile.info(window["audio_path"])
+    audio, sr = soundfile.read(window["audio_path"], start=int(window["start"] * info.samplerate),
+                               stop=int(window["end"] * info.samplerate))
+    soundfile.write(dest, audio, sr, format="OGG", subtype="VORBIS")
+    return dest.name
+
+
+def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: dict) -> Path:
+    assets = out / "report"
+    shutil.rmtree(assets, ignore_errors=True)
+    assets.mkdir(parents=True)
+    systems = {r["id"]: r for r in index.all_rows("sheet")}
+    windows = {r["id"]: r for r in index.all_rows("audio")}
+    by_key = {(r["piece"], r["system"]): r for r in systems.values()}
+    rng = np.random.default_rng(0)
+    parts = [f"<h1>scorelink demo</h1><p>Model <code>{html.escape(result['model'])}</code>; "
+             f"{len(windows)} audio passages and {len(systems)} systems of the built-in test "
+             "split (held-out piano timbre, tempo 1.0). Every passage is a query.</p>",
+             "<table><tr><th>direction</th><th>R@1</th><th>R@10</th><th>R@25</th><th>MRR</th>"
+             "<th>MR</th></tr>"]
+    for d in ("a2s", "s2a"):
+        m = result[d]
+        parts.append(f"<tr><td>{d.upper()}</td><td>{m['R@1']:.1f}</td><td>{m['R@10']:.1f}</td>"
+                     f"<td>{m['R@25']:.1f}</td><td>{m['MRR']:.3f}</td><td>{m['MR']:.0f}</td></tr>")
+    parts.append("</table><h2>Audio &rarr; sheet: which line is this?</h2>")
+    window_ids = sorted(windows)
+    for k, q in enumerate(rng.choice(len(window_ids), min(EXAMPLES, len(window_ids)),
+                                     replace=False)):
+        w = windows[window_ids[q]]
+        clip = _clip(w, assets / f"a2s-{k}.ogg")
+        top = systems[int(answers["a2s"][q][0])]
+        correct = by_key[(w["piece"], w["system"])]
+        img = _page_with_boxes(index, top, correct, assets / f"a2s-{k}.png")
+        verdict = "right" if ranks["a2s"][q] == 1 else f"correct system at rank {ranks['a2s'][q]}"
+        parts.append(
+            f"<div class=ex><p><b>Query</b>: {html.escape(w['recording'])}, "
+            f"{w['start']:.1f}&ndash;{w['end']:.1f} s "
+            + (f"<audio controls src='report/{clip}'></audio>" if clip else "")
+            + f"<br><b>Top answer</b>: {html.escape(top['piece'])}, page {top['page'] + 1}, "
+            f"system {top['system'] + 1} ({verdict}; orange: retrieved, green: correct)</p>"
+            f"<img src='report/{img}'></div>")
+    parts.append("<h2>Sheet &rarr; audio: where does this line sound?</h2>")
+    system_ids = sorted(systems)
+    for k, q in enumerate(rng.choice(len(system_ids), min(EXAMPLES, len(system_ids)),
+                                     replace=False)):
+        s = systems[system_ids[q]]
+        img = _page_with_boxes(index, s, None, assets / f"s2a-{k}.png")
+        items = []
+        for j, wid in enumerate(answers["s2a"][q]):
+            w = windows[int(wid)]
+            clip = _clip(w, assets / f"s2a-{k}-{j}.ogg")
+            mark = "&#10004; right" if (w["piece"], w["system"]) == (s["piece"], s["system"]) \
+                else "&#10008; other"
+            items.append(f"<li>{html.escape(w['recording'])} {w['start']:.1f}&ndash;"
+                         f"{w['end']:.1f} s ({mark}) "
+                         + (f"<audio controls src='report/{clip}'></audio>" if clip else "")
+                         + "</li>")
+        parts.append(f"<div class=ex><p><b>Query</b>: {html.escape(s['piece'])}, page "
+                     f"{s['page'] + 1}, system {s['system'] + 1} (outlined)</p>"
+                     f"<img src='report/{img}'><ol>{''.join(items)}</ol></div>")
+    style = ("<style>body{font-family:system-ui,sans-serif;max-width:900px;margin:20px auto;"
+             "color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+             "padding:4px 10px;text-align:right}.ex{border-top:1px solid #ddd;margin:18px 0}"
+             "img{max-width:100%;border:1px solid #ddd}audio{vertical-align:middle;height:30px}"
+             "</style>")
+    path = out / "report.html"
+    path.write_text(f"<!doctype html><html><head><meta charset=utf-8><title>scorelink demo"
+                    f"</title>{style}</head><body>{''.join(parts)}</body></html>\n")
+    return path

@@ -1,0 +1,144 @@
+"""What goes into an index: a dataset's test collection, score files, page images, recordings.
+
+Each function embeds its items and returns an `index.Pending` (vectors + metadata rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from scorelink.constants import FPS
+from scorelink.errors import ScoreError, ScorelinkError
+from scorelink.search.embed import Embedder
+from scorelink.search.index import Pending
+from scorelink.search.recordings import AUDIO_SUFFIXES, read_audio, windows
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf")
+
+
+def page_path(piece: str, page: int) -> str:
+    return f"pages/{piece}/page-{page + 1:03d}.png"
+
+
+def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
+                 tempo: float = 1.0) -> Pending:
+    """The split's systems (sheet side) and its evaluation rendition's passages (audio side)."""
+    from scorelink.data.store import Dataset
+    from scorelink.evaluate.retrieval import eval_records
+
+    ds = Dataset(root)
+    records = eval_records(ds, split=split, tempo=tempo)
+    pending = Pending()
+    first: dict[tuple[str, int], dict] = {}
+    for r in records:
+        first.setdefault((r["piece"], r["system"]), r)
+    systems = list(first.values())
+    pending.add_systems(
+        [{"piece": r["piece"], "page": r["page"], "system": r["system"],
+          "top": r["box"][0], "left": r["box"][1], "bottom": r["box"][2], "right": r["box"][3],
+          "page_image": page_path(r["piece"], r["page"]), "source": f"dataset:{split}"}
+         for r in systems],
+        embedder.sheet(np.stack([ds.strip(r) for r in systems])))
+    for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
+        pending.pages[page_path(piece, page)] = ds.page(piece, page)
+    by_rendition: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        by_rendition.setdefault((r["piece"], r["rendition"]), []).append(r)
+    for (piece, rendition), group in by_rendition.items():
+        spec = ds.rendition_spec(group[0])
+        flac = Path(ds.root) / "pieces" / piece / f"{rendition}.flac"
+        pending.add_windows(
+            [{"recording": f"{piece}/{rendition}", "start": r["start"],
+              "end": r["end"],
+              "audio_path": str(flac.resolve()) if flac.exists() else None,
+              "piece": piece, "system": r["system"], "source": f"dataset:{split}"}
+             for r in group],
+            embedder.audio(spec, [(r["start_frame"], r["end_frame"]) for r in group]))
+    return pending
+
+
+def _files(paths: Iterable[str | Path], suffixes: tuple[str, ...], what: str) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in suffixes)
+            if not found:
+                raise ScorelinkError(f"no {what} files ({', '.join(suffixes)}) under {p}")
+            out += found
+        elif p.is_file():
+            if p.suffix.lower() not in suffixes:
+                raise ScorelinkError(f"{p}: not a {what} file ({', '.join(suffixes)})")
+            out.append(p)
+        else:
+            raise ScorelinkError(f"{p} does not exist")
+    return out
+
+
+def from_scores(paths: Iterable[str | Path], embedder: Embedder) -> Pending:
+    """Score files (engraved with Verovio), page images and PDFs (systems found on the page)."""
+    from scorelink.data.sources import SCORE_SUFFIXES
+
+    pending = Pending()
+    for path in _files(paths, SCORE_SUFFIXES + IMAGE_SUFFIXES, "score"):
+        piece = path.stem
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            pages, systems = _image_systems(path)
+        else:
+            pages, systems = _engraved_systems(path)
+        if not systems:
+            raise ScoreError(f"{path}: no systems of music found")
+        strips = np.stack([s["strip"] for s in systems])
+        pending.add_systems(
+            [{"piece": piece, "page": s["page"], "system": k, "top": s["box"][0],
+              "left": s["box"][1], "bottom": s["box"][2], "right": s["box"][3],
+              "page_image": page_path(piece, s["page"]), "source": str(path.resolve())}
+             for k, s in enumerate(systems)],
+            embedder.sheet(strips))
+        for i, page in enumerate(pages):
+            pending.pages[page_path(piece, i)] = page
+    return pending
+
+
+def _engraved_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
+    from scorelink.data.engrave import engrave
+    from scorelink.data.passages import strip
+    from scorelink.data.sources import ScoreSource
+
+    data, zipped = ScoreSource(path.stem, str(path), "file").load()
+    eng = engrave(data, zipped=zipped)
+    return eng.pages, [{"page": s.page, "box": s.box, "strip": strip(eng.pages[s.page], s)}
+                       for s in eng.systems]
+
+
+def _image_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
+    from scorelink.search.pages import find_systems, load_pages, system_strips
+
+    pages = load_pages(path)
+    systems = []
+    for i, page in enumerate(pages):
+        found = find_systems(page)
+        if not found:
+            continue
+        strips = system_strips(page, found)
+        systems += [{"page": i, "box": (b.top, b.left, b.bottom, b.right), "strip": s}
+                    for b, s in zip(found, strips, strict=True)]
+    return pages, systems
+
+
+def from_recordings(paths: Iterable[str | Path], embedder: Embedder) -> Pending:
+    """Recordings cut into overlapping windows of several lengths."""
+    from scorelink.data.spectrogram import spectrogram
+
+    pending = Pending()
+    for path in _files(paths, AUDIO_SUFFIXES, "audio"):
+        spec = spectrogram(read_audio(path))
+        spans = windows(spec.shape[1])
+        pending.add_windows(
+            [{"recording": path.stem, "start": a / FPS, "end": b / FPS,
+              "audio_path": str(path.resolve()), "source": str(path.resolve())}
+             for a, b in spans],
+            embedder.audio(spec, spans))
+    return pending

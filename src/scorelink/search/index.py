@@ -1,0 +1,259 @@
+"""The index folder: two FAISS indexes (sheet systems, audio windows) plus SQLite metadata.
+
+    IDX/index.json            format, version, the model's fingerprint, generation, counts
+    IDX/sheet-<gen>.faiss     one vector per system (inner product on unit vectors = cosine)
+    IDX/audio-<gen>.faiss     one vector per audio window
+    IDX/meta-<gen>.sqlite     systems(id, piece, page, system, box, page image), windows(id,
+                              recording, start, end, audio path, piece/system when known)
+    IDX/pages/<piece>/page-NNN.png   the page images, for display
+
+Writes are atomic: a change writes the files of a new generation, then replaces index.json in
+one rename, then removes the old generation. A reader (or a crash) sees the old index or the new
+one, never a mix. `add` appends vectors and rows; nothing already indexed is embedded again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scorelink.errors import SearchIndexError
+
+FORMAT = "scorelink-index"
+VERSION = 1
+KINDS = ("flat", "hnsw")  # exact inner product; approximate (HNSW graph) for millions
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS systems (
+    id INTEGER PRIMARY KEY, piece TEXT NOT NULL, page INTEGER NOT NULL, system INTEGER NOT NULL,
+    top REAL, left REAL, bottom REAL, right REAL, page_image TEXT, source TEXT);
+CREATE TABLE IF NOT EXISTS windows (
+    id INTEGER PRIMARY KEY, recording TEXT NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL,
+    audio_path TEXT, piece TEXT, system INTEGER, source TEXT);
+CREATE INDEX IF NOT EXISTS windows_recording ON windows (recording);
+CREATE INDEX IF NOT EXISTS systems_piece ON systems (piece);
+"""
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise SearchIndexError("faiss is not installed: pip install faiss-cpu") from exc
+    return faiss
+
+
+def _new_faiss(dim: int, kind: str):
+    faiss = _faiss()
+    if kind == "flat":
+        inner = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efSearch = 128
+    else:
+        raise SearchIndexError(f"index kind must be one of {KINDS}, not {kind!r}")
+    return faiss.IndexIDMap2(inner)
+
+
+@dataclass
+class Pending:
+    """What one `add` call appends: vectors and their metadata rows (dicts)."""
+
+    systems: list[dict] = field(default_factory=list)
+    system_vectors: list[np.ndarray] = field(default_factory=list)
+    windows: list[dict] = field(default_factory=list)
+    window_vectors: list[np.ndarray] = field(default_factory=list)
+    pages: dict[str, np.ndarray] = field(default_factory=dict)  # relative path -> image
+
+    def add_systems(self, rows: list[dict], vectors: np.ndarray) -> None:
+        if len(rows) != len(vectors):
+            raise ValueError("one vector per system")
+        self.systems += rows
+        self.system_vectors.append(np.asarray(vectors, np.float32))
+
+    def add_windows(self, rows: list[dict], vectors: np.ndarray) -> None:
+        if len(rows) != len(vectors):
+            raise ValueError("one vector per window")
+        self.windows += rows
+        self.window_vectors.append(np.asarray(vectors, np.float32))
+
+
+class Index:
+    """An index folder opened for reading; `Index.write` creates or extends one."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        meta = self.root / "index.json"
+        if not meta.is_file():
+            raise SearchIndexError(f"{self.root} is not a scorelink index (no index.json); "
+                                   "make one with `scorelink index --out DIR ...`")
+        try:
+            self.info = json.loads(meta.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SearchIndexError(f"{meta} is unreadable ({exc})") from exc
+        if self.info.get("format") != FORMAT:
+            raise SearchIndexError(f"{self.root} is not a scorelink index")
+        if self.info.get("version") != VERSION:
+            raise SearchIndexError(f"{self.root} is index version {self.info.get('version')}; "
+                                   f"this scorelink reads version {VERSION}")
+        gen = self.info["generation"]
+        faiss = _faiss()
+        try:
+            self.sheet = faiss.read_index(str(self.root / f"sheet-{gen}.faiss"))
+            self.audio = faiss.read_index(str(self.root / f"audio-{gen}.faiss"))
+        except RuntimeError as exc:
+            raise SearchIndexError(f"{self.root}: the vector files are corrupt ({exc})") from exc
+        self.db_path = self.root / f"meta-{gen}.sqlite"
+        if not self.db_path.is_file():
+            raise SearchIndexError(f"{self.root}: metadata file {self.db_path.name} is missing")
+        try:
+            self.db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True,
+                                      check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            n_sys = self.db.execute("SELECT count(*) FROM systems").fetchone()[0]
+            n_win = self.db.execute("SELECT count(*) FROM windows").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise SearchIndexError(f"{self.db_path} is corrupt ({exc})") from exc
+        if (n_sys, n_win) != (self.sheet.ntotal, self.audio.ntotal):
+            raise SearchIndexError(f"{self.root}: metadata ({n_sys} systems, {n_win} windows) "
+                                   f"and vectors ({self.sheet.ntotal}, {self.audio.ntotal}) "
+                                   "disagree")
+
+    @property
+    def fingerprint(self) -> str:
+        return self.info["model"]["fingerprint"]
+
+    def check_model(self, fingerprint: str) -> None:
+        if fingerprint != self.fingerprint:
+            raise SearchIndexError(
+                f"{self.root} was made with model {self.info['model']['name']} "
+                f"({self.fingerprint[:12]}); the query model ({fingerprint[:12]}) is another: "
+                "query with the index's model or rebuild the index")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- queries ------------------------------------------------------------------------------
+    def nearest(self, side: str, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (q, k), ids (q, k)); ids of -1 where fewer than k items exist."""
+        index = self.sheet if side == "sheet" else self.audio
+        q = np.ascontiguousarray(vectors, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self.info["dim"]:
+            raise SearchIndexError(f"query vectors of shape {q.shape}; "
+                                   f"index dim {self.info['dim']}")
+        k = max(1, min(k, index.ntotal)) if index.ntotal else 1
+        return index.search(q, k)
+
+    def rows(self, side: str, ids) -> list[dict]:
+        """Metadata rows for ids, in the same order."""
+        table = "systems" if side == "sheet" else "windows"
+        ids = [int(i) for i in ids if int(i) >= 0]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        found = {r["id"]: dict(r) for r in
+                 self.db.execute(f"SELECT * FROM {table} WHERE id IN ({marks})", ids)}
+        return [found[i] for i in ids]
+
+    def all_rows(self, side: str) -> list[dict]:
+        table = "systems" if side == "sheet" else "windows"
+        return [dict(r) for r in self.db.execute(f"SELECT * FROM {table} ORDER BY id")]
+
+    def vectors(self, side: str) -> np.ndarray:
+        """(n, D) stored vectors in id order (for exact checks; reconstructs every vector)."""
+        index = self.sheet if side == "sheet" else self.audio
+        ids = [r["id"] for r in self.all_rows(side)]
+        return np.stack([index.reconstruct(i) for i in ids]) if ids else np.zeros(
+            (0, self.info["dim"]), np.float32)
+
+    # -- writing ------------------------------------------------------------------------------
+    @classmethod
+    def write(cls, root: str | Path, pending: Pending, *, model_name: str, fingerprint: str,
+              dim: int, add: bool = False, kind: str = "flat") -> Index:
+        """Create the index at root (add=False; root must not exist) or append to it."""
+        root = Path(root)
+        if add:
+            old = cls(root)
+            old.check_model(fingerprint)
+            old.close()
+            info, gen = old.info, old.info["generation"]
+        else:
+            if root.exists() and any(root.iterdir()):
+                raise SearchIndexError(f"{root} exists; use --add to extend it, or a new --out")
+            info = {"format": FORMAT, "version": VERSION, "kind": kind, "dim": dim,
+                    "model": {"name": model_name, "fingerprint": fingerprint},
+                    "generation": 0}
+            gen = None
+        building = root if add else root.with_name(root.name + f".partial-{os.getpid()}")
+        building.mkdir(parents=True, exist_ok=True)
+        new = 0 if gen is None else gen + 1
+        faiss = _faiss()
+        try:
+            db_path = building / f"meta-{new}.sqlite"
+            if gen is not None:
+                with sqlite3.connect(root / f"meta-{gen}.sqlite") as src, \
+                        sqlite3.connect(db_path) as dst:
+                    src.backup(dst)
+                sheet = faiss.read_index(str(root / f"sheet-{gen}.faiss"))
+                audio = faiss.read_index(str(root / f"audio-{gen}.faiss"))
+            else:
+                sheet, audio = _new_faiss(dim, info["kind"]), _new_faiss(dim, info["kind"])
+            with sqlite3.connect(db_path) as db:
+                db.executescript(_SCHEMA)
+                _append(db, sheet, "systems", pending.systems, pending.system_vectors, dim)
+                _append(db, audio, "windows", pending.windows, pending.window_vectors, dim)
+                n_sys = db.execute("SELECT count(*) FROM systems").fetchone()[0]
+                n_win = db.execute("SELECT count(*) FROM windows").fetchone()[0]
+            db.close()
+            for rel, image in pending.pages.items():
+                _save_png(building / rel, image)
+            faiss.write_index(sheet, str(building / f"sheet-{new}.faiss"))
+            faiss.write_index(audio, str(building / f"audio-{new}.faiss"))
+            info = {**info, "generation": new, "systems": n_sys, "windows": n_win}
+            tmp = building / "index.json.tmp"
+            tmp.write_text(json.dumps(info, indent=1) + "\n")
+            tmp.replace(building / "index.json")  # the commit point
+        except BaseException:
+            for name in (f"meta-{new}.sqlite", f"sheet-{new}.faiss", f"audio-{new}.faiss"):
+                (building / name).unlink(missing_ok=True)
+            if not add:
+                shutil.rmtree(building, ignore_errors=True)
+            raise
+        if add:
+            for name in (f"meta-{gen}.sqlite", f"sheet-{gen}.faiss", f"audio-{gen}.faiss"):
+                (root / name).unlink(missing_ok=True)
+        else:
+            if root.exists():
+                root.rmdir()  # an empty folder given as --out
+            building.rename(root)
+        return cls(root)
+
+
+def _append(db: sqlite3.Connection, index, table: str, rows: list[dict],
+            vectors: list[np.ndarray], dim: int) -> None:
+    if not rows:
+        return
+    matrix = np.ascontiguousarray(np.concatenate(vectors), dtype=np.float32)
+    if matrix.shape != (len(rows), dim):
+        raise SearchIndexError(f"{len(rows)} {table} but vectors of shape {matrix.shape}")
+    start = db.execute(f"SELECT coalesce(max(id), -1) + 1 FROM {table}").fetchone()[0]
+    ids = np.arange(start, start + len(rows), dtype=np.int64)
+    columns = sorted({k for r in rows for k in r})
+    quoted = ",".join(f'"{c}"' for c in ["id", *columns])
+    marks = ",".join("?" * (len(columns) + 1))
+    db.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({marks})",
+                   [(int(i), *(r.get(c) for c in columns)) for i, r in zip(ids, rows, strict=True)])
+    index.add_with_ids(matrix, ids)
+
+
+def _save_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(image, np.uint8)).save(path)

@@ -1,0 +1,139 @@
+"""The web page: upload or record an audio clip, see the best pages with the matched system
+highlighted; click a system to hear where it sounds in the best recording.
+
+A small FastAPI app over one index (read-only). Bad requests answer 4xx with a message and
+never take the server down; uploads are capped; searches run in the worker threads, one at a
+time per index (the model and SQLite connection are shared).
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
+from scorelink.errors import ScorelinkError
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_CLIP_SECONDS = 120.0
+
+
+def create_app(index_path: str | Path, checkpoint: str | None = None):
+    from scorelink.search import query
+    from scorelink.search.embed import Embedder
+    from scorelink.search.index import Index
+
+    index = Index(index_path)
+    name = index.info["model"]["name"]
+    embedder = Embedder.load(checkpoint or (None if name.startswith("shipped:") else name))
+    index.check_model(embedder.fingerprint)
+    lock = threading.Lock()
+    root = Path(index_path).resolve()
+    app = FastAPI(title="scorelink", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(ScorelinkError)
+    async def _bad_input(request: Request, exc: ScorelinkError):
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+    @app.middleware("http")
+    async def _cap_upload(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > MAX_UPLOAD_BYTES:
+            return JSONResponse({"error": f"upload larger than {MAX_UPLOAD_BYTES >> 20} MB"},
+                                status_code=413)
+        return await call_next(request)
+
+    def _read_upload(upload: UploadFile) -> bytes:
+        data = upload.file.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise HTTPException(413, f"upload larger than {MAX_UPLOAD_BYTES >> 20} MB")
+        if not data:
+            raise HTTPException(400, "empty upload")
+        return data
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return (resources.files("scorelink.web") / "static" / "index.html").read_text()
+
+    @app.get("/api/info")
+    def info() -> dict:
+        return {"model": name, "systems": index.sheet.ntotal, "windows": index.audio.ntotal}
+
+    @app.post("/api/search/audio")
+    def search_audio(file: Annotated[UploadFile, File()],
+                     start: Annotated[float | None, Form()] = None,
+                     end: Annotated[float | None, Form()] = None,
+                     top: Annotated[int, Form()] = 5) -> dict:
+        from scorelink.search.recordings import read_audio
+
+        data = _read_upload(file)
+        suffix = Path(file.filename or "clip.wav").suffix or ".wav"
+        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+            tmp.write(data)
+            tmp.flush()
+            samples = read_audio(tmp.name, start=start, end=end, max_seconds=MAX_CLIP_SECONDS)
+        with lock:
+            hits = query.search_audio(index, embedder, samples, top=max(1, min(top, 50)))
+            for h in hits:
+                h["page_url"] = f"/{h['page_image']}"
+                h["page_systems"] = [
+                    {"id": r["id"], "system": r["system"],
+                     "box": [r["top"], r["left"], r["bottom"], r["right"]]}
+                    for r in index.db.execute(
+                        "SELECT * FROM systems WHERE piece = ? AND page = ? ORDER BY system",
+                        (h["piece"], h["page"]))]
+        return {"results": hits}
+
+    @app.get("/api/systems/{system_id}/recording")
+    def system_recording(system_id: int) -> dict:
+        """The best recording window for an indexed system (what clicking a system plays)."""
+        if not 0 <= system_id < index.sheet.ntotal:
+            raise HTTPException(404, f"no system {system_id}")
+        vector = index.sheet.reconstruct(system_id)[None]
+        with lock:
+            scores, ids = index.nearest("audio", vector, 1)
+            if ids[0][0] < 0:
+                raise HTTPException(404, "the index holds no recordings")
+            row = index.rows("audio", ids[0][:1])[0]
+        return {"window": row["id"], "recording": row["recording"], "start": row["start"],
+                "end": row["end"], "score": round(float(scores[0][0]), 4),
+                "audio_url": f"/audio/{row['id']}" if row["audio_path"] else None}
+
+    @app.get("/audio/{window_id}")
+    def audio(window_id: int) -> Response:
+        import soundfile
+
+        with lock:
+            rows = index.rows("audio", [window_id]) if 0 <= window_id < index.audio.ntotal \
+                else []
+        if not rows or not rows[0]["audio_path"] or not Path(rows[0]["audio_path"]).is_file():
+            raise HTTPException(404, "no audio for this window")
+        r = rows[0]
+        info = soundfile.info(r["audio_path"])
+        samples, sr = soundfile.read(r["audio_path"], start=int(r["start"] * info.samplerate),
+                                     stop=int(r["end"] * info.samplerate), dtype="float32")
+        buf = io.BytesIO()
+        soundfile.write(buf, samples, sr, format="WAV", subtype="PCM_16")
+        return Response(buf.getvalue(), media_type="audio/wav")
+
+    @app.get("/pages/{path:path}")
+    def page_image(path: str) -> FileResponse:
+        target = (root / "pages" / path).resolve()
+        if not target.is_relative_to(root / "pages") or not target.is_file():
+            raise HTTPException(404, "no such page")
+        return FileResponse(target, media_type="image/png")
+
+    return app
+
+
+def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
+          checkpoint: str | None = None) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(index_path, checkpoint), host=host, port=port, log_level="info")

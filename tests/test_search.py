@@ -1,0 +1,212 @@
+"""Search: shared-snippet embedding vs one by one, FAISS vs brute force, atomic index writes,
+the index and search CLI, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from conftest import tiny_passage_model as _tiny  # noqa: E402
+
+from scorelink import checkpoint
+from scorelink.cli import main
+from scorelink.constants import SAMPLE_RATE
+from scorelink.data.store import Dataset
+from scorelink.errors import SearchIndexError
+from scorelink.models.snippets import audio_snippets, sheet_snippets
+from scorelink.search import collect
+from scorelink.search.embed import Embedder
+from scorelink.search.index import Index, Pending
+from scorelink.search.query import by_piece, query_spans, search_audio
+from scorelink.search.recordings import read_audio, windows
+
+
+def test_shared_snippets_equal_one_by_one(chorale_dataset):
+    model = _tiny()
+    emb = Embedder(model, bf16=False)
+    ds = Dataset(chorale_dataset)
+    spec = ds.rendition_spec(ds.records(split="test", tempo=1.0)[0]).astype(np.float32)
+    spans = windows(spec.shape[1], seconds=(4.5, 7.2)) + [(5, 93), (0, 7)]
+    fast = emb.audio(spec, spans)
+    with torch.no_grad():
+        for (a, b), v in zip(spans, fast, strict=True):
+            x = torch.from_numpy(audio_snippets(spec[:, a:b]))[:, None]
+            slow = model.embed_audio(x, torch.tensor([len(x)]))[0].numpy()
+            np.testing.assert_allclose(v, slow, atol=1e-5)
+    strips = np.stack([ds.strip(r) for r in ds.records(split="test", tempo=1.0)[:3]])
+    with torch.no_grad():
+        for s, v in zip(strips, emb.sheet(strips), strict=True):
+            x = torch.from_numpy(sheet_snippets(s))[:, None]
+            np.testing.assert_allclose(
+                v, model.embed_sheet(x, torch.tensor([len(x)]))[0].numpy(), atol=1e-5)
+    # the bf16 path (what search uses) stays close to float32
+    close = Embedder(model).audio(spec, spans)
+    assert np.abs((close * fast).sum(1) - 1).max() < 0.01
+
+
+def test_windows_cover_the_recording():
+    spans = windows(1200)  # 60 s
+    assert spans[0][0] == 0 and max(b for _, b in spans) == 1200
+    lengths = {b - a for a, b in spans}
+    assert min(lengths) == 90 and max(lengths) == 486
+    assert windows(50) == [(0, 50)]
+    assert query_spans(400) == [(0, 400)]
+    long = query_spans(2000)
+    assert long[0][0] == 0 and long[-1][1] == 2000 and all(b - a == 216 for a, b in long)
+
+
+def test_index_matches_brute_force(data_index, chorale_dataset, tiny_ckpt):
+    index = Index(data_index)
+    ds = Dataset(chorale_dataset)
+    records = ds.records(split="test", tempo=1.0, soundfont="musescore-grand")
+    n_systems = len({(r["piece"], r["system"]) for r in records})
+    assert index.sheet.ntotal == n_systems and index.audio.ntotal == len(records)
+    sheet, audio = index.vectors("sheet"), index.vectors("audio")
+    np.testing.assert_allclose(np.linalg.norm(sheet, axis=1), 1, atol=1e-4)
+    scores, ids = index.nearest("sheet", audio, 5)
+    brute = np.argsort(-(audio @ sheet.T), axis=1, kind="stable")[:, :5]
+    np.testing.assert_allclose(scores, np.take_along_axis(audio @ sheet.T, brute, 1), atol=1e-5)
+    # the hits of an audio query are the systems in brute-force order
+    emb = Embedder.load(tiny_ckpt)
+    flac = next(Path(chorale_dataset).rglob("musescore-grand@1.00.flac"))
+    hits = search_audio(index, emb, read_audio(flac, end=8.0), top=5)
+    assert [h["rank"] for h in hits] == list(range(1, min(5, n_systems) + 1))
+    assert all(a["score"] >= b["score"] for a, b in zip(hits, hits[1:], strict=False))
+    assert {h["piece"] for h in by_piece(hits)} <= {r["piece"] for r in records}
+    page = data_index / hits[0]["page_image"]
+    assert page.is_file()
+
+
+def test_add_is_atomic_and_checks_the_model(tmp_path, data_index, tiny_ckpt):
+    import shutil
+
+    idx = tmp_path / "idx"
+    shutil.copytree(data_index, idx)
+    before = Index(idx)
+    old_sheet, n_audio = before.vectors("sheet"), before.audio.ntotal
+    gen = before.info["generation"]
+    emb = Embedder.load(tiny_ckpt)
+    song = tmp_path / "song.wav"
+    t = np.arange(int(12 * SAMPLE_RATE)) / SAMPLE_RATE
+    soundfile.write(song, 0.3 * np.sin(2 * np.pi * 440 * t * (1 + t / 12)), SAMPLE_RATE)
+    pending = collect.from_recordings([song], emb)
+    assert len(pending.windows) > 5
+
+    # a crash while writing leaves the index as it was
+    import faiss
+
+    real = faiss.write_index
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    faiss.write_index = broken
+    try:
+        with pytest.raises(OSError):
+            Index.write(idx, pending, model_name="x", fingerprint=emb.fingerprint, dim=emb.dim,
+                        add=True)
+    finally:
+        faiss.write_index = real
+    assert Index(idx).audio.ntotal == n_audio
+    assert sorted(p.name for p in idx.iterdir() if p.suffix in (".faiss", ".sqlite")) == sorted(
+        p.name for p in data_index.iterdir() if p.suffix in (".faiss", ".sqlite"))
+
+    after = Index.write(idx, pending, model_name="x", fingerprint=emb.fingerprint, dim=emb.dim,
+                        add=True)
+    assert after.info["generation"] == gen + 1 and after.audio.ntotal == n_audio + len(
+        pending.windows)
+    np.testing.assert_array_equal(after.vectors("sheet"), old_sheet)  # nothing re-embedded
+    assert not (idx / f"meta-{gen}.sqlite").exists()  # the old generation is gone
+    other = Embedder(_tiny(seed=1))
+    with pytest.raises(SearchIndexError, match="another"):
+        Index.write(idx, Pending(), model_name="y", fingerprint=other.fingerprint,
+                    dim=other.dim, add=True)
+    with pytest.raises(SearchIndexError, match="exists"):
+        Index.write(idx, Pending(), model_name="x", fingerprint=emb.fingerprint, dim=emb.dim)
+
+
+def test_search_cli(data_index, chorale_dataset, tiny_ckpt, tmp_path, capsys):
+    flac = next(Path(chorale_dataset).rglob("musescore-grand@1.00.flac"))
+    assert main(["search", "--index", str(data_index), "--audio", str(flac), "--start", "2",
+                 "--end", "10", "--top", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["rank"] for r in out["results"]] == [1, 2, 3]
+    assert {"piece", "page", "system", "box", "score"} <= set(out["results"][0])
+    assert main(["search", "--index", str(data_index), "--audio", str(flac), "--by",
+                 "piece"]) == 0
+    assert "piece" in capsys.readouterr().out
+
+    ds = Dataset(chorale_dataset)
+    r = ds.records(split="test", tempo=1.0)[0]
+    page = tmp_path / "page.png"
+    from PIL import Image
+
+    Image.fromarray(ds.page(r["piece"], r["page"])).save(page)
+    assert main(["search", "--index", str(data_index), "--image", str(page), "--system", "1",
+                 "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["results"]
+    assert hits and {"recording", "start", "end", "score"} <= set(hits[0])
+    for a in hits:  # distinct places: no two hits overlap by half within one recording
+        for b in hits:
+            if a is not b and a["recording"] == b["recording"]:
+                inter = min(a["end"], b["end"]) - max(a["start"], b["start"])
+                assert inter <= 0.5 * min(a["end"] - a["start"], b["end"] - b["start"])
+    assert main(["search", "--index", str(data_index), "--image", str(page)]) == 2
+    assert "--system" in capsys.readouterr().err
+
+
+def test_bad_queries_and_indexes(data_index, tiny_ckpt, tmp_path, capsys):
+    idx = str(data_index)
+    short = tmp_path / "short.wav"
+    soundfile.write(short, 0.3 * np.ones(SAMPLE_RATE // 2), SAMPLE_RATE)
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(3 * SAMPLE_RATE), SAMPLE_RATE)
+    long = tmp_path / "long.wav"  # three hours at 1 kHz, 8 bit: small on disk
+    soundfile.write(long, 0.2 * np.ones(3 * 3600 * 1000), 1000, subtype="PCM_U8")
+    truncated = tmp_path / "truncated.wav"
+    good = tmp_path / "good.wav"
+    soundfile.write(good, 0.3 * np.sin(np.arange(5 * SAMPLE_RATE) / 9), SAMPLE_RATE)
+    truncated.write_bytes(good.read_bytes()[:2000])
+    garbage = tmp_path / "garbage.mp3"
+    garbage.write_bytes(b"\x00\x01not audio" * 100)
+    for path, message in ((short, "at least"), (silent, "silent"), (long, "too long"),
+                          (truncated, "s of audio"), (garbage, "cannot read"),
+                          (tmp_path / "missing.wav", "does not exist")):
+        assert main(["search", "--index", idx, "--audio", str(path)]) == 2, path
+        assert message in capsys.readouterr().err, path
+
+    noise = tmp_path / "noise.png"
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(0).random((600, 835)) * 255).astype(np.uint8)).save(
+        noise)
+    assert main(["search", "--index", idx, "--image", str(noise)]) == 2
+    assert "no staves" in capsys.readouterr().err
+
+    other = tmp_path / "other.pt"
+    checkpoint.save(other, _tiny(seed=1))
+    assert main(["search", "--index", idx, "--audio", str(good), "--checkpoint",
+                 str(other)]) == 2
+    assert "another" in capsys.readouterr().err
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "index.json").write_text('{"format": "something-else"}')
+    assert main(["search", "--index", str(foreign), "--audio", str(good)]) == 2
+    assert main(["search", "--index", str(tmp_path / "none"), "--audio", str(good)]) == 2
+    assert "not a scorelink index" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt"
+    import shutil
+
+    shutil.copytree(data_index, corrupt)
+    next(corrupt.glob("sheet-*.faiss")).write_bytes(b"garbage")
+    assert main(["search", "--index", str(corrupt), "--audio", str(good)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert main(["index", "--out", str(tmp_path / "x"), "--checkpoint", str(tiny_ckpt)]) == 2
+    assert main(["index", "--out", idx, "--checkpoint", str(tiny_ckpt), "--recordings",
+                 str(good)]) == 2  # exists, no --add
+    assert "exists" in capsys.readouterr().err
+    assert Index(idx).audio.ntotal > 0  # unharmed
