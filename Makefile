@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# FluidSynth and the four piano soundfonts (three for training, one held out for testing).
-APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small
+# FluidSynth and the four piano soundfonts (three for training, one held out for testing);
+# Chromium for the web page's end-to-end test.
+APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small \
+                chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEMO_DIR ?= demo-data
+DEMO_DIR ?= demo
 
 .PHONY: setup system-deps demo test lint clean
 
@@ -30,8 +32,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/scorelink data build --corpus chorales --limit 8 --out $(DEMO_DIR)
-	$(BIN)/scorelink data stats $(DEMO_DIR)
+	$(BIN)/scorelink demo --out $(DEMO_DIR)
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -214,7 +214,8 @@ def _search(args: argparse.Namespace) -> int:
 
 def _query_strip(path: str, system: int | None):
     from scorelink.errors import QueryError
-    from scorelink.search.pages import find_systems, load_pages, system_strips
+    from scorelink.search.pages import load_pages, system_strips
+    from scorelink.search.staves import find_systems
 
     page = load_pages(path)[0]
     found = find_systems(page)

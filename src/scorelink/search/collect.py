@@ -114,7 +114,8 @@ def _engraved_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
 
 
 def _image_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
-    from scorelink.search.pages import find_systems, load_pages, system_strips
+    from scorelink.search.pages import load_pages, system_strips
+    from scorelink.search.staves import find_systems
 
     pages = load_pages(path)
     systems = []

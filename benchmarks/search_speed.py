@@ -1,0 +1,157 @@
+"""Benchmark: query latency against 10k / 100k / 1M indexed passages, indexing throughput, and
+the peak memory of `scorelink serve` with a 100k index.
+
+    python benchmarks/search_speed.py --data data/chorales [--checkpoint CKPT] [--pages DIR]
+
+Latency: a 20 s audio clip from the dataset's test recordings, spectrogram + embedding + FAISS
+search (+ metadata lookup), p50 and p95 over repeated queries. The size sweep fills the sheet
+side with synthetic unit vectors (the search cost does not depend on what they encode); the
+exact (flat) index is measured at every size, the approximate (HNSW) one at the largest.
+Indexing: page images (systems found on the page) per minute, and hours of audio per minute.
+Prints a Markdown block for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from scorelink.search import collect, query
+from scorelink.search.embed import Embedder
+from scorelink.search.index import Index, Pending
+from scorelink.search.recordings import read_audio
+
+
+def _synthetic(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _synthetic_index(root: Path, embedder: Embedder, n: int, *, kind: str = "flat") -> Index:
+    rows = [{"piece": f"synthetic-{i // 20}", "page": (i % 20) // 5, "system": i % 5,
+             "top": 100.0, "left": 40.0, "bottom": 200.0, "right": 800.0,
+             "page_image": "pages/none.png", "source": "synthetic"} for i in range(n)]
+    windows = [{"recording": f"synthetic-{i // 50}", "start": float(i % 50),
+                "end": float(i % 50 + 10), "source": "synthetic"} for i in range(n)]
+    pending = Pending()
+    pending.add_systems(rows, _synthetic(n, embedder.dim, 1))
+    pending.add_windows(windows, _synthetic(n, embedder.dim, 2))
+    return Index.write(root, pending, model_name=embedder.name,
+                       fingerprint=embedder.fingerprint, dim=embedder.dim, kind=kind)
+
+
+def _latency(index: Index, embedder: Embedder, clip: np.ndarray, repeats: int) -> tuple:
+    query.search_audio(index, embedder, clip, top=10)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        query.search_audio(index, embedder, clip, top=10)
+        times.append(1000 * (time.perf_counter() - t0))
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def _serve_memory(index_root: Path, checkpoint: str | None, clip_path: Path) -> float:
+    """Peak RSS (MB) of `scorelink serve` on the index after a few queries."""
+    port = 8765
+    cmd = [sys.executable, "-m", "scorelink", "serve", "--index", str(index_root),
+           "--port", str(port)] + (["--checkpoint", checkpoint] if checkpoint else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        body, boundary = clip_path.read_bytes(), "scorelinkbench"
+        data = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                f"filename=\"clip.wav\"\r\nContent-Type: audio/wav\r\n\r\n").encode() + body \
+            + f"\r\n--{boundary}--\r\n".encode()
+        for _ in range(5):
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/search/audio", data=data,
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+            urllib.request.urlopen(req, timeout=60).read()
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        return int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1]) / 1024
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    import soundfile
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", required=True, help="a dataset folder with test audio (FLAC)")
+    p.add_argument("--checkpoint", help="default: the shipped model")
+    p.add_argument("--pages", help="a folder of page images to time indexing on "
+                   "(default: the dataset's test pages)")
+    p.add_argument("--sizes", default="10000,100000,1000000")
+    p.add_argument("--repeats", type=int, default=30)
+    args = p.parse_args()
+    embedder = Embedder.load(args.checkpoint)
+    flacs = sorted(Path(args.data).rglob("musescore-grand@1.00.flac"))
+    audio = np.concatenate([read_audio(f) for f in flacs[:4]])
+    clip = audio[: 20 * 22050]
+    work = Path(tempfile.mkdtemp(prefix="scorelink-bench-"))
+    clip_path = work / "clip.wav"
+    soundfile.write(clip_path, clip, 22050)
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    for n in sizes:
+        index = _synthetic_index(work / f"flat-{n}", embedder, n)
+        rows.append(("flat (exact)", n, *_latency(index, embedder, clip, args.repeats)))
+        index.close()
+    t0 = time.perf_counter()
+    hnsw = _synthetic_index(work / f"hnsw-{sizes[-1]}", embedder, sizes[-1], kind="hnsw")
+    hnsw_build = time.perf_counter() - t0
+    rows.append(("hnsw (approximate)", sizes[-1], *_latency(hnsw, embedder, clip, args.repeats)))
+    hnsw.close()
+
+    # indexing throughput: page images, and audio
+    pages = sorted(Path(args.pages).glob("*.png")) if args.pages else sorted(
+        Path(args.data).rglob("pages/page-*.png"))[:60]
+    t0 = time.perf_counter()
+    n_systems = len(collect.from_scores(pages, embedder).systems)
+    page_rate = len(pages) / (time.perf_counter() - t0) * 60
+    t0 = time.perf_counter()
+    n_windows = len(collect.from_recordings(flacs, embedder).windows)
+    seconds = time.perf_counter() - t0
+    hours = sum(soundfile.info(f).duration for f in flacs) / 3600
+    serve_mb = _serve_memory(work / f"flat-{sizes[1] if len(sizes) > 1 else sizes[0]}",
+                             args.checkpoint, clip_path)
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                .splitlines() if line.startswith("model name")), platform.processor())
+    print(f"### Search ({date.today()})\n")
+    print(f"- machine: {cpu}, {len(os.sched_getaffinity(0))} cores, Python "
+          f"{platform.python_version()}; model {embedder.name} ({embedder.dim}-d)")
+    print(f"- `python benchmarks/search_speed.py --data {args.data}`\n")
+    print("| index | passages | p50 (ms) | p95 (ms) |\n|---|---|---|---|")
+    for kind, n, p50, p95 in rows:
+        print(f"| {kind} | {n:,} | {p50:.0f} | {p95:.0f} |")
+    print(f"\nQuery: a 20 s audio clip, spectrogram + embedding (bf16) + search + metadata, "
+          f"{args.repeats} repeats. Building the {sizes[-1]:,}-vector HNSW index took "
+          f"{hnsw_build:.0f} s.\n")
+    print(f"- indexing page images: {page_rate:.0f} pages/min ({len(pages)} pages, "
+          f"{n_systems} systems found on them)")
+    print(f"- indexing audio: {hours / (seconds / 60):.2f} audio hours per minute "
+          f"({hours * 60:.0f} min of audio in {seconds:.0f} s, {n_windows} windows)")
+    print(f"- peak memory of `scorelink serve` with a {sizes[1]:,}-passage index "
+          f"(after 5 queries): {serve_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+"""Staves and systems of a score page: find_systems(page) -> [SystemBox].
+
+The staff analysis is written here because no maintained Python library does it on its own:
+optical music recognition systems (Audiveris, oemer) find staves only inside a whole recognition
+pipeline, with its own runtime and model weights. The method is the textbook one (Fujinaga 2004;
+Cardoso et al. 2009): the commonest vertical black run is the staff-line thickness and the
+commonest black + white pair the staff-line distance; dark pixels in thin vertical runs are
+projected onto rows after the shear that makes the projection sharpest (which undoes skew); five
+evenly spaced, continuous peaks make a staff; staves joined by a vertical stroke (the system's
+start barline, a bracket, barlines drawn through) make a system. Lines are looked for in a copy
+of the page blurred along its rows, which averages scan noise out and keeps lines.
+
+Coordinates are continuous page pixels: row r spans [r, r + 1), as in the dataset's boxes.
+Five-line staves only: percussion (one-line) staves and tablature are not found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+_SKEW_RANGE = 5.0  # degrees searched either way
+_LINE_BLUR = 5  # px, horizontal blur before looking for staff lines
+_MIN_SPACE = 4  # px, the smallest staff-line distance read at PAGE_WIDTH (16-px staves)
+
+
+@dataclass(frozen=True)
+class SystemBox:
+    """A system found on a page, in page pixels (staff lines only; notes may stick out)."""
+
+    top: float  # top line of the top staff (highest point when the page is skewed)
+    bottom: float  # bottom line of the bottom staff (lowest point)
+    left: float  # where the staff lines begin
+    right: float  # and end
+    staves: int
+    staff_height: float  # px from first to fifth line, mean over the staves
+    skew: float = 0.0  # degrees; positive when the lines fall to the right
+
+    @property
+    def centre(self) -> float:
+        """The y the strip is centred on: the middle of the staff lines, halfway across."""
+        return (self.top + self.bottom) / 2
+
+
+def find_systems(page: np.ndarray) -> list[SystemBox]:
+    """The systems of a (H, W) uint8 grayscale page, top to bottom; [] when it has no staves.
+
+    Skew (up to a few degrees), scan noise, text, lyrics and titles are tolerated. When no
+    vertical stroke joins any two staves of the page, staves are grouped by the larger gaps
+    between them, or each is a system when the gaps are even.
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    gray = np.asarray(page)
+    if gray.ndim != 2 or gray.dtype != np.uint8:
+        raise ValueError(f"find_systems takes a 2-D uint8 page, got {gray.dtype} {gray.shape}")
+    if gray.size == 0 or int(gray.max()) - int(gray.min()) < 48:
+        return []  # blank, or too faint to hold anything
+    dark = gray < _ink_threshold(gray)  # strokes of any direction
+    # Lines are looked for in a copy blurred along the rows: staff lines keep their contrast
+    # while scan noise is averaged out, and faint lines split over two rows stay above it.
+    smooth = np.rint(uniform_filter1d(gray.astype(np.float32), _LINE_BLUR, axis=1))
+    smooth = smooth.astype(np.uint8)
+    lined = smooth < _ink_threshold(smooth)
+
+    thickness, distance = _run_statistics(lined)
+    if distance < _MIN_SPACE or thickness * 2 > distance:
+        return []
+    thin = _thin_runs(lined, max(thickness + 2, 2 * thickness), distance)  # (H, W) bool
+    slope = _skew_slope(thin)
+    ink, offset = _shear(np.where(thin, (255 - smooth.astype(np.float32)) / 255, 0), slope)
+    frame = _Sheared(ink, _shear(lined, slope)[0] > 0, _shear(dark, slope)[0] > 0, offset)
+    lines, lengths, widths = _staff_lines(frame.ink, distance)
+    staves = _staves(lines, lengths, widths, frame, distance)
+    if not staves:
+        return []
+    joined = _joined_by_strokes(staves, frame, distance)
+    if not any(joined):  # nothing drawn between staves: go by the spacing
+        joined = _joined_by_gaps(staves)
+    groups = [[0]]
+    for k, join in enumerate(joined, start=1):
+        if join:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+
+    systems = []
+    for group in groups:
+        first, last = staves[group[0]], staves[group[-1]]
+        left = min(staves[k].left for k in group)
+        right = max(staves[k].right for k in group)
+        # Sheared y -> page y at column x: + slope * (x - W / 2) - offset.
+        ends = [slope * (x - gray.shape[1] / 2) - offset for x in (left, right)]
+        systems.append(SystemBox(
+            top=first.lines[0] + min(ends),
+            bottom=last.lines[-1] + max(ends),
+            left=float(left),
+            right=float(right),
+            staves=len(group),
+            staff_height=float(np.mean([staves[k].lines[-1] - staves[k].lines[0]
+                                        for k in group])),
+            skew=float(np.degrees(np.arctan(slope))),
+        ))
+    return systems
+
+
+@dataclass(frozen=True)
+class _Sheared:
+    """The page sheared so that its staff lines are rows (see `_shear`); each (H', W)."""
+
+    ink: np.ndarray  # float32 darkness of the thin-run pixels, the stuff staff lines are made of
+    lined: np.ndarray  # bool, dark in the page blurred along rows
+    dark: np.ndarray  # bool, dark in the page itself
+    offset: int  # rows added above the page
+
+
+@dataclass(frozen=True)
+class _Staff:
+    lines: tuple[float, ...]  # five y in the sheared frame
+    left: int
+    right: int  # exclusive
+    continuity: float  # share of [left, right) where the most broken line is dark
+
+
+def _otsu(gray: np.ndarray) -> int:
+    """Otsu's threshold: the gray level that best splits the histogram in two classes."""
+    hist = np.bincount(gray.ravel(), minlength=256).astype(np.float64)
+    weight = np.cumsum(hist)
+    mass = np.cumsum(hist * np.arange(256))
+    below, above = weight[:-1], weight[-1] - weight[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mass[-1] * below / weight[-1] - mass[:-1]) ** 2 / (below * above)
+    return int(np.nanargmax(between)) + 1  # dark = gray < threshold
+
+
+def _ink_threshold(gray: np.ndarray) -> int:
+    """Halfway between Otsu's threshold and white, so that thin anti-aliased lines stay dark,
+    but kept three standard deviations below the paper, so that its grain stays white."""
+    otsu = _otsu(gray)
+    paper = gray[gray >= otsu]
+    level = float(np.median(paper))
+    spread = 1.4826 * float(np.median(np.abs(paper - level)))  # robust standard deviation
+    return max(otsu, min((otsu + 256) // 2, int(level - 3 * spread)))
+
+
+def _vertical_runs(dark: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column, first row and length of every vertical run of dark pixels, column by column."""
+    padded = np.zeros((dark.shape[1], dark.shape[0] + 2), dtype=np.int8)
+    padded[:, 1:-1] = dark.T
+    step = np.diff(padded, axis=1)
+    col, start = np.nonzero(step == 1)  # sorted by column, then row
+    _, stop = np.nonzero(step == -1)
+    return col, start, stop - start
+
+
+def _run_statistics(dark: np.ndarray) -> tuple[int, int]:
+    """(staff-line thickness, staff-line distance) in px: the commonest vertical black run and
+    the commonest black run + white run below it (Cardoso et al.)."""
+    col, start, length = _vertical_runs(dark)
+    same = col[1:] == col[:-1]
+    pair = (start[1:] - start[:-1])[same]  # black run + the white run that follows it
+    if len(pair) == 0:
+        return 0, 0
+    return int(np.argmax(np.bincount(length))), int(np.argmax(np.bincount(pair)))
+
+
+def _thin_runs(dark: np.ndarray, longest: int, distance: int) -> np.ndarray:
+    """Dark pixels in vertical runs no longer than a staff line may be (noteheads, stems,
+    barlines, text strokes and photos are longer)."""
+    longest = max(1, min(longest, distance - 2))
+    col, start, length = _vertical_runs(dark)
+    keep = length <= longest
+    marks = np.zeros((dark.shape[1], dark.shape[0] + 1), dtype=np.int32)
+    np.add.at(marks, (col[keep], start[keep]), 1)
+    np.add.at(marks, (col[keep], start[keep] + length[keep]), -1)
+    return np.cumsum(marks, axis=1)[:, :-1].T > 0
+
+
+def _skew_slope(thin: np.ndarray) -> float:
+    """tan of the angle whose shear gives the sharpest row projection of the thin runs."""
+    ys, xs = np.nonzero(thin)
+    if len(ys) == 0:
+        return 0.0
+    step = max(1, len(ys) // 200_000)  # a sample is enough to judge sharpness
+    ys, xs = ys[::step], xs[::step].astype(np.float64) - thin.shape[1] / 2
+    reach = int(np.ceil(abs(thin.shape[1] * np.tan(np.radians(_SKEW_RANGE)))))
+
+    def sharpness(angle: float) -> float:
+        rows = ys - np.rint(np.tan(np.radians(angle)) * xs).astype(np.int64) + reach
+        return float(np.sum(np.bincount(rows).astype(np.float64) ** 2))
+
+    best = 0.0
+    for span, count in ((_SKEW_RANGE, 41), (_SKEW_RANGE / 20, 21)):  # 0.25 deg, then 0.025
+        angles = best + np.linspace(-span, span, count)
+        # Ties (shears too small to move a pixel) go to the smallest angle.
+        best = max(sorted(angles, key=abs), key=sharpness)
+    return float(np.tan(np.radians(best)))
+
+
+def _shear(values: np.ndarray, slope: float) -> tuple[np.ndarray, int]:
+    """Move each column up by slope * (x - W / 2) so skewed lines become rows; returns the
+    sheared (H + 2 offset, W) float32 array and the row offset added on top."""
+    height, width = values.shape
+    shift = np.rint(slope * (np.arange(width) - width / 2)).astype(np.int64)
+    offset = int(np.abs(shift).max(initial=0))
+    out = np.zeros((height + 2 * offset, width), dtype=np.float32)
+    ys, xs = np.nonzero(values)
+    out[ys - shift[xs] + offset, xs] = values[ys, xs]
+    return out, offset
+
+
+def _staff_lines(ink: np.ndarray,
+                 distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Staff-line candidates: rows whose count of thin-run pixels is long enough and a clear
+    peak within half a staff-line distance either way (flat bands such as noise, pictures or
+    text are not peaks). Returns their y (sheared frame, continuous), length and thickness
+    in px."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    counts = np.count_nonzero(ink, axis=1).astype(np.float64)
+    weight = ink.sum(axis=1, dtype=np.float64)
+    size = 2 * max(1, distance // 2) + 1
+    floor = minimum_filter1d(counts, size, mode="constant", cval=0.0)
+    peak = (counts == maximum_filter1d(counts, size, mode="constant", cval=0.0)) & (
+        counts - floor >= np.maximum(3.0 * distance, 0.5 * counts))  # a bar is longer
+    peak[1:] &= ~peak[:-1]  # a flat top counts once
+    ys, widths = [], []
+    for y in np.flatnonzero(peak):
+        a, b = y, y + 1  # the rows with at least half the ink of the peak's
+        while a > 0 and y - a < distance // 2 and weight[a - 1] >= 0.5 * weight[y]:
+            a -= 1
+        while b < len(counts) and b - y < distance // 2 and weight[b] >= 0.5 * weight[y]:
+            b += 1
+        widths.append(b - a)
+        last = y  # the flat top may be several rows
+        while last + 1 < len(counts) and counts[last + 1] == counts[y]:
+            last += 1
+        a, b = max(a, y - 1), min(b, last + 2)  # centroid of the core, not what touches it
+        ys.append(float(np.sum((np.arange(a, b) + 0.5) * weight[a:b]) / np.sum(weight[a:b])))
+    return np.array(ys), counts[peak], np.array(widths)
+
+
+def _staves(lines: np.ndarray, lengths: np.ndarray, widths: np.ndarray, frame: _Sheared,
+            distance: int) -> list[_Staff]:
+    """Five evenly spaced lines that run side by side make a staff. Where candidates overlap
+    (ledger lines above a staff, say), the one whose lines are most continuous wins, then the
+    one with the longest lines."""
+    candidates: list[tuple[int, float, _Staff, list[int]]] = []
+    for i, y0 in enumerate(lines):
+        for j in np.flatnonzero((lines > y0 + 0.6 * distance) & (lines < y0 + 1.6 * distance)):
+            chosen = _evenly_spaced(lines, i, int(j))
+            if chosen is None or lengths[chosen].min() < 0.25 * lengths[chosen].max():
+                continue
+            gap = (lines[chosen[-1]] - y0) / 4
+            if np.median(widths[chosen]) > max(3.0, 0.35 * gap):
+                continue  # bands too thick to be lines: text
+            staff = _extent(tuple(float(lines[k]) for k in chosen), frame, distance)
+            # A sixth line as continuous at the same spacing means ruled paper, not a staff.
+            # (Ledger lines, however many, have gaps between the notes.)
+            if staff is None or any(_solid_line(y, staff, frame.dark)
+                                    for y in (y0 - gap, y0 + 5 * gap)):
+                continue
+            continuity = round(staff.continuity / 0.05)  # in steps of 5 %
+            candidates.append((continuity, float(lengths[chosen].sum()), staff, chosen))
+    staves: list[_Staff] = []
+    used = np.zeros(len(lines), dtype=bool)
+    for _, _, staff, chosen in sorted(candidates, key=lambda c: (-c[0], -c[1])):
+        if not used[chosen].any():
+            staves.append(staff)
+            used[chosen] = True
+    return sorted(staves, key=lambda s: s.lines[0])
+
+
+def _evenly_spaced(lines: np.ndarray, first: int, second: int) -> list[int] | None:
+    """Indices of five lines spaced like the first two, or None."""
+    chosen, y0, gap = [first, second], lines[first], lines[second] - lines[first]
+    for k in (2, 3, 4):
+        near = int(np.argmin(np.abs(lines - (y0 + k * gap))))
+        if abs(lines[near] - (y0 + k * gap)) > max(1.5, 0.2 * gap):
+            return None
+        chosen.append(near)
+        gap = (lines[near] - y0) / k  # the spacing, better known with every line
+    return chosen
+
+
+def _extent(lines: tuple[float, ...], frame: _Sheared, distance: int) -> _Staff | None:
+    """The columns where at least three of the five lines have thin-run ink (gaps left by
+    noteheads, stems and barlines bridged), widened over the barlines that end the staff;
+    None when that is too short for a staff or its lines are not continuous."""
+    rows = [slice(max(int(y) - 1, 0), int(y) + 2) for y in lines]  # the line's row, +- 1
+    present = sum((frame.ink[r].max(axis=0) > 0).astype(np.int32) for r in rows) >= 3
+    cols = np.flatnonzero(present)
+    if len(cols) == 0:
+        return None
+    # Where every line is dark but not thin, beams or chords cover the lines: a gap in
+    # `present` longer than a notehead or two is bridged when it is covered like that.
+    covered = sum(frame.lined[r].any(axis=0).astype(np.int32) for r in rows) >= 4
+    covered_before = np.concatenate(([0], np.cumsum(covered)))
+    gap_covered = (covered_before[cols[1:]] - covered_before[cols[:-1] + 1]) / np.maximum(
+        np.diff(cols) - 1, 1)
+    breaks = np.flatnonzero((np.diff(cols) > 2 * distance) & (gap_covered < 0.9))
+    firsts = np.concatenate(([0], breaks + 1))
+    lasts = np.concatenate((breaks, [len(cols) - 1]))
+    k = int(np.argmax(cols[lasts] - cols[firsts]))
+    start, stop = int(cols[firsts[k]]), int(cols[lasts[k]]) + 1
+    if stop - start < max(4 * distance, 0.05 * frame.ink.shape[1]):
+        return None
+    # Staff lines run all along the staff; ledger lines that happen to line up do not.
+    continuity = min(float(frame.lined[r, start:stop].any(axis=0).mean()) for r in rows)
+    if continuity < 0.75:
+        return None
+    barline = sum(frame.dark[r].any(axis=0).astype(np.int32) for r in rows) >= 4
+    left, right = start, stop
+    while left > 0 and barline[left - 1] and start - left < distance:
+        left -= 1
+    while right < len(barline) and barline[right] and right - stop < distance:
+        right += 1
+    return _Staff(lines, left, right, continuity)
+
+
+def _solid_line(y: float, staff: _Staff, dark: np.ndarray) -> bool:
+    """Whether row y (+- 1) is dark along 90 % of the staff, as a staff line is."""
+    if not 1 <= y < dark.shape[0] - 1:
+        return False
+    row = slice(int(y) - 1, int(y) + 2)
+    return float(dark[row, staff.left : staff.right].any(axis=0).mean()) >= 0.9
+
+
+def _joined_by_strokes(staves: list[_Staff], frame: _Sheared, distance: int) -> list[bool]:
+    """For each two staves in a row, whether a vertical stroke joins them: the system's start
+    barline or bracket, or a barline drawn through."""
+    joined = []
+    for upper, lower in pairwise(staves):
+        a, b = int(np.ceil(upper.lines[-1])), int(np.floor(lower.lines[0]))
+        left = max(min(upper.left, lower.left) - distance, 0)
+        # The rows between the staves; the shear keeps vertical strokes vertical.
+        band = frame.dark[a:b, left : max(upper.right, lower.right) + distance]
+        if band.shape[0] < 2 or band.shape[1] < 3:
+            joined.append(False)
+            continue
+        leaning = band[:, :-2] | band[:, 1:-1] | band[:, 2:]  # barlines may lean a little
+        joined.append(bool(leaning.mean(axis=0).max() >= 0.9))
+    return joined
+
+
+def _joined_by_gaps(staves: list[_Staff]) -> list[bool]:
+    """For each two staves in a row, whether the gap between them is one of the smaller ones,
+    when the gaps fall clearly in two sizes (else no staff is joined to the next)."""
+    gaps = np.array([b.lines[0] - a.lines[-1] for a, b in pairwise(staves)])
+    if len(gaps) == 0 or gaps.max() < 1.4 * max(gaps.min(), 1.0):
+        return [False] * len(gaps)
+    order = np.sort(gaps)
+    cut = int(np.argmax(order[1:] / np.maximum(order[:-1], 1.0)))  # the largest jump
+    return [bool(gap <= (order[cut] + order[cut + 1]) / 2) for gap in gaps]
+
