@@ -210,3 +210,51 @@ def test_bad_queries_and_indexes(data_index, tiny_ckpt, tmp_path, capsys):
                  str(good)]) == 2  # exists, no --add
     assert "exists" in capsys.readouterr().err
     assert Index(idx).audio.ntotal > 0  # unharmed
+
+
+def test_own_collection_names_stay_apart(chorale_dataset, tiny_scores, tiny_ckpt, tmp_path):
+    """A folder of score files and page scans in sub-folders, and recordings that share a file
+    name: every piece and recording keeps its own name and page images, also after --add."""
+    import shutil
+
+    from PIL import Image
+
+    ds = Dataset(chorale_dataset)
+    r = ds.records(split="test", tempo=1.0)[0]
+    scores, audio = tmp_path / "mine", tmp_path / "audio"
+    for book in ("book1", "book2"):
+        (scores / book).mkdir(parents=True)
+        Image.fromarray(ds.page(r["piece"], r["page"])).save(scores / book / "page.png")
+        (audio / book).mkdir(parents=True)
+        shutil.copy(next(Path(chorale_dataset).rglob("musescore-grand@1.00.flac")),
+                    audio / book / "take.flac")
+    shutil.copy(tiny_scores / "a.musicxml", scores / "book1")
+    idx = tmp_path / "idx"
+    assert main(["index", "--out", str(idx), "--checkpoint", str(tiny_ckpt), "--scores",
+                 str(scores), "--recordings", str(audio)]) == 0
+    index = Index(idx)
+    pieces = {row["piece"] for row in index.all_rows("sheet")}
+    assert pieces == {"mine/book1/page", "mine/book2/page", "mine/book1/a"}
+    assert {row["recording"] for row in index.all_rows("audio")} == {"audio/book1/take",
+                                                                     "audio/book2/take"}
+    page = idx / "pages" / "mine" / "book1" / "a" / "page-001.png"
+    engraved = page.read_bytes()
+    index.close()
+
+    # again, with another piece of the same name: new rows are renamed, indexed pages stay
+    (scores / "book1" / "page.png").unlink()
+    (scores / "book2").rename(scores / "book3")
+    shutil.copy(tiny_scores / "b.mxl", scores / "book1" / "a.mxl")  # mine/book1/a~2 at once
+    assert main(["index", "--out", str(idx), "--checkpoint", str(tiny_ckpt), "--add",
+                 "--scores", str(scores), "--recordings", str(audio)]) == 0
+    index = Index(idx)
+    rows = index.all_rows("sheet")
+    assert {row["piece"] for row in rows} == pieces | {"mine/book1/a~2", "mine/book1/a~3",
+                                                       "mine/book3/page"}
+    assert page.read_bytes() == engraved
+    assert {row["recording"] for row in index.all_rows("audio")} == {
+        "audio/book1/take", "audio/book2/take", "audio/book1/take~2", "audio/book2/take~2"}
+    for row in rows:
+        assert (idx / row["page_image"]).is_file()
+    assert len({row["page_image"] for row in rows}) == len({(r["piece"], r["page"])
+                                                            for r in rows})

@@ -60,20 +60,32 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     return pending
 
 
-def _files(paths: Iterable[str | Path], suffixes: tuple[str, ...], what: str) -> list[Path]:
-    out: list[Path] = []
+def _files(paths: Iterable[str | Path], suffixes: tuple[str, ...],
+           what: str) -> list[tuple[Path, str]]:
+    """(file, name) for every file given or found under a folder given. The name, which
+    identifies the piece or recording in the index, is the file's path below the folder's parent
+    without its suffix (`scans/book1/page-1`), or the stem of a file given on its own; names
+    that repeat get `~2`, `~3`, ... so that two `take1.wav` in different folders stay apart."""
+    found: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in suffixes)
-            if not found:
+            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in suffixes)
+            if not files:
                 raise ScorelinkError(f"no {what} files ({', '.join(suffixes)}) under {p}")
-            out += found
+            base = p.resolve().parent
+            found += [(f, f.resolve().relative_to(base).with_suffix("").as_posix())
+                      for f in files]
         elif p.is_file():
             if p.suffix.lower() not in suffixes:
                 raise ScorelinkError(f"{p}: not a {what} file ({', '.join(suffixes)})")
-            out.append(p)
+            found.append((p, p.stem))
         else:
             raise ScorelinkError(f"{p} does not exist")
+    out: list[tuple[Path, str]] = []
+    seen: dict[str, int] = {}
+    for f, name in found:
+        seen[name] = seen.get(name, 0) + 1
+        out.append((f, name if seen[name] == 1 else f"{name}~{seen[name]}"))
     return out
 
 
@@ -82,8 +94,7 @@ def from_scores(paths: Iterable[str | Path], embedder: Embedder) -> Pending:
     from scorelink.data.sources import SCORE_SUFFIXES
 
     pending = Pending()
-    for path in _files(paths, SCORE_SUFFIXES + IMAGE_SUFFIXES, "score"):
-        piece = path.stem
+    for path, piece in _files(paths, SCORE_SUFFIXES + IMAGE_SUFFIXES, "score"):
         if path.suffix.lower() in IMAGE_SUFFIXES:
             pages, systems = _image_systems(path)
         else:
@@ -134,11 +145,11 @@ def from_recordings(paths: Iterable[str | Path], embedder: Embedder) -> Pending:
     from scorelink.data.spectrogram import spectrogram
 
     pending = Pending()
-    for path in _files(paths, AUDIO_SUFFIXES, "audio"):
+    for path, name in _files(paths, AUDIO_SUFFIXES, "audio"):
         spec = spectrogram(read_audio(path))
         spans = windows(spec.shape[1])
         pending.add_windows(
-            [{"recording": path.stem, "start": a / FPS, "end": b / FPS,
+            [{"recording": name, "start": a / FPS, "end": b / FPS,
               "audio_path": str(path.resolve()), "source": str(path.resolve())}
              for a, b in spans],
             embedder.audio(spec, spans))

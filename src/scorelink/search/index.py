@@ -206,6 +206,8 @@ class Index:
                 sheet, audio = _new_faiss(dim, info["kind"]), _new_faiss(dim, info["kind"])
             with sqlite3.connect(db_path) as db:
                 db.executescript(_SCHEMA)
+                if gen is not None:
+                    pending = _rename_clashes(pending, db)
                 _append(db, sheet, "systems", pending.systems, pending.system_vectors, dim)
                 _append(db, audio, "windows", pending.windows, pending.window_vectors, dim)
                 n_sys = db.execute("SELECT count(*) FROM systems").fetchone()[0]
@@ -250,6 +252,38 @@ def _append(db: sqlite3.Connection, index, table: str, rows: list[dict],
     db.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({marks})",
                    [(int(i), *(r.get(c) for c in columns)) for i, r in zip(ids, rows, strict=True)])
     index.add_with_ids(matrix, ids)
+
+
+def _rename_clashes(pending: Pending, db: sqlite3.Connection) -> Pending:
+    """Pieces and recordings already in the index get `~2`, `~3`, ... in what is added, so that
+    an `add` never replaces an indexed page image or mixes two recordings' windows."""
+    def renames(names: set[str], taken: set[str]) -> dict[str, str]:
+        out = {}
+        for name in sorted(names & taken):
+            k = 2
+            while f"{name}~{k}" in taken or f"{name}~{k}" in names:
+                k += 1
+            out[name] = f"{name}~{k}"
+        return out
+
+    pieces = renames({r["piece"] for r in pending.systems},
+                     {r[0] for r in db.execute("SELECT DISTINCT piece FROM systems")})
+    recordings = renames({r["recording"] for r in pending.windows},
+                         {r[0] for r in db.execute("SELECT DISTINCT recording FROM windows")})
+    if not pieces and not recordings:
+        return pending
+
+    def page(rel: str) -> str:  # pages/<piece>/page-NNN.png
+        piece, _, name = rel.removeprefix("pages/").rpartition("/")
+        return f"pages/{pieces.get(piece, piece)}/{name}"
+
+    systems = [{**r, "piece": pieces.get(r["piece"], r["piece"]),
+                "page_image": page(r["page_image"])} for r in pending.systems]
+    windows = [{**r, "recording": recordings.get(r["recording"], r["recording"]),
+                **({"piece": pieces.get(r["piece"], r["piece"])} if r.get("piece") else {})}
+               for r in pending.windows]
+    return Pending(systems, pending.system_vectors, windows, pending.window_vectors,
+                   {page(rel): image for rel, image in pending.pages.items()})
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:

@@ -226,6 +226,9 @@ class Trainer:
             num_workers=self.config.workers, drop_last=True,
             persistent_workers=False, prefetch_factor=4 if self.config.workers else None)
         self.net.train()
+        if self.config.freeze_cnn:  # frozen means BatchNorm too: its running statistics stay
+            for tower in (self.model.sheet, self.model.audio):
+                tower.cnn.eval()
         losses, seen = [], 0
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}", unit="batch",
                    disable=self.rank != 0, leave=False)
