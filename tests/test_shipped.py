@@ -1,0 +1,48 @@
+"""The model that ships in the package: it loads, describes itself, and retrieves.
+
+The fixture's three chorales may be among the shipped model's training pieces, so this checks
+that the weights are the trained ones (far above chance), not the model's test-set quality,
+which docs/model.md reports from `scorelink evaluate --data data/chorales`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from scorelink import checkpoint
+from scorelink.cli import main
+from scorelink.data.store import Dataset
+from scorelink.evaluate.metrics import retrieval_metrics
+from scorelink.evaluate.retrieval import rank_records
+
+
+def test_shipped_model_loads_and_retrieves(chorale_dataset):
+    path = checkpoint.shipped_path()
+    assert path.stat().st_size < 10 * 2**20  # a few MB inside the package
+    model, payload = checkpoint.load_model(path)
+    assert payload["kind"] == "rnn"
+    assert not {"optimizer", "scheduler", "torch_rng"} & set(payload)  # exported, not a run
+    assert payload["metrics"]["valid_MRR"] > 0.5
+
+    ds = Dataset(chorale_dataset)
+    records, seen = [], {}
+    for r in ds.records():  # one rendition at tempo 1.0 of every piece, whatever its split
+        if r["tempo"] == 1.0 and seen.setdefault(r["piece"], r["rendition"]) == r["rendition"]:
+            records.append(r)
+    ranks = rank_records(model, chorale_dataset, records)
+    n = len({(r["piece"], r["system"]) for r in records})
+    chance = float(np.mean(1 / np.arange(1, n + 1)))  # MRR of a random ranking
+    assert n >= 8 and chance < 0.4
+    for direction in ("a2s", "s2a"):
+        mrr = retrieval_metrics(ranks[direction])["MRR"]
+        assert mrr > 0.6, (direction, mrr, chance)
+
+
+def test_evaluate_uses_the_shipped_model(chorale_dataset, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--data", str(chorale_dataset), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["model"].endswith(checkpoint.SHIPPED)
+    assert set(result["a2s"]) >= {"R@1", "R@10", "R@25", "MRR", "MR"}
