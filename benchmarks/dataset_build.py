@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
+
+from _machine import machine  # benchmarks/_machine.py
 
 
 def main() -> None:
@@ -36,11 +37,8 @@ def main() -> None:
     stats = json.loads(subprocess.run(
         [sys.executable, "-m", "scorelink", "data", "stats", str(out), "--json"],
         check=True, capture_output=True, text=True).stdout)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
     print(f"### `scorelink data build {' '.join(extra)}` ({date.today()})\n")
-    print(f"- machine: {cpu}, {len(__import__('os').sched_getaffinity(0))} cores, "
-          f"Python {platform.python_version()}")
+    print(f"- machine: {machine()}")
     print(f"- wall time: {wall / 60:.1f} min; peak memory of one process: {peak_mb:.0f} MB")
     print(f"- size on disk: {stats['size_mb']:.0f} MB; audio: {stats['audio_hours']:.1f} h "
           "(all renditions)")

@@ -15,8 +15,6 @@ import argparse
 import contextlib
 import copy
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,6 +23,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from _machine import machine  # benchmarks/_machine.py
 
 from scorelink.data.store import Dataset
 from scorelink.models.passage import PassageModel, PassageModelConfig
@@ -150,16 +149,14 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", help="also write the raw figures here")
     args = p.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
     figures = {}
     for kind, size, unit in (("rnn", 64, "passages"), ("snippet", 256, "snippet pairs")):
         speed = side_by_side(args.data, kind, args.batches, size, args.rounds)
         memory = {m: peak_memory(args.data, kind, m, size) for m in MODES}
         figures[kind] = {"speed": speed, "peak_mb": memory, "batch": size, "unit": unit}
     print(f"### Model throughput ({date.today()})\n")
-    print(f"- machine: {cpu}, {len(os.sched_getaffinity(0))} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+    print(f"- machine: {machine()}, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads)")
     print(f"- `python benchmarks/model_speed.py --data {args.data}`: {args.batches} real training "
           f"batches, median of {args.rounds} alternating rounds\n")
     print("| model | path | train (items/s) | embed sheet (items/s) | embed audio (items/s) "

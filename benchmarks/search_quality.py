@@ -20,14 +20,13 @@ answer; "piece R@1": the best answer is from the right piece. Prints a Markdown 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+from _machine import machine  # benchmarks/_machine.py
 
 from scorelink.constants import SAMPLE_RATE
 from scorelink.data.store import Dataset
@@ -127,11 +126,9 @@ def main() -> None:
         piece_hits.append(bool(hits) and flacs.get(hits[0]["audio_path"]) == r["piece"])
     s2a = _summary(first, piece_hits)
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
     minutes = sum(len(x) for x in audio.values()) / SAMPLE_RATE / 60
     print(f"### Search quality on whole recordings ({date.today()})\n")
-    print(f"- machine: {cpu}, {len(os.sched_getaffinity(0))} cores; model {embedder.name}")
+    print(f"- machine: {machine()}; model {embedder.name}")
     print(f"- `python benchmarks/search_quality.py --data {args.data}"
           + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "") + "`")
     print(f"- index: {index.sheet.ntotal} systems of {len(spans)} test pieces, "

@@ -14,8 +14,6 @@ Prints a Markdown block for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from _machine import machine  # benchmarks/_machine.py
 
 from scorelink.search import collect, query
 from scorelink.search.embed import Embedder
@@ -133,11 +132,8 @@ def main() -> None:
     serve_mb = _serve_memory(work / f"flat-{sizes[1] if len(sizes) > 1 else sizes[0]}",
                              args.checkpoint, clip_path)
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
     print(f"### Search ({date.today()})\n")
-    print(f"- machine: {cpu}, {len(os.sched_getaffinity(0))} cores, Python "
-          f"{platform.python_version()}; model {embedder.name} ({embedder.dim}-d)")
+    print(f"- machine: {machine()}; model {embedder.name} ({embedder.dim}-d)")
     print(f"- `python benchmarks/search_speed.py --data {args.data}`\n")
     print("| index | passages | p50 (ms) | p95 (ms) |\n|---|---|---|---|")
     for kind, n, p50, p95 in rows:
