@@ -67,8 +67,7 @@ def search_sheet(index: Index, embedder: Embedder, strip: np.ndarray, *,
     rows = index.rows("audio", [i for _, i in keep])
     chosen: list[dict] = []
     for (s, _), r in zip(keep, rows, strict=True):
-        if any(c["recording"] == r["recording"] and c["audio_path"] == r["audio_path"]
-               and _overlap(c, r) > 0.5 for c in chosen):
+        if any(c["recording"] == r["recording"] and _overlap(c, r) > 0.5 for c in chosen):
             continue
         chosen.append({**_window(r), "score": round(s, 4)})
         if top and len(chosen) >= top:
