@@ -46,3 +46,35 @@ def test_counts_and_bad_shapes():
         audio_snippets(np.zeros((80, 10)))
     with pytest.raises(ValueError):
         sheet_snippets(np.zeros((100, 835), np.uint8))
+
+
+def test_recolour_is_a_smooth_time_invariant_equaliser():
+    from scorelink.train.batches import TIMBRE_BUMPS_DB, TIMBRE_GAIN_DB, TIMBRE_TILT_DB, recolour
+
+    rng = np.random.default_rng(0)
+    magnitude = rng.uniform(0.01, 5.0, size=(92, 40)).astype(np.float32)
+    magnitude[:, :5] = 0.0  # silence
+    spec = np.log10(1 + magnitude)
+    out = recolour(spec, np.random.default_rng(1))
+    assert out.shape == spec.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out[:, :5], 0.0, atol=1e-6)  # silence stays silent
+    db = 20 * np.log10((10.0 ** out[:, 5:] - 1) / magnitude[:, 5:])
+    np.testing.assert_allclose(db, db[:, :1].repeat(35, axis=1), atol=0.05)  # same in every frame
+    curve = db[:, 0]
+    bound = TIMBRE_GAIN_DB + TIMBRE_TILT_DB / 2 + 3 * TIMBRE_BUMPS_DB
+    assert np.abs(curve).max() <= bound and np.abs(curve).max() > 0.5
+    assert np.abs(np.diff(curve)).max() < 1.0  # smooth across neighbouring bins
+    assert not np.allclose(recolour(spec, np.random.default_rng(2)), out)
+
+
+def test_stretch_changes_tempo_not_content():
+    from scorelink.train.batches import stretch
+
+    spec = np.zeros((92, 100), np.float32)
+    spec[40, 20] = spec[50, 60] = 1.0  # two onsets 40 frames apart
+    fast = stretch(spec, 2.0)  # twice as fast: half the frames, onsets 20 frames apart
+    assert fast.shape == (92, 50)
+    assert abs((fast[50].argmax() - fast[40].argmax()) - 20) <= 1
+    slow = stretch(spec, 0.5)
+    assert slow.shape == (92, 200) and abs((slow[50].argmax() - slow[40].argmax()) - 80) <= 1
+    np.testing.assert_array_equal(stretch(spec, 1.0), spec)

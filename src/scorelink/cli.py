@@ -62,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=["rnn", "snippet"],
                    help="rnn: the passage model (default); snippet: the baseline (BL)")
     t.add_argument("--preset", choices=["paper", "tiny"])
-    t.add_argument("--init-from", metavar="CKPT", help="start the CNNs from this checkpoint")
+    t.add_argument("--init-from", metavar="CKPT",
+                   help="start from this checkpoint: a snippet model's CNNs (RNN-FT/FZ), "
+                        "or all the weights of a passage model (warm start)")
     t.add_argument("--freeze-cnn", action="store_true", default=None)
     t.add_argument("--epochs", type=int)
     t.add_argument("--config", metavar="FILE", help="JSON run config (keys of TrainConfig)")

@@ -17,6 +17,11 @@ from scorelink.constants import STRIP_HEIGHT
 from scorelink.models.snippets import audio_snippets, sheet_snippets
 
 SHEET_SHIFT = 5  # px: training augmentation, random vertical shift of the strip
+# Timbre augmentation (optional): a random smooth equaliser curve and a random gain, so the
+# audio encoder sees more piano colours than the three training soundfonts.
+TIMBRE_GAIN_DB = 6.0  # global gain, uniform in +-6 dB
+TIMBRE_TILT_DB = 6.0  # linear tilt from the lowest to the highest bin, +-6 dB
+TIMBRE_BUMPS_DB = 3.0  # three cosine components over the bins, +-3 dB each
 
 
 class PassageSnippets(TorchDataset):
@@ -26,10 +31,13 @@ class PassageSnippets(TorchDataset):
     themselves (memory-mapped) and nothing large is pickled.
     """
 
-    def __init__(self, root: str | Path, records: list[dict], *, augment: bool = False):
+    def __init__(self, root: str | Path, records: list[dict], *, augment: bool = False,
+                 timbre: bool = False, tempo: float = 0.0):
         self.root = Path(root)
         self.records = records
         self.augment = augment
+        self.timbre = timbre
+        self.tempo = tempo
         self._ds = None
 
     def __len__(self) -> int:
@@ -47,7 +55,41 @@ class PassageSnippets(TorchDataset):
         strip = ds.strip(r)
         if self.augment:
             strip = _shift_rows(strip, int(torch.randint(-SHEET_SHIFT, SHEET_SHIFT + 1, ())))
-        return sheet_snippets(strip), audio_snippets(ds.spec(r)), i
+        spec = ds.spec(r)
+        rng = np.random.default_rng(int(torch.randint(2**31, ())))
+        if self.timbre:
+            spec = recolour(spec, rng)
+        if self.tempo > 1.0 and rng.random() < 0.5:  # half the passages keep their tempo
+            spec = stretch(spec, float(np.exp(rng.uniform(-1, 1) * np.log(self.tempo))))
+        return sheet_snippets(strip), audio_snippets(spec), i
+
+
+def stretch(spec: np.ndarray, rho: float) -> np.ndarray:
+    """The passage played rho times as fast: frames linearly interpolated along time (a
+    global tempo change; at 20 fps onsets smear by at most one frame)."""
+    frames = spec.shape[1]
+    n = max(1, round(frames / rho))
+    pos = np.linspace(0.0, frames - 1, n)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, frames - 1)
+    w = (pos - lo).astype(np.float32)
+    return (spec[:, lo] * (1 - w) + spec[:, hi] * w).astype(np.float32)
+
+
+def recolour(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The spectrogram as if played by another instrument colour: magnitudes times a random
+    smooth gain curve over frequency (global gain + tilt + three cosines), back through the
+    log10(1 + x) compression of the spectrogram."""
+    n = spec.shape[0]
+    pos = np.linspace(0.0, 1.0, n)
+    db = rng.uniform(-TIMBRE_GAIN_DB, TIMBRE_GAIN_DB) + rng.uniform(-1, 1) * TIMBRE_TILT_DB * (
+        pos - 0.5)
+    for k in (1, 2, 3):
+        db = db + rng.uniform(-TIMBRE_BUMPS_DB, TIMBRE_BUMPS_DB) * np.cos(
+            np.pi * k * pos + rng.uniform(0, 2 * np.pi))
+    gain = (10.0 ** (db / 20.0)).astype(np.float32)[:, None]
+    magnitude = np.power(np.float32(10.0), spec) - 1.0
+    return np.log10(1.0 + magnitude * gain).astype(np.float32)
 
 
 def _shift_rows(strip: np.ndarray, shift: int) -> np.ndarray:

@@ -34,12 +34,14 @@ class TrainConfig:
     min_lr: float = 2e-6
     valid_passages: int = 2_048  # at most this many validation passages
     augment: bool = True  # sheet strips shifted vertically by up to 5 px
+    timbre_augment: bool = False  # audio: random equaliser curve and gain (not in the paper)
+    tempo_augment: float = 0.0  # > 1: half the passages stretched by a factor in [1/x, x]
     workers: int = 2  # data-loading processes
     seed: int = 0
     bf16: bool = True  # bfloat16 autocast for the CNNs on CPU
     channels_last: bool = True
     device: str = "auto"  # auto | cpu | cuda
-    init_from: str = ""  # checkpoint to start the CNNs from
+    init_from: str = ""  # snippet checkpoint: start the CNNs from it; passage: all weights
     freeze_cnn: bool = False
     max_steps: int = 0  # stop after this many optimizer steps (0: no limit; for smoke tests)
 

@@ -38,12 +38,15 @@ def build_model(config: TrainConfig) -> PassageModel | SnippetModel:
     if config.model == "snippet":
         model = SnippetModel(SnippetModelConfig.preset(config.preset,
                                                        embed_dim=config.embed_dim))
+    elif config.init_from and checkpoint.read(config.init_from).get("kind") == "rnn":
+        # warm start: a passage model goes on training from all of another one's weights
+        model = checkpoint.load_model(config.init_from, kind="rnn")[0].train()
     else:
         shape = _cnn_shape(config.init_from) if config.init_from else {}
         model = PassageModel(PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
                                                        rnn=config.rnn, **shape))
-    if config.init_from:
-        init_cnns(model, config.init_from)
+        if config.init_from:
+            init_cnns(model, config.init_from)
     if config.freeze_cnn:
         for tower in (model.sheet, model.audio):
             tower.cnn.requires_grad_(False)
@@ -149,7 +152,9 @@ class Trainer:
             self.collate = None  # default collation stacks the fixed-size snippets
         else:
             self.train_set = PassageSnippets(config.data, self.train_records,
-                                             augment=config.augment)
+                                             augment=config.augment,
+                                             timbre=config.timbre_augment,
+                                             tempo=config.tempo_augment)
             self.collate = collate
         self.sampler = EpochSampler(len(self.train_set), config.passages_per_epoch,
                                     seed=config.seed, rank=self.rank, world=self.world)
