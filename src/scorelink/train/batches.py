@@ -56,11 +56,13 @@ class PassageSnippets(TorchDataset):
         if self.augment:
             strip = _shift_rows(strip, int(torch.randint(-SHEET_SHIFT, SHEET_SHIFT + 1, ())))
         spec = ds.spec(r)
-        rng = np.random.default_rng(int(torch.randint(2**31, ())))
-        if self.timbre:
-            spec = recolour(spec, rng)
-        if self.tempo > 1.0 and rng.random() < 0.5:  # half the passages keep their tempo
-            spec = stretch(spec, float(np.exp(rng.uniform(-1, 1) * np.log(self.tempo))))
+        if self.timbre or self.tempo > 1.0:
+            # seeded from torch's generator, which the DataLoader seeds per worker and epoch
+            rng = np.random.default_rng(int(torch.randint(2**31, ())))
+            if self.timbre:
+                spec = recolour(spec, rng)
+            if self.tempo > 1.0 and rng.random() < 0.5:  # half the passages keep their tempo
+                spec = stretch(spec, float(np.exp(rng.uniform(-1, 1) * np.log(self.tempo))))
         return sheet_snippets(strip), audio_snippets(spec), i
 
 
