@@ -122,3 +122,6 @@ def test_warm_start_takes_every_weight_and_trains_with_timbre_augmentation(chora
                     timbre_augment=True)).fit()
     trained = checkpoint.read(tmp_path / "warm" / "last.pt")["state_dict"]
     assert any(not torch.equal(trained[k], start[k]) for k in start)
+    with pytest.raises(ConfigError, match="embed_dim"):  # another shape than the checkpoint's
+        build_model(_config(chorale_dataset, tmp_path / "w2", init_from=str(tiny_ckpt),
+                            embed_dim=32))

@@ -39,8 +39,15 @@ def build_model(config: TrainConfig) -> PassageModel | SnippetModel:
         model = SnippetModel(SnippetModelConfig.preset(config.preset,
                                                        embed_dim=config.embed_dim))
     elif config.init_from and checkpoint.read(config.init_from).get("kind") == "rnn":
-        # warm start: a passage model goes on training from all of another one's weights
+        # warm start: a passage model goes on training from all of another one's weights; the
+        # run's settings must describe that model, or its checkpoints would describe another
         model = checkpoint.load_model(config.init_from, kind="rnn")[0].train()
+        wanted = PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
+                                           rnn=config.rnn)
+        if model.config != wanted:
+            raise ConfigError(
+                f"{config.init_from} is a {model.config.to_dict()} model, but this run asks for "
+                f"{wanted.to_dict()}: set preset/embed_dim/rnn to match it")
     else:
         shape = _cnn_shape(config.init_from) if config.init_from else {}
         model = PassageModel(PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
