@@ -258,3 +258,38 @@ def test_own_collection_names_stay_apart(chorale_dataset, tiny_scores, tiny_ckpt
         assert (idx / row["page_image"]).is_file()
     assert len({row["page_image"] for row in rows}) == len({(r["piece"], r["page"])
                                                             for r in rows})
+
+
+def test_demo_report_shows_the_correct_page_when_the_answer_is_elsewhere(chorale_dataset,
+                                                                          tiny_ckpt, tmp_path):
+    import re
+
+    from PIL import Image
+
+    from scorelink.demo import CORRECT, RETRIEVED, index_ranks, write_report
+    from scorelink.evaluate.metrics import retrieval_metrics
+
+    idx = tmp_path / "idx"  # two pieces (the fixture's valid and test splits), two pages
+    for split, more in (("valid", []), ("test", ["--add"])):
+        assert main(["index", "--out", str(idx), "--checkpoint", str(tiny_ckpt), "--data",
+                     str(chorale_dataset), "--split", split, *more]) == 0
+    index = Index(idx)
+    ranks, answers = index_ranks(index)
+    assert len(ranks["a2s"]) == index.audio.ntotal and len(ranks["s2a"]) == index.sheet.ntotal
+    systems, windows = index.all_rows("sheet"), index.all_rows("audio")
+    page_of = {(s["piece"], s["system"]): s["page_image"] for s in systems}
+    # every audio query answered (wrongly) with a system of another page
+    wrong = [next(s["id"] for s in systems if s["page_image"] != page_of[w["piece"], w["system"]])
+             for w in windows]
+    answers = {**answers, "a2s": np.array(wrong)[:, None]}
+    ranks = {**ranks, "a2s": np.full(len(windows), 2)}
+    result = {"model": "tiny", **{d: retrieval_metrics(r) for d, r in ranks.items()}}
+    text = write_report(tmp_path, index, ranks, answers, result).read_text()
+    a2s = text.split("<h2>")[1].split("<div class=ex>")[1:]
+    assert a2s
+    for block in a2s:
+        assert "correct system at rank 2" in block and "<b>Correct</b>" in block
+        retrieved, correct = re.findall(r"<img src='report/([^']+)'>", block)
+        for name, colour in ((retrieved, RETRIEVED), (correct, CORRECT)):
+            pixels = np.asarray(Image.open(tmp_path / "report" / name).convert("RGB"))
+            assert (pixels == colour).all(-1).any(), name  # the outline is drawn

@@ -89,17 +89,22 @@ def index_ranks(index: Index) -> tuple[dict[str, np.ndarray], dict[str, np.ndarr
     return ranks, answers
 
 
-def _page_with_boxes(index: Index, system_row: dict, correct_row: dict | None, dest: Path) -> str:
-    """The page of system_row with it outlined (orange) and the correct system (green)."""
+RETRIEVED, CORRECT = (221, 107, 32), (40, 160, 60)  # orange, green
+
+
+def _page_with_boxes(index: Index, system_row: dict, correct_row: dict | None, dest: Path,
+                     *, colour: tuple[int, int, int] = RETRIEVED) -> str:
+    """The page of system_row outlined in `colour`, and the correct system (green) if it is
+    on the same page."""
     from PIL import Image, ImageDraw
 
     page = Image.open(index.root / system_row["page_image"]).convert("RGB")
     draw = ImageDraw.Draw(page)
     if correct_row is not None and correct_row["page_image"] == system_row["page_image"]:
         t, left, b, r = (correct_row[k] for k in ("top", "left", "bottom", "right"))
-        draw.rectangle([left - 9, t - 9, r + 9, b + 9], outline=(40, 160, 60), width=4)
+        draw.rectangle([left - 9, t - 9, r + 9, b + 9], outline=CORRECT, width=4)
     t, left, b, r = (system_row[k] for k in ("top", "left", "bottom", "right"))
-    draw.rectangle([left - 5, t - 5, r + 5, b + 5], outline=(221, 107, 32), width=3)
+    draw.rectangle([left - 5, t - 5, r + 5, b + 5], outline=colour, width=3)
     bottom = int(min(page.height, max(b, correct_row["bottom"] if correct_row and
                                       correct_row["page_image"] == system_row["page_image"]
                                       else b) + 60))
@@ -146,15 +151,21 @@ def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: di
         clip = _clip(w, assets / f"a2s-{k}.ogg")
         top = systems[int(answers["a2s"][q][0])]
         correct = by_key[(w["piece"], w["system"])]
-        img = _page_with_boxes(index, top, correct, assets / f"a2s-{k}.png")
+        imgs = [_page_with_boxes(index, top, correct, assets / f"a2s-{k}.png")]
         verdict = "right" if ranks["a2s"][q] == 1 else f"correct system at rank {ranks['a2s'][q]}"
+        elsewhere = ""
+        if correct["page_image"] != top["page_image"]:  # show where the right answer is too
+            imgs.append(_page_with_boxes(index, correct, None, assets / f"a2s-{k}-correct.png",
+                                         colour=CORRECT))
+            elsewhere = (f"<br><b>Correct</b>: {html.escape(correct['piece'])}, page "
+                         f"{correct['page'] + 1}, system {correct['system'] + 1} (second image)")
         parts.append(
             f"<div class=ex><p><b>Query</b>: {html.escape(w['recording'])}, "
             f"{w['start']:.1f}&ndash;{w['end']:.1f} s "
             + (f"<audio controls src='report/{clip}'></audio>" if clip else "")
             + f"<br><b>Top answer</b>: {html.escape(top['piece'])}, page {top['page'] + 1}, "
-            f"system {top['system'] + 1} ({verdict}; orange: retrieved, green: correct)</p>"
-            f"<img src='report/{img}'></div>")
+            f"system {top['system'] + 1} ({verdict}; orange: retrieved, green: correct)"
+            f"{elsewhere}</p>" + "".join(f"<img src='report/{i}'>" for i in imgs) + "</div>")
     parts.append("<h2>Sheet &rarr; audio: where does this line sound?</h2>")
     system_ids = sorted(systems)
     for k, q in enumerate(rng.choice(len(system_ids), min(EXAMPLES, len(system_ids)),
