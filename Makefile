@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # FluidSynth and the four piano soundfonts (three for training, one held out for testing);
-# Chromium for the web page's end-to-end test.
+# LilyPond for LilyPond sources (MSMD); Chromium for the web page's end-to-end test.
 APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small \
-                chromium
+                lilypond chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR ?= demo
 

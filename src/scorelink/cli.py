@@ -32,8 +32,13 @@ def _parser() -> argparse.ArgumentParser:
 
     b = dsub.add_parser("build", help="engrave, synthesise and cut scores into passages")
     src = b.add_mutually_exclusive_group(required=True)
-    src.add_argument("--corpus", choices=["chorales"], help="built-in corpus (music21)")
-    src.add_argument("--scores", metavar="FOLDER", help="folder of MusicXML/MXL/kern/MEI files")
+    src.add_argument("--corpus", choices=["chorales", "msmd"],
+                     help="chorales: built in (music21); msmd: MSMD from its LilyPond sources "
+                          "(needs --msmd-dir), with the paper's split")
+    src.add_argument("--scores", metavar="FOLDER",
+                     help="folder of MusicXML/MXL/kern/MEI/LilyPond files")
+    b.add_argument("--msmd-dir", metavar="DIR",
+                   help="MSMD sources: splits.json and the Mutopia .ly files it names")
     b.add_argument("--out", required=True, metavar="DIR")
     b.add_argument("--limit", type=int, help="only the first N pieces")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
@@ -290,9 +295,13 @@ def _data_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from scorelink.data.build import BuildConfig, build
-    from scorelink.data.sources import corpus_sources, folder_sources
+    from scorelink.data.sources import corpus_sources, folder_sources, msmd_sources
 
-    if args.corpus:
+    if args.corpus == "msmd":
+        if not args.msmd_dir:
+            raise ScorelinkError("--corpus msmd needs --msmd-dir DIR (splits.json + sources)")
+        sources, origin = msmd_sources(args.msmd_dir), "corpus:msmd"
+    elif args.corpus:
         sources, origin = corpus_sources(args.corpus), f"corpus:{args.corpus}"
     else:
         sources, origin = folder_sources(args.scores), f"folder:{Path(args.scores).resolve()}"

@@ -21,7 +21,7 @@ from scorelink import constants as C
 from scorelink.data import store
 from scorelink.data.sources import ScoreSource
 from scorelink.data.splits import Rendition, assign_splits, plan_renditions
-from scorelink.errors import DatasetError, ScorelinkError
+from scorelink.errors import DatasetError, ScoreError, ScorelinkError
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,17 @@ def build(
     if not 0 <= index < count:
         raise ScorelinkError(f"shard {index}/{count}: need 0 <= i < n")
     check_synthesis()
+    if any(s.kind == "lilypond" for s in sources):
+        from scorelink.data.lilypond import check_lilypond
+
+        check_lilypond()
     if limit is not None:
         sources = sources[:limit]
     if not sources:
         raise ScorelinkError("no scores to build")
     root = Path(out)
     splits = assign_splits([s.piece for s in sources], seed=config.seed)
+    splits.update({s.piece: s.split for s in sources if s.split})  # fixed by the corpus (MSMD)
     if only_split is not None:
         sources = [s for s in sources if splits[s.piece] == only_split]
         if not sources:
@@ -204,9 +209,17 @@ def build_piece(
     shutil.rmtree(tmp, ignore_errors=True)
 
     stage[0] = "read"
-    data, zipped = source.load()
-    stage[0] = "engrave"
-    eng = engrave(data, zipped=zipped)
+    if source.kind == "lilypond":
+        from scorelink.data.lilypond import engrave_lilypond
+
+        if not Path(source.origin).is_file():
+            raise ScoreError(f"{source.origin} does not exist")
+        stage[0] = "engrave"
+        eng = engrave_lilypond(source.origin)
+    else:
+        data, zipped = source.load()
+        stage[0] = "engrave"
+        eng = engrave(data, zipped=zipped)
     cuts = spans(eng)
     (tmp / "pages").mkdir(parents=True)
     for i, page in enumerate(eng.pages):

@@ -25,8 +25,9 @@ KEYBOARD_PIECES = (
     "schumann_clara/polonaise_op1n4.mxl",
     "cpebach/h186.mxl",
 )
-CORPORA = ("chorales",)
-SCORE_SUFFIXES = (".musicxml", ".xml", ".mxl", ".krn", ".mei")
+CORPORA = ("chorales",)  # built in; MSMD: msmd_sources()
+SCORE_SUFFIXES = (".musicxml", ".xml", ".mxl", ".krn", ".mei", ".ly")
+MSMD_SPLITS = ("train", "valid", "test")  # MSMD v1.1 (its test_v1 list is not used)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class ScoreSource:
 
     piece: str
     origin: str
-    kind: str  # "chorale" (music21 corpus, reduced to keyboard) or "file"
+    kind: str  # "chorale" (music21, reduced to keyboard), "file" (Verovio) or "lilypond"
+    split: str | None = None  # a split fixed by the corpus (MSMD's); None: assigned by seed
 
     def load(self) -> tuple[str | bytes, bool]:
         """Score data for `engrave`: (data, zipped). Raises ScoreError."""
@@ -69,17 +71,48 @@ def corpus_sources(name: str) -> list[ScoreSource]:
 
 
 def folder_sources(folder: str | Path) -> list[ScoreSource]:
-    """Every MusicXML / MXL / Humdrum kern / MEI file under `folder`, in path order."""
+    """Every MusicXML / MXL / Humdrum kern / MEI / LilyPond file under `folder`, in path order.
+
+    A LilyPond file that another one `\\include`s is part of that piece, not a piece itself.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise ScoreError(f"score folder {root} does not exist")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in SCORE_SUFFIXES)
+    included = _included(p for p in files if p.suffix.lower() == ".ly")
+    files = [p for p in files if p.resolve() not in included]
     if not files:
         raise ScoreError(f"no score files ({', '.join(SCORE_SUFFIXES)}) under {root}")
     return [
-        ScoreSource(_piece_id(str(p.relative_to(root).with_suffix(""))), str(p), "file")
+        ScoreSource(_piece_id(str(p.relative_to(root).with_suffix(""))), str(p),
+                    "lilypond" if p.suffix.lower() == ".ly" else "file")
         for p in files
     ]
+
+
+def msmd_sources(msmd_dir: str | Path) -> list[ScoreSource]:
+    """MSMD's pieces from their LilyPond sources, with the paper's split (`splits.json`)."""
+    import json
+
+    root = Path(msmd_dir)
+    try:
+        table = json.loads((root / "splits.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ScoreError(f"{root} has no readable splits.json (MSMD's split): {exc}") from exc
+    return [ScoreSource(entry["piece"], str(root / entry["source"]), "lilypond", split)
+            for split in MSMD_SPLITS for entry in table.get(split, [])]
+
+
+_INCLUDE = re.compile(r'\\include\s+"([^"]+)"')
+
+
+def _included(ly_files) -> set[Path]:
+    """The files that LilyPond files include (resolved paths)."""
+    found = set()
+    for ly in ly_files:
+        for name in _INCLUDE.findall(ly.read_text(errors="replace")):
+            found.add((ly.parent / name).resolve())
+    return found
 
 
 def _piece_id(name: str) -> str:

@@ -1,0 +1,296 @@
+"""Engrave a LilyPond score (MSMD's sources are Mutopia .ly files) into the same `Engraving`
+as the Verovio engraver, so that building, training and search need no change.
+
+LilyPond does the engraving and the performance (its MIDI file: ties merged, tempo marks
+applied). What no tool gives us is the link between the two, and the geometry in pixels:
+
+- a few lines inserted after the source's `\\version` tag make LilyPond tag every notehead in
+  the SVG (`output-attributes`) and log every note event of the layout with its score moment,
+  MIDI pitch and source location (a small Scheme engraver, written here because LilyPond's
+  own `event-listener.ly` drops the file name, which pieces made of several files need);
+- with point-and-click on, each notehead in the SVG links to the same source location;
+- MIDI notes are matched to logged events by (moment, pitch), events to noteheads by source
+  location (in engraving order when one location is engraved several times, as unfolded
+  repeats are); systems are found on the rasterised page by the staff finder of the search.
+
+Repeats: `\\repeat volta` and `\\repeat percent` are rewritten as `\\repeat unfold`, so the pages
+and the audio both play them as often as written. Repeats marked by hand (`repeatCommands`) and
+da capo texts are not played by LilyPond's MIDI either, so pages and audio stay in step.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scorelink.constants import PAGE_WIDTH
+from scorelink.data.engrave import Engraving, Note, Performance, System
+from scorelink.errors import RenderError, ToolMissingError
+
+TIMEOUT = 300  # s per LilyPond run
+MIDI_TICKS_PER_WHOLE = 4 * 384  # LilyPond writes 384 ticks per quarter note
+MIN_MATCHED = 0.9  # share of MIDI notes that must find their notehead
+_NOTES_LOG = "scorelink-notes.txt"
+_HEAD_CLASS = "scorelink-notehead"
+# Inserted after the \version line of the main file (see the module docstring).
+_SETTINGS = r"""
+#(define scorelink-port (open-output-file "%(log)s"))
+#(define (scorelink-log-note context event)
+   (let ((origin (ly:event-property event 'origin))
+         (pitch (ly:event-property event 'pitch))
+         (now (ly:context-current-moment context)))
+     (if (and (ly:input-location? origin) (ly:pitch? pitch))
+         (let ((loc (ly:input-file-line-char-column origin)))
+           (format scorelink-port "~a\t~a\t~a\t~a\t~a\t~a\t~a\n"
+                   (ly:moment-main-numerator now) (ly:moment-main-denominator now)
+                   (ly:moment-grace-numerator now) (+ 60 (ly:pitch-semitones pitch))
+                   (cadr loc) (caddr loc) (car loc))
+           (force-output scorelink-port)))))
+\layout {
+  \context { \Score \override NoteHead.output-attributes = #'((class . "%(cls)s")) }
+  \context { \Voice \consists
+    #(lambda (context)
+       (make-engraver
+         (listeners ((note-event engraver event) (scorelink-log-note context event))))) }
+}
+"""
+_VERSION = re.compile(r"^\s*\\version\s+\"[^\"]*\"[^\n]*\n?", re.M)
+_SVG = "{http://www.w3.org/2000/svg}"
+_XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+_TRANSLATE = re.compile(r"translate\(\s*([-\d.]+)[ ,]+([-\d.]+)\s*\)")
+_TEXTEDIT = re.compile(r"textedit://(.+):(\d+):(\d+):(\d+)$")
+_NOTEHEAD_HALF_WIDTH = 0.6  # staff spaces: the glyph is placed by its left edge
+
+
+@dataclass(frozen=True)
+class _Head:
+    page: int
+    x: float  # page px, notehead centre
+    y: float
+    location: tuple[str, int, int]  # (file name, line, char)
+
+
+def check_lilypond() -> None:
+    for tool in ("lilypond", "convert-ly"):
+        if shutil.which(tool) is None:
+            raise ToolMissingError(
+                f"{tool} is not installed; install it with: sudo apt-get install lilypond")
+
+
+def engrave_lilypond(path: str | Path) -> Engraving:
+    """Engrave a LilyPond file (and the files it includes, from its folder).
+
+    Raises RenderError when LilyPond fails, writes no MIDI (no \\midi block), or when the
+    performed notes cannot be tied to the engraved noteheads.
+    """
+    check_lilypond()
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="scorelink-ly-") as tmp:
+        work = Path(tmp) / "src"
+        shutil.copytree(path.parent, work, ignore=shutil.ignore_patterns(
+            "*.pdf", "*.midi", "*.mid", "*.png", "*.ps"))
+        main = work / path.name
+        _prepare(work, main)
+        out = Path(tmp) / "out"
+        out.mkdir()
+        run = subprocess.run(
+            ["lilypond", "-dbackend=svg", "-dpoint-and-click",
+             "-o", str(out / "score"), str(main)],
+            cwd=out, capture_output=True, text=True, timeout=TIMEOUT)
+        svgs = sorted(out.glob("score*.svg"), key=_page_number)
+        if run.returncode != 0 or not svgs:
+            raise RenderError(f"lilypond failed: {_last_error(run.stderr)}")
+        midis = sorted(out.glob("score*.mid*"))
+        if not midis:
+            raise RenderError("LilyPond wrote no MIDI (the score has no \\midi block)")
+        if len(midis) > 1:
+            raise RenderError(f"the file holds {len(midis)} scores; one score per file is read")
+        log = out / _NOTES_LOG
+        events = _read_events(log.read_text() if log.exists() else "")
+        midi = _read_midi(midis[0])
+        pages, heads = [], []
+        for page_no, svg in enumerate(svgs):
+            text = svg.read_text()
+            pages.append(_rasterise(text))
+            heads.extend(_noteheads(text, page_no, work))
+    return _link(pages, heads, events, midi)
+
+
+def _prepare(work: Path, main: Path) -> None:
+    """Update the sources to LilyPond 2.24, play repeats as written, insert our settings."""
+    for ly in sorted([*work.rglob("*.ly"), *work.rglob("*.ily")]):
+        subprocess.run(["convert-ly", "-e", "-q", str(ly)], capture_output=True, timeout=TIMEOUT)
+        text = ly.read_text(errors="replace")
+        text = re.sub(r"\\pointAndClickOff\b", "", text)
+        text = re.sub(r"\\repeat\s+(volta|percent)\b", r"\\repeat unfold", text)
+        ly.write_text(text)
+    text = main.read_text()
+    settings = _SETTINGS % {"log": _NOTES_LOG, "cls": _HEAD_CLASS}
+    m = _VERSION.search(text)
+    at = m.end() if m else 0
+    main.write_text(text[:at] + settings + text[at:])
+
+
+def _page_number(svg: Path) -> int:
+    m = re.search(r"-(\d+)\.svg$", svg.name)
+    return int(m.group(1)) if m else 0
+
+
+def _last_error(stderr: str) -> str:
+    """LilyPond's first error line, without the temporary folder's path."""
+    lines = stderr.strip().splitlines()
+    errors = [ln for ln in lines if "error:" in ln]
+    line = errors[0] if errors else (lines[-1] if lines else "no output")
+    return re.sub(r"^\S*/src/", "", line)[:300]
+
+
+def _read_events(text: str) -> list[tuple[int, int, str, int, int]]:
+    """Logged note events: (tick, pitch, file name, line, char); grace notes left out."""
+    events = []
+    for row in text.splitlines():
+        num, den, grace, pitch, line, char, file = row.split("\t", 6)
+        if int(grace) != 0:
+            continue  # grace notes take time from their neighbours in MIDI: no exact moment
+        tick = int(num) * MIDI_TICKS_PER_WHOLE / int(den)
+        events.append((round(tick), int(pitch), Path(file).name, int(line), int(char)))
+    return events
+
+
+def _read_midi(path: Path) -> np.ndarray:
+    """(N, 4) array of MIDI notes: tick, pitch, onset s, offset s (tempo map applied)."""
+    import mido
+
+    mid = mido.MidiFile(path)
+    tempo_changes = [(0, 500_000)]  # (tick, microseconds per quarter)
+    notes, sounding = [], {}
+    for track in mid.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo":
+                tempo_changes.append((tick, msg.tempo))
+            elif msg.type == "note_on" and msg.velocity > 0:
+                sounding.setdefault((msg.channel, msg.note), []).append(tick)
+            elif msg.type in ("note_off", "note_on"):
+                starts = sounding.get((msg.channel, msg.note))
+                if starts:
+                    notes.append((starts.pop(0), tick, msg.note))
+    tempo_changes.sort(key=lambda c: c[0])  # stable: a tempo set at tick 0 beats the default
+    ticks = np.array([t for t, _ in tempo_changes], dtype=float)
+    spq = np.array([u for _, u in tempo_changes], dtype=float) / 1e6 / mid.ticks_per_beat
+    base = np.concatenate([[0.0], np.cumsum(np.diff(ticks) * spq[:-1])])
+
+    def seconds(t: float) -> float:
+        k = int(np.searchsorted(ticks, t, side="right")) - 1
+        return float(base[k] + (t - ticks[k]) * spq[k])
+
+    return np.array([(a, p, seconds(a), seconds(b)) for a, b, p in sorted(notes)], dtype=float
+                    ).reshape(-1, 4)
+
+
+def _rasterise(svg: str) -> np.ndarray:
+    """SVG page -> (H, PAGE_WIDTH) uint8 grayscale on white, H from the page's proportions."""
+    import io
+
+    import cairosvg
+    from PIL import Image
+
+    png = cairosvg.svg2png(bytestring=svg.encode(), output_width=PAGE_WIDTH,
+                           background_color="white")
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.uint8)
+
+
+def _noteheads(svg: str, page: int, work: Path) -> list[_Head]:
+    """Every tagged notehead of one SVG page with its source location, in page pixels."""
+    root = ET.fromstring(svg)
+    scale = PAGE_WIDTH / float(root.get("viewBox").split()[2])  # px per staff space
+    heads = []
+    for group in root.iter(f"{_SVG}g"):
+        if group.get("class") != _HEAD_CLASS:
+            continue
+        link = group.find(f".//{_SVG}a")
+        glyph = link.find(f"{_SVG}g") if link is not None else None
+        m = _TEXTEDIT.match(link.get(_XLINK_HREF, "")) if link is not None else None
+        if glyph is None or m is None or not _TRANSLATE.search(glyph.get("transform", "")):
+            continue
+        x, y = (float(v) for v in _TRANSLATE.search(glyph.get("transform")).groups())
+        file, line, char = Path(m.group(1)).name, int(m.group(2)), int(m.group(3))
+        heads.append(_Head(page, (x + _NOTEHEAD_HALF_WIDTH) * scale, y * scale,
+                           (file, line, char)))
+    return heads
+
+
+def _link(pages: list[np.ndarray], heads: list[_Head], events: list[tuple],
+          midi: np.ndarray) -> Engraving:
+    """Systems from the pages, noteheads into systems, MIDI notes onto noteheads."""
+    from scorelink.search.staves import find_systems
+
+    systems: list[System] = []
+    for page_no, page in enumerate(pages):
+        for k, box in enumerate(find_systems(page)):
+            systems.append(System(page=page_no, index_on_page=k, staff_top=box.top,
+                                  staff_bottom=box.bottom, left=box.left, right=box.right,
+                                  top=box.top, bottom=box.bottom))
+    if not systems:
+        raise RenderError("no systems found on the engraved pages")
+
+    # Noteheads into systems (the nearest staff span on their page), in engraving order.
+    notes: list[Note] = []
+    placed: list[tuple[int, float, int]] = []  # (system, x, note index) per notehead
+    for h in heads:
+        candidates = [(max(s.staff_top - h.y, h.y - s.staff_bottom, 0.0), i)
+                      for i, s in enumerate(systems) if s.page == h.page]
+        if not candidates:
+            continue
+        gap, s = min(candidates)
+        if gap > 80:  # px: not near any system (a notehead in a title or footnote)
+            continue
+        placed.append((s, h.x, len(notes)))
+        notes.append(Note(id=f"{h.location[0]}:{h.location[1]}:{h.location[2]}:{len(notes)}",
+                          system=s, measure=0, x=h.x, y=h.y))
+    if not notes:
+        raise RenderError("no noteheads found in the engraved SVG")
+
+    # Source location -> its noteheads in engraving order, and its events in time order.
+    by_location: dict[tuple, list[int]] = {}
+    for *_, i in sorted(placed):  # by system, then x
+        by_location.setdefault(notes[i].id.rsplit(":", 1)[0], []).append(i)
+    event_note: dict[tuple[int, int], list[int]] = {}
+    per_location: dict[str, int] = {}
+    for tick, pitch, file, line, char in sorted(events):
+        key = f"{file}:{line}:{char}"
+        k = per_location.get(key, 0)
+        per_location[key] = k + 1
+        engraved = by_location.get(key, [])
+        if k < len(engraved):
+            event_note.setdefault((tick, pitch), []).append(engraved[k])
+
+    rows = []
+    for tick, pitch, onset, offset in midi:
+        candidates = event_note.get((int(tick), int(pitch)))
+        if candidates:
+            rows.append((candidates.pop(0), onset, offset, int(pitch)))
+    if not rows or len(rows) < MIN_MATCHED * len(midi):
+        raise RenderError(f"only {len(rows)} of {len(midi)} MIDI notes found their notehead")
+    rows.sort(key=lambda r: (r[1], r[3]))
+    arr = np.array(rows, dtype=float)
+    performance = Performance(note=arr[:, 0].astype(np.int64), onset=arr[:, 1],
+                              offset=np.maximum(arr[:, 2], arr[:, 1] + 0.01),
+                              pitch=arr[:, 3].astype(np.int64))
+
+    # System boxes: staff lines and the noteheads that belong to them.
+    staff_space = 7.0  # px at MSMD's scale; the box margin only
+    for i, s in enumerate(systems):
+        ys = [n.y for n in notes if n.system == i]
+        systems[i] = System(page=s.page, index_on_page=s.index_on_page, staff_top=s.staff_top,
+                            staff_bottom=s.staff_bottom, left=s.left, right=s.right,
+                            top=min([s.staff_top, *ys]) - staff_space / 2,
+                            bottom=max([s.staff_bottom, *ys]) + staff_space / 2)
+    return Engraving(pages=pages, systems=systems, notes=notes, performance=performance)

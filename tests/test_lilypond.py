@@ -1,0 +1,108 @@
+"""LilyPond sources (MSMD's engraver): a small Mutopia piece end to end, and a score written
+for the test whose notes, ties, repeats and timing are known exactly.
+
+tests/fixtures/mutopia-air/air.ly: J. S. Bach, Air BWV Anh. 131, from the Mutopia Project
+(Mutopia-2006/05/17-767), Creative Commons Attribution-ShareAlike 2.5, unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scorelink.data.build import BuildConfig, build
+from scorelink.data.lilypond import check_lilypond, engrave_lilypond
+from scorelink.data.passages import spans
+from scorelink.data.sources import folder_sources
+from scorelink.data.store import Dataset
+
+AIR = Path(__file__).parent / "fixtures" / "mutopia-air"
+
+# Two staves at quarter = 120 (0.5 s per beat); the first bar is repeated (volta), the g is
+# tied over a barline, the last beat is a chord. The music lives in an included file.
+MUSIC = r"""
+upper = \relative c'' { \repeat volta 2 { c4 d e f } g2. ~ g4 ~ g2 <c, e g>2 }
+lower = \relative c { \clef bass \repeat volta 2 { c1 } c1 c1 }
+"""
+MAIN = r"""\version "2.24.0"
+\include "music.ly"
+\score {
+  \new PianoStaff << \new Staff { \tempo 4 = 120 \upper } \new Staff \lower >>
+  \layout { }
+  \midi { }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def air_dataset(tmp_path_factory) -> Path:
+    check_lilypond()  # fails (does not skip) with an install hint when LilyPond is missing
+    out = tmp_path_factory.mktemp("ly") / "air"
+    report = build(folder_sources(AIR), out, config=BuildConfig(source="test:air"),
+                   workers=1, progress=False)
+    assert report.built == 1 and not report.failed, report
+    return out
+
+
+def test_mutopia_piece_noteheads_and_onsets_agree(air_dataset):
+    ds = Dataset(air_dataset)
+    records = ds.records()
+    assert records and {r["piece"] for r in records} == {"air"}
+    for r in records:
+        notes = ds.notes(r)
+        assert len(notes) > 0
+        # every note of the system sounds inside the system's audio span
+        assert np.all(notes["onset"] >= r["start"] - 1e-4) and np.all(notes["onset"] < r["end"])
+        # every notehead inside the system's box, and on ink in the strip
+        top, left, bottom, right = r["box"]
+        page_y = notes["y"] + r["strip_top"]
+        assert np.all((notes["x"] >= left) & (notes["x"] <= right))
+        assert np.all((page_y >= top) & (page_y <= bottom))
+        strip = ds.strip(r)
+        for x, y in zip(notes["x"], notes["y"], strict=True):
+            xi, yi = int(round(x)), int(round(y))
+            assert strip[yi - 2 : yi + 3, xi - 2 : xi + 3].min() < 100, (r["passage_id"], x, y)
+        # within a system, later onsets sit further right (one staff's notes: same pitch order)
+        order = np.argsort(notes["onset"], kind="stable")
+        assert np.corrcoef(notes["onset"][order], notes["x"][order])[0, 1] > 0.9
+    # the first note (c'' after a dotted-half rest, quarter = 128) sounds at 3 beats
+    first = ds.notes(ds.records(rendition=records[0]["rendition"])[0])
+    assert first["onset"][0] == pytest.approx(3 * 60 / 128 / records[0]["tempo"], abs=1e-3)
+
+
+def test_ties_repeats_tempo_and_includes(tmp_path):
+    check_lilypond()
+    folder = tmp_path / "scores"
+    folder.mkdir()
+    (folder / "music.ly").write_text(MUSIC)
+    (folder / "main.ly").write_text(MAIN)
+    sources = folder_sources(folder)
+    assert [(s.piece, s.kind) for s in sources] == [("main", "lilypond")]  # music.ly is included
+
+    eng = engrave_lilypond(sources[0].origin)
+    perf = eng.performance
+    # upper: c d e f twice (the volta unfolded), one tied g, a three-note chord; lower: c x 4
+    assert len(perf) == 8 + 1 + 3 + 4
+    assert len(eng.notes) == 8 + 3 + 3 + 4  # the tied g is engraved three times
+    run = (perf.onset < 4.0) & (perf.pitch > 60)
+    np.testing.assert_allclose(perf.onset[run], np.arange(8) * 0.5)  # quarter = 120
+    assert list(perf.pitch[run]) == [72, 74, 76, 77] * 2
+    g = np.flatnonzero(perf.pitch == 79)[0]
+    assert (perf.onset[g], perf.offset[g]) == pytest.approx((4.0, 7.0))  # one note, tie merged
+    chord = np.isclose(perf.onset, 7.0) & (perf.pitch > 60)
+    assert sorted(perf.pitch[chord]) == [72, 76, 79]
+    np.testing.assert_allclose(perf.onset[perf.pitch == 48], [0.0, 2.0, 4.0, 6.0])
+
+    # noteheads: higher pitch higher on the page, later further right, the repeat engraved anew
+    heads = [eng.notes[i] for i in perf.note[run]]
+    assert len({(n.x, n.y) for n in heads}) == 8
+    for bar in (heads[:4], heads[4:]):
+        assert [n.y for n in bar] == sorted((n.y for n in bar), reverse=True)
+    assert [n.x for n in heads] == sorted(n.x for n in heads)
+    for span in spans(eng):
+        box = eng.systems[span.system]
+        for k in range(span.first, span.stop):
+            n = eng.notes[perf.note[k]]
+            assert n.system == span.system and box.top <= n.y <= box.bottom
