@@ -126,7 +126,7 @@ def engrave_lilypond(path: str | Path) -> Engraving:
 def _prepare(work: Path, main: Path) -> None:
     """Update the sources to LilyPond 2.24, play repeats as written, insert our settings."""
     for ly in sorted([*work.rglob("*.ly"), *work.rglob("*.ily")]):
-        subprocess.run(["convert-ly", "-e", "-q", str(ly)], capture_output=True, timeout=TIMEOUT)
+        subprocess.run(["convert-ly", "-e", str(ly)], capture_output=True, timeout=TIMEOUT)
         text = ly.read_text(errors="replace")
         text = re.sub(r"\\pointAndClickOff\b", "", text)
         text = re.sub(r"\\repeat\s+(volta|percent)\b", r"\\repeat unfold", text)
