@@ -23,11 +23,14 @@ AIR = Path(__file__).parent / "fixtures" / "mutopia-air"
 # Two staves at quarter = 120 (0.5 s per beat); the first bar is repeated (volta), the g is
 # tied over a barline, the last beat is a chord. The music lives in an included file, in the
 # syntax of LilyPond 2.10 (`\sustainDown` became `\sustainOn`): convert-ly must update it.
+# Point-and-click is switched off, both ways Mutopia files do it: the engraver turns it on.
 MUSIC = r"""\version "2.10.0"
 upper = \relative c'' { \repeat volta 2 { c4 d e f } g2. ~ g4 ~ g2 <c, e g>2 }
 lower = \relative c { \clef bass \repeat volta 2 { c1\sustainDown } c1\sustainUp c1 }
 """
 MAIN = r"""\version "2.10.0"
+#(ly:set-option 'point-and-click #f)
+\pointAndClickOff
 \include "music.ly"
 \score {
   \new PianoStaff << \new Staff { \tempo 4 = 120 \upper } \new Staff \lower >>

@@ -128,7 +128,9 @@ def _prepare(work: Path, main: Path) -> None:
     for ly in sorted([*work.rglob("*.ly"), *work.rglob("*.ily")]):
         subprocess.run(["convert-ly", "-e", str(ly)], capture_output=True, timeout=TIMEOUT)
         text = ly.read_text(errors="replace")
+        # point-and-click switched off (either spelling) would leave the noteheads unlinked
         text = re.sub(r"\\pointAndClickOff\b", "", text)
+        text = re.sub(r"#\(ly:set-option\s+'point-and-click\s+#f\)", "", text)
         text = re.sub(r"\\repeat\s+(volta|percent)\b", r"\\repeat unfold", text)
         ly.write_text(text)
     text = main.read_text()
