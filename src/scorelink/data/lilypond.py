@@ -45,12 +45,15 @@ _SETTINGS = r"""
 #(define (scorelink-log-note context event)
    (let ((origin (ly:event-property event 'origin))
          (pitch (ly:event-property event 'pitch))
+         (duration (ly:event-property event 'duration))
          (now (ly:context-current-moment context)))
-     (if (and (ly:input-location? origin) (ly:pitch? pitch))
-         (let ((loc (ly:input-file-line-char-column origin)))
-           (format scorelink-port "~a\t~a\t~a\t~a\t~a\t~a\t~a\n"
+     (if (and (ly:input-location? origin) (ly:pitch? pitch) (ly:duration? duration))
+         (let ((loc (ly:input-file-line-char-column origin))
+               (len (ly:duration-length duration)))
+           (format scorelink-port "~a\t~a\t~a\t~a\t~a\t~a\t~a\t~a\t~a\n"
                    (ly:moment-main-numerator now) (ly:moment-main-denominator now)
                    (ly:moment-grace-numerator now) (+ 60 (ly:pitch-semitones pitch))
+                   (ly:moment-main-numerator len) (ly:moment-main-denominator len)
                    (cadr loc) (caddr loc) (car loc))
            (force-output scorelink-port)))))
 \layout {
@@ -153,15 +156,18 @@ def _last_error(stderr: str) -> str:
     return re.sub(r"^\S*/src/", "", line)[:300]
 
 
-def _read_events(text: str) -> list[tuple[int, int, str, int, int]]:
-    """Logged note events: (tick, pitch, file name, line, char); grace notes left out."""
+def _read_events(text: str) -> list[tuple[int, int, int, str, int, int]]:
+    """Logged note events: (tick, pitch, length in ticks, file name, line, char); grace notes
+    left out."""
     events = []
     for row in text.splitlines():
-        num, den, grace, pitch, line, char, file = row.split("\t", 6)
+        num, den, grace, pitch, len_num, len_den, line, char, file = row.split("\t", 8)
         if int(grace) != 0:
             continue  # grace notes take time from their neighbours in MIDI: no exact moment
         tick = int(num) * MIDI_TICKS_PER_WHOLE / int(den)
-        events.append((round(tick), int(pitch), Path(file).name, int(line), int(char)))
+        length = int(len_num) * MIDI_TICKS_PER_WHOLE / int(len_den)
+        events.append((round(tick), int(pitch), round(length), Path(file).name, int(line),
+                       int(char)))
     return events
 
 
@@ -265,20 +271,30 @@ def _link(pages: list[np.ndarray], heads: list[_Head], events: list[tuple],
     for *_, i in sorted(placed):  # by system, then x
         by_location.setdefault(notes[i].id.rsplit(":", 1)[0], []).append(i)
     event_note: dict[tuple[int, int], list[int]] = {}
+    written: dict[int, list[tuple[int, int, int]]] = {}  # pitch -> (tick, end tick, note)
     per_location: dict[str, int] = {}
-    for tick, pitch, file, line, char in sorted(events):
+    for tick, pitch, length, file, line, char in sorted(events):
         key = f"{file}:{line}:{char}"
         k = per_location.get(key, 0)
         per_location[key] = k + 1
         engraved = by_location.get(key, [])
         if k < len(engraved):
             event_note.setdefault((tick, pitch), []).append(engraved[k])
+            written.setdefault(pitch, []).append((tick, tick + length, engraved[k]))
 
     rows = []
     for tick, pitch, onset, offset in midi:
-        candidates = event_note.get((int(tick), int(pitch)))
-        if candidates:
-            rows.append((candidates.pop(0), onset, offset, int(pitch)))
+        note = None
+        # LilyPond's MIDI truncates tuplet times to whole ticks (1/20 of a whole: 76.8 -> 76)
+        for near in (0, -1, 1, -2, 2):
+            candidates = event_note.get((int(tick) + near, int(pitch)))
+            if candidates:
+                note = candidates.pop(0)
+                break
+        if note is None:  # a note struck again while one is written (tremolo): that notehead
+            note = next((i for a, b, i in written.get(int(pitch), []) if a <= tick < b), None)
+        if note is not None:
+            rows.append((note, onset, offset, int(pitch)))
     if not rows or len(rows) < MIN_MATCHED * len(midi):
         raise RenderError(f"only {len(rows)} of {len(midi)} MIDI notes found their notehead")
     rows.sort(key=lambda r: (r[1], r[3]))
