@@ -39,6 +39,8 @@ MIDI_TICKS_PER_WHOLE = 4 * 384  # LilyPond writes 384 ticks per quarter note
 MIN_MATCHED = 0.9  # share of MIDI notes that must find their notehead
 _NOTES_LOG = "scorelink-notes.txt"
 _HEAD_CLASS = "scorelink-notehead"
+_STAFF_CLASS = "scorelink-staff"
+_START_CLASS = "scorelink-system-start"  # the brace / bar / bracket that joins a system's staves
 # Inserted after the \version line of the main file (see the module docstring).
 _SETTINGS = r"""
 #(define scorelink-port (open-output-file "%(log)s"))
@@ -57,7 +59,13 @@ _SETTINGS = r"""
                    (cadr loc) (caddr loc) (car loc))
            (force-output scorelink-port)))))
 \layout {
-  \context { \Score \override NoteHead.output-attributes = #'((class . "%(cls)s")) }
+  \context { \Score
+    \override NoteHead.output-attributes = #'((class . "%(cls)s"))
+    \override StaffSymbol.output-attributes = #'((class . "%(staff)s"))
+    \override SystemStartBrace.output-attributes = #'((class . "%(start)s"))
+    \override SystemStartBar.output-attributes = #'((class . "%(start)s"))
+    \override SystemStartBracket.output-attributes = #'((class . "%(start)s"))
+    \override SystemStartSquare.output-attributes = #'((class . "%(start)s")) }
   \context { \Voice \consists
     #(lambda (context)
        (make-engraver
@@ -78,6 +86,7 @@ class _Head:
     x: float  # page px, notehead centre
     y: float
     location: tuple[str, int, int]  # (file name, line, char)
+    system: int | None  # index into the page's systems, from the SVG's order (see _noteheads)
 
 
 def check_lilypond() -> None:
@@ -118,12 +127,14 @@ def engrave_lilypond(path: str | Path) -> Engraving:
         log = out / _NOTES_LOG
         events = _read_events(log.read_text() if log.exists() else "")
         midi = _read_midi(midis[0])
-        pages, heads = [], []
+        pages, heads, systems = [], [], []
         for page_no, svg in enumerate(svgs):
             text = svg.read_text()
             pages.append(_rasterise(text))
-            heads.extend(_noteheads(text, page_no, work))
-    return _link(pages, heads, events, midi)
+            page_systems = _systems(text, page_no)
+            heads.extend(_noteheads(text, page_no, page_systems))
+            systems.extend(page_systems)
+    return _link(pages, systems, heads, events, midi)
 
 
 def _prepare(work: Path, main: Path) -> None:
@@ -137,7 +148,8 @@ def _prepare(work: Path, main: Path) -> None:
         text = re.sub(r"\\repeat\s+(volta|percent)\b", r"\\repeat unfold", text)
         ly.write_text(text)
     text = main.read_text()
-    settings = _SETTINGS % {"log": _NOTES_LOG, "cls": _HEAD_CLASS}
+    settings = _SETTINGS % {"log": _NOTES_LOG, "cls": _HEAD_CLASS, "staff": _STAFF_CLASS,
+                            "start": _START_CLASS}
     m = _VERSION.search(text)
     at = m.end() if m else 0
     main.write_text(text[:at] + settings + text[at:])
@@ -215,12 +227,74 @@ def _rasterise(svg: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.uint8)
 
 
-def _noteheads(svg: str, page: int, work: Path) -> list[_Head]:
-    """Every tagged notehead of one SVG page with its source location, in page pixels."""
+def _translate(element: ET.Element) -> tuple[float, float]:
+    m = _TRANSLATE.search(element.get("transform", ""))
+    return (float(m.group(1)), float(m.group(2))) if m else (0.0, 0.0)
+
+
+def _systems(svg: str, page: int) -> list[System]:
+    """The systems of one SVG page, from LilyPond's own staff symbols and system-start
+    delimiters (no image analysis: dense pages put one system's notes against the next's)."""
+    root = ET.fromstring(svg)
+    scale = PAGE_WIDTH / float(root.get("viewBox").split()[2])
+    staves, starts = [], []  # (top, bottom, left, right) in staff spaces; (top, bottom)
+    for group in root.iter(f"{_SVG}g"):
+        cls = group.get("class")
+        if cls == _STAFF_CLASS:
+            ys, xs = [], []
+            for g in group.iter(f"{_SVG}g"):
+                line = g.find(f"{_SVG}line")
+                if line is not None and line.get("y1") == line.get("y2"):
+                    x, y = _translate(g)
+                    ys.append(y + float(line.get("y1")))
+                    xs += [x + float(line.get("x1")), x + float(line.get("x2"))]
+            if ys:
+                staves.append((min(ys), max(ys), min(xs), max(xs)))
+        elif cls == _START_CLASS:
+            for g in group.iter(f"{_SVG}g"):
+                rect = g.find(f"{_SVG}rect")
+                if rect is not None:  # a bar: its rectangle spans the staves
+                    _, y = _translate(g)
+                    top = y + float(rect.get("y"))
+                    starts.append((top, top + float(rect.get("height"))))
+    groups: list[list[tuple]] = []
+    for staff in sorted(staves):
+        centre = (staff[0] + staff[1]) / 2
+        joined = groups and any(a <= centre <= b and a <= (groups[-1][-1][0] + groups[-1][-1][1])
+                                / 2 <= b for a, b in starts)
+        if joined:
+            groups[-1].append(staff)
+        else:
+            groups.append([staff])
+    systems = []
+    for k, group in enumerate(groups):
+        top, bottom = group[0][0] * scale, group[-1][1] * scale
+        systems.append(System(page=page, index_on_page=k, staff_top=top, staff_bottom=bottom,
+                              left=min(s[2] for s in group) * scale,
+                              right=max(s[3] for s in group) * scale, top=top, bottom=bottom))
+    return systems
+
+
+def _noteheads(svg: str, page: int, systems: list[System]) -> list[_Head]:
+    """Every tagged notehead of one SVG page with its source location, in page pixels.
+
+    LilyPond writes a page system by system, each starting with its staff symbols: a notehead
+    belongs to the system of the staff symbol before it. (Its position alone can mislead on
+    dense pages, where a low note of one system sits nearer to the next system's staves.)
+    """
     root = ET.fromstring(svg)
     scale = PAGE_WIDTH / float(root.get("viewBox").split()[2])  # px per staff space
     heads = []
+    current = None
     for group in root.iter(f"{_SVG}g"):
+        if group.get("class") == _STAFF_CLASS:
+            holder = next((g for g in group.iter(f"{_SVG}g") if g.find(f"{_SVG}line") is not None),
+                          None)
+            if holder is not None:  # one staff line: which system it is in
+                y = (_translate(holder)[1] + float(holder.find(f"{_SVG}line").get("y1"))) * scale
+                current = next((k for k, s in enumerate(systems)
+                                if s.staff_top - 1 <= y <= s.staff_bottom + 1), current)
+            continue
         if group.get("class") != _HEAD_CLASS:
             continue
         link = group.find(f".//{_SVG}a")
@@ -231,35 +305,26 @@ def _noteheads(svg: str, page: int, work: Path) -> list[_Head]:
         x, y = (float(v) for v in _TRANSLATE.search(glyph.get("transform")).groups())
         file, line, char = Path(m.group(1)).name, int(m.group(2)), int(m.group(3))
         heads.append(_Head(page, (x + _NOTEHEAD_HALF_WIDTH) * scale, y * scale,
-                           (file, line, char)))
+                           (file, line, char), current))
     return heads
 
 
-def _link(pages: list[np.ndarray], heads: list[_Head], events: list[tuple],
-          midi: np.ndarray) -> Engraving:
-    """Systems from the pages, noteheads into systems, MIDI notes onto noteheads."""
-    from scorelink.search.staves import find_systems
-
-    systems: list[System] = []
-    for page_no, page in enumerate(pages):
-        for k, box in enumerate(find_systems(page)):
-            systems.append(System(page=page_no, index_on_page=k, staff_top=box.top,
-                                  staff_bottom=box.bottom, left=box.left, right=box.right,
-                                  top=box.top, bottom=box.bottom))
+def _link(pages: list[np.ndarray], systems: list[System], heads: list[_Head],
+          events: list[tuple], midi: np.ndarray) -> Engraving:
+    """Noteheads into systems, MIDI notes onto noteheads."""
     if not systems:
         raise RenderError("no systems found on the engraved pages")
 
-    # Noteheads into systems (the nearest staff span on their page), in engraving order.
+    # Noteheads into systems, in engraving order.
+    first_on_page = {}
+    for i, s in enumerate(systems):
+        first_on_page.setdefault(s.page, i)
     notes: list[Note] = []
     placed: list[tuple[int, float, int]] = []  # (system, x, note index) per notehead
     for h in heads:
-        candidates = [(max(s.staff_top - h.y, h.y - s.staff_bottom, 0.0), i)
-                      for i, s in enumerate(systems) if s.page == h.page]
-        if not candidates:
+        if h.system is None:  # before any staff (a notehead drawn in a title): not music
             continue
-        gap, s = min(candidates)
-        if gap > 80:  # px: not near any system (a notehead in a title or footnote)
-            continue
+        s = first_on_page[h.page] + h.system
         placed.append((s, h.x, len(notes)))
         notes.append(Note(id=f"{h.location[0]}:{h.location[1]}:{h.location[2]}:{len(notes)}",
                           system=s, measure=0, x=h.x, y=h.y))
