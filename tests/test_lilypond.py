@@ -54,6 +54,9 @@ def test_mutopia_piece_noteheads_and_onsets_agree(air_dataset):
     ds = Dataset(air_dataset)
     records = ds.records()
     assert records and {r["piece"] for r in records} == {"air"}
+    # two systems on the page, each sounding once (the hand-made repeat signs are not played)
+    for rendition in {r["rendition"] for r in records}:
+        assert [r["system"] for r in ds.records(rendition=rendition)] == [0, 1]
     for r in records:
         notes = ds.notes(r)
         assert len(notes) > 0
@@ -105,7 +108,9 @@ def test_ties_repeats_tempo_and_includes(tmp_path):
     for bar in (heads[:4], heads[4:]):
         assert [n.y for n in bar] == sorted((n.y for n in bar), reverse=True)
     assert [n.x for n in heads] == sorted(n.x for n in heads)
-    for span in spans(eng):
+    cuts = spans(eng)
+    assert [c.system for c in cuts] == list(range(len(eng.systems)))  # unfolded: each once
+    for span in cuts:
         box = eng.systems[span.system]
         for k in range(span.first, span.stop):
             n = eng.notes[perf.note[k]]
