@@ -321,20 +321,21 @@ def _link(pages: list[np.ndarray], systems: list[System], heads: list[_Head],
         first_on_page.setdefault(s.page, i)
     notes: list[Note] = []
     placed: list[tuple[int, float, int]] = []  # (system, x, note index) per notehead
+    where: list[str] = []  # per note: its source location "file:line:char"
     for h in heads:
         if h.system is None:  # before any staff (a notehead drawn in a title): not music
             continue
         s = first_on_page[h.page] + h.system
         placed.append((s, h.x, len(notes)))
-        notes.append(Note(id=f"{h.location[0]}:{h.location[1]}:{h.location[2]}:{len(notes)}",
-                          system=s, measure=0, x=h.x, y=h.y))
+        where.append("{}:{}:{}".format(*h.location))
+        notes.append(Note(id=f"{where[-1]}:{len(notes)}", system=s, measure=0, x=h.x, y=h.y))
     if not notes:
         raise RenderError("no noteheads found in the engraved SVG")
 
     # Source location -> its noteheads in engraving order, and its events in time order.
-    by_location: dict[tuple, list[int]] = {}
+    by_location: dict[str, list[int]] = {}
     for *_, i in sorted(placed):  # by system, then x
-        by_location.setdefault(notes[i].id.rsplit(":", 1)[0], []).append(i)
+        by_location.setdefault(where[i], []).append(i)
     event_note: dict[tuple[int, int], list[int]] = {}
     written: dict[int, list[tuple[int, int, int]]] = {}  # pitch -> (tick, end tick, note)
     per_location: dict[str, int] = {}
