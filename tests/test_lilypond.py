@@ -115,3 +115,41 @@ def test_ties_repeats_tempo_and_includes(tmp_path):
         for k in range(span.first, span.stop):
             n = eng.notes[perf.note[k]]
             assert n.system == span.system and box.top <= n.y <= box.bottom
+
+
+# A source that performs from a \score of its own: two silent bars first (as Schubert's
+# Impromptu D. 899/3 in MSMD does), through articulate.ly (which would play the trill out as
+# many notes), and that draws its second bar's noteheads rescaled (as a Rachmaninoff prelude
+# in MSMD squeezes dense bars), which nests them in SVG scale groups.
+SEPARATE_MIDI = r"""\version "2.18.0"
+\include "articulate.ly"
+squeeze = \override NoteHead.stencil =
+  #(lambda (grob) (ly:stencil-scale (ly:note-head::print grob) 0.9 1.1))
+music = \relative c'' { c4\trill d e f | %(second)s g a b c }
+\score { \new Staff { \tempo 4 = 120 \music } \layout { } }
+\score { \new Staff \articulate { \tempo 4 = 120 s1 s1 \music } \midi { } }
+"""
+
+
+def test_separate_midi_score_articulate_and_rescaled_noteheads(tmp_path):
+    check_lilypond()
+    engravings = []
+    for name, second in (("plain", ""), ("squeezed", r"\squeeze")):
+        (tmp_path / f"{name}.ly").write_text(SEPARATE_MIDI % {"second": second})
+        engravings.append(engrave_lilypond(tmp_path / f"{name}.ly"))
+    plain, squeezed = engravings
+    for eng in engravings:
+        perf = eng.performance
+        assert list(perf.pitch) == [72, 74, 76, 77, 79, 81, 83, 84]  # the trill as written
+        np.testing.assert_allclose(perf.onset, 4.0 + np.arange(8) * 0.5)  # after the silence
+    # the rescaled noteheads are found on their ink (a scale group moves what it holds), at
+    # the height of the plain ones, left to right
+    assert len(squeezed.notes) == len(plain.notes) == 8
+    for a, b in zip(plain.notes, squeezed.notes, strict=True):
+        assert abs(a.y - b.y) < 1.0
+    page = squeezed.pages[0]
+    for n in squeezed.notes:
+        x, y = int(round(n.x)), int(round(n.y))
+        assert page[y - 1 : y + 2, x - 1 : x + 2].min() < 100, (n.id, x, y)  # on ink
+    xs = [squeezed.notes[i].x for i in squeezed.performance.note]  # in time order
+    assert xs == sorted(xs)

@@ -76,6 +76,7 @@ _VERSION = re.compile(r"^\s*\\version\s+\"[^\"]*\"[^\n]*\n?", re.M)
 _SVG = "{http://www.w3.org/2000/svg}"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 _TRANSLATE = re.compile(r"translate\(\s*([-\d.]+)[ ,]+([-\d.]+)\s*\)")
+_TRANSFORM = re.compile(r"(translate|scale)\(([^)]*)\)")
 _TEXTEDIT = re.compile(r"textedit://(.+):(\d+):(\d+):(\d+)$")
 _NOTEHEAD_HALF_WIDTH = 0.6  # staff spaces: the glyph is placed by its left edge
 
@@ -146,6 +147,9 @@ def _prepare(work: Path, main: Path) -> None:
         text = re.sub(r"\\pointAndClickOff\b", "", text)
         text = re.sub(r"#\(ly:set-option\s+'point-and-click\s+#f\)", "", text)
         text = re.sub(r"\\repeat\s+(volta|percent)\b", r"\\repeat unfold", text)
+        # articulate.ly re-times the MIDI (ornaments played out, grace notes take time from
+        # the next note), so its onsets no longer belong to the written notes: play as written
+        text = re.sub(r"\\articulate(?![A-Za-z])", "", text)
         ly.write_text(text)
     text = main.read_text()
     settings = _SETTINGS % {"log": _NOTES_LOG, "cls": _HEAD_CLASS, "staff": _STAFF_CLASS,
@@ -298,15 +302,51 @@ def _noteheads(svg: str, page: int, systems: list[System]) -> list[_Head]:
         if group.get("class") != _HEAD_CLASS:
             continue
         link = group.find(f".//{_SVG}a")
-        glyph = link.find(f"{_SVG}g") if link is not None else None
         m = _TEXTEDIT.match(link.get(_XLINK_HREF, "")) if link is not None else None
-        if glyph is None or m is None or not _TRANSLATE.search(glyph.get("transform", "")):
+        placed = _glyph_origin(link) if m is not None else None
+        if placed is None:
             continue
-        x, y = (float(v) for v in _TRANSLATE.search(glyph.get("transform")).groups())
+        x, y, width = placed
         file, line, char = Path(m.group(1)).name, int(m.group(2)), int(m.group(3))
-        heads.append(_Head(page, (x + _NOTEHEAD_HALF_WIDTH) * scale, y * scale,
+        heads.append(_Head(page, (x + _NOTEHEAD_HALF_WIDTH * width) * scale, y * scale,
                            (file, line, char), current))
     return heads
+
+
+def _glyph_origin(link: ET.Element) -> tuple[float, float, float] | None:
+    """Where the notehead glyph under a point-and-click link is drawn: (x, y, x scale).
+
+    Usually one `translate` group holds the glyph; a source that rescales its noteheads
+    (`ly:stencil-scale`, e.g. to squeeze dense passages) nests it in `scale` groups, whose
+    factors apply to the translation inside them.
+    """
+    sx, sy, tx, ty = 1.0, 1.0, 0.0, 0.0
+    element, moved = link, False
+    while (element := element.find(f"{_SVG}g")) is not None:
+        for op, args in _TRANSFORM.findall(element.get("transform", "")):
+            values = [float(v) for v in re.split(r"[ ,]+", args.strip())]
+            if op == "translate":  # translate(x) means translate(x, 0)
+                dy = values[1] if len(values) > 1 else 0.0
+                tx, ty, moved = tx + sx * values[0], ty + sy * dy, True
+            elif op == "scale":
+                sx, sy = sx * values[0], sy * values[-1]
+    return (tx, ty, sx) if moved else None
+
+
+def _midi_shift(midi: np.ndarray, events: list[tuple]) -> int:
+    """Ticks by which the MIDI runs behind the engraved score: 0, unless a source performs
+    from a \\score of its own that starts later (e.g. with bars of silence before the music).
+    The shift that lines up the most (tick, pitch) pairs, among those that put the first MIDI
+    note on one of the first events."""
+    if not len(midi) or not events:
+        return 0
+    written = {(int(t), int(p)) for t, p, *_ in events}
+    first = int(midi[:, 0].min())
+    candidates = {0} | {first - int(t) for t, *_ in sorted(events)[:64]}
+
+    def lined_up(shift: int) -> int:
+        return sum((int(t) - shift, int(p)) in written for t, p, *_ in midi)
+    return max(sorted(candidates), key=lambda c: (lined_up(c), -abs(c)))
 
 
 def _link(pages: list[np.ndarray], systems: list[System], heads: list[_Head],
@@ -348,8 +388,10 @@ def _link(pages: list[np.ndarray], systems: list[System], heads: list[_Head],
             event_note.setdefault((tick, pitch), []).append(engraved[k])
             written.setdefault(pitch, []).append((tick, tick + length, engraved[k]))
 
+    shift = _midi_shift(midi, events)
     rows = []
     for tick, pitch, onset, offset in midi:
+        tick -= shift
         note = None
         # LilyPond's MIDI truncates tuplet times to whole ticks (1/20 of a whole: 76.8 -> 76)
         for near in (0, -1, 1, -2, 2):
