@@ -110,6 +110,11 @@ def test_ties_repeats_tempo_and_includes(tmp_path):
     assert [n.x for n in heads] == sorted(n.x for n in heads)
     cuts = spans(eng)
     assert [c.system for c in cuts] == list(range(len(eng.systems)))  # unfolded: each once
+
+    # as written: the repeated bar engraved once, with repeat signs, and played once
+    written = engrave_lilypond(sources[0].origin, unfold=False)
+    assert len(written.notes) == len(eng.notes) - 4 - 1
+    assert len(written.performance) == len(perf) - 4 - 1
     for span in cuts:
         box = eng.systems[span.system]
         for k in range(span.first, span.stop):

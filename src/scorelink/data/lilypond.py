@@ -97,8 +97,11 @@ def check_lilypond() -> None:
                 f"{tool} is not installed; install it with: sudo apt-get install lilypond")
 
 
-def engrave_lilypond(path: str | Path) -> Engraving:
+def engrave_lilypond(path: str | Path, unfold: bool = True) -> Engraving:
     """Engrave a LilyPond file (and the files it includes, from its folder).
+
+    `unfold=False` engraves volta/percent repeats as written (signs, played once): the pages
+    a reader sees, but systems and audio no longer correspond one to one.
 
     Raises RenderError when LilyPond fails, writes no MIDI (no \\midi block), or when the
     performed notes cannot be tied to the engraved noteheads.
@@ -110,7 +113,7 @@ def engrave_lilypond(path: str | Path) -> Engraving:
         shutil.copytree(path.parent, work, ignore=shutil.ignore_patterns(
             "*.pdf", "*.midi", "*.mid", "*.png", "*.ps"))
         main = work / path.name
-        _prepare(work, main)
+        _prepare(work, main, unfold)
         out = Path(tmp) / "out"
         out.mkdir()
         run = subprocess.run(
@@ -138,7 +141,7 @@ def engrave_lilypond(path: str | Path) -> Engraving:
     return _link(pages, systems, heads, events, midi)
 
 
-def _prepare(work: Path, main: Path) -> None:
+def _prepare(work: Path, main: Path, unfold: bool = True) -> None:
     """Update the sources to LilyPond 2.24, play repeats as written, insert our settings."""
     for ly in sorted([*work.rglob("*.ly"), *work.rglob("*.ily")]):
         subprocess.run(["convert-ly", "-e", str(ly)], capture_output=True, timeout=TIMEOUT)
@@ -146,7 +149,8 @@ def _prepare(work: Path, main: Path) -> None:
         # point-and-click switched off (either spelling) would leave the noteheads unlinked
         text = re.sub(r"\\pointAndClickOff\b", "", text)
         text = re.sub(r"#\(ly:set-option\s+'point-and-click\s+#f\)", "", text)
-        text = re.sub(r"\\repeat\s+(volta|percent)\b", r"\\repeat unfold", text)
+        if unfold:
+            text = re.sub(r"\\repeat\s+(volta|percent)\b", r"\\repeat unfold", text)
         # articulate.ly re-times the MIDI (ornaments played out, grace notes take time from
         # the next note), so its onsets no longer belong to the written notes: play as written
         text = re.sub(r"\\articulate(?![A-Za-z])", "", text)
