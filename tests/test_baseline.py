@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from scorelink import checkpoint
 from scorelink.data.store import Dataset
+from scorelink.errors import ConfigError
 from scorelink.evaluate.retrieval import eval_records
 from scorelink.evaluate.voting import K_VOTES, _votes, vote_ranks
 from scorelink.models.snippets import audio_window, sheet_window
@@ -75,6 +77,20 @@ def test_snippet_training_voting_and_rnn_init(chorale_dataset, tmp_path):
     n_systems = len({(r["piece"], r["system"]) for r in records})
     assert len(ranks["a2s"]) == len(records) and ranks["a2s"].max() <= n_systems
     assert len(ranks["s2a"]) == n_systems and ranks["s2a"].max() <= len(records)
+
+    # BL warm start: every weight of the other snippet model, then it trains on
+    warm = TrainConfig.load(None, model="snippet", out=str(tmp_path / "bl2"),
+                            init_from=str(tmp_path / "bl" / "best.pt"),
+                            passages_per_epoch=64, batch_size=32, **base)
+    start = build_model(warm).state_dict()
+    for k, v in payload["state_dict"].items():
+        torch.testing.assert_close(start[k], v, msg=k)
+    with pytest.raises(ConfigError, match="embed_dim"):
+        build_model(TrainConfig.load(None, model="snippet", out=str(tmp_path / "bl3"),
+                                     init_from=str(tmp_path / "bl" / "best.pt"), embed_dim=16,
+                                     **base))
+    with pytest.raises(ConfigError, match="freeze_cnn"):
+        TrainConfig.load(None, model="snippet", freeze_cnn=True, **base)
 
     # RNN-FZ: the passage model's CNNs start from BL's and stay frozen
     fz = TrainConfig(out=str(tmp_path / "fz"), init_from=str(tmp_path / "bl" / "best.pt"),

@@ -73,6 +73,9 @@ class TrainConfig:
         if merged.get("model", "rnn") not in ("rnn", "snippet"):
             raise ConfigError(f"model must be rnn or snippet, not {merged['model']!r}")
         if merged.get("model") == "snippet":
+            if merged.get("freeze_cnn"):
+                raise ConfigError("freeze_cnn is for the passage model (RNN-FZ), not the "
+                                  "snippet model, whose CNNs are all it has")
             merged = {**SNIPPET_DEFAULTS, **merged}
         return cls(**merged)
 

@@ -38,6 +38,13 @@ def build_model(config: TrainConfig) -> PassageModel | SnippetModel:
     if config.model == "snippet":
         model = SnippetModel(SnippetModelConfig.preset(config.preset,
                                                        embed_dim=config.embed_dim))
+        if config.init_from:  # warm start from another snippet model (BL)
+            start = checkpoint.load_model(config.init_from, kind="snippet")[0]
+            if start.config != model.config:
+                raise ConfigError(
+                    f"{config.init_from} is a {start.config.to_dict()} model, but this run asks "
+                    f"for {model.config.to_dict()}: set preset/embed_dim to match it")
+            model = start.train()
     elif config.init_from and checkpoint.read(config.init_from).get("kind") == "rnn":
         # warm start: a passage model goes on training from all of another one's weights; the
         # run's settings must describe that model, or its checkpoints would describe another
