@@ -11,7 +11,8 @@ applied). What no tool gives us is the link between the two, and the geometry in
 - with point-and-click on, each notehead in the SVG links to the same source location;
 - MIDI notes are matched to logged events by (moment, pitch), events to noteheads by source
   location (in engraving order when one location is engraved several times, as unfolded
-  repeats are); systems are found on the rasterised page by the staff finder of the search.
+  repeats are); systems come from LilyPond's own staff symbols and system-start delimiters
+  in the SVG.
 
 Repeats: `\\repeat volta` and `\\repeat percent` are rewritten as `\\repeat unfold`, so the pages
 and the audio both play them as often as written. Repeats marked by hand (`repeatCommands`) and
