@@ -124,15 +124,21 @@ def test_ties_repeats_tempo_and_includes(tmp_path):
 
 # A source that performs from a \score of its own: two silent bars first (as Schubert's
 # Impromptu D. 899/3 in MSMD does), through articulate.ly (which would play the trill out as
-# many notes), and that draws its second bar's noteheads rescaled (as a Rachmaninoff prelude
-# in MSMD squeezes dense bars), which nests them in SVG scale groups.
+# many notes), doubled an octave lower (as a Bach fugue in MSMD does for an organ-like sound:
+# notes that are not written, left out of the audio), and that draws its second bar's
+# noteheads rescaled (as a Rachmaninoff prelude in MSMD squeezes dense bars), which nests them
+# in SVG scale groups.
 SEPARATE_MIDI = r"""\version "2.18.0"
 \include "articulate.ly"
 squeeze = \override NoteHead.stencil =
   #(lambda (grob) (ly:stencil-scale (ly:note-head::print grob) 0.9 1.1))
 music = \relative c'' { c4\trill d e f | %(second)s g a b c }
 \score { \new Staff { \tempo 4 = 120 \music } \layout { } }
-\score { \new Staff \articulate { \tempo 4 = 120 s1 s1 \music } \midi { } }
+\score {
+  << \new Staff \articulate { \tempo 4 = 120 s1 s1 \music }
+     \new Staff { s1 s1 \transpose c c, \music } >>
+  \midi { }
+}
 """
 
 
@@ -158,3 +164,30 @@ def test_separate_midi_score_articulate_and_rescaled_noteheads(tmp_path):
         assert page[y - 1 : y + 2, x - 1 : x + 2].min() < 100, (n.id, x, y)  # on ink
     xs = [squeezed.notes[i].x for i in squeezed.performance.note]  # in time order
     assert xs == sorted(xs)
+
+
+# Syntax of LilyPond 2.10 that convert-ly leaves alone and 2.24 rejects, each met in MSMD: a
+# LaTeX tagline joined with "+", the beaming functions of 2.12, a bare \context Voice before
+# settings, a Scheme number before a bar check, \applyMusic #unfold-repeats.
+OLD_SYNTAX = r"""\version "2.10.0"
+\header {
+  footer = "Mutopia-2004/11/15-496"
+  tagline = "\\small " + \footer + " typeset"
+}
+beams = { #(override-auto-beam-setting '(end * * * *) 1 4 'Staff) }
+music = \context Staff \relative c'' {
+  \context Voice = "upper"
+  \override Script.avoid-slur = #'inside
+  \beams \ottava #1 c8 d e f \ottava #0| g2 | \repeat volta 2 { a4 b c2 }
+}
+\score { \music \layout { } }
+\score { \applyMusic #unfold-repeats \music \midi { } }
+"""
+
+
+def test_old_syntax_convert_ly_leaves_alone(tmp_path):
+    check_lilypond()
+    (tmp_path / "old.ly").write_text(OLD_SYNTAX)
+    eng = engrave_lilypond(tmp_path / "old.ly")
+    assert list(eng.performance.pitch) == [72, 74, 76, 77, 79, 81, 83, 84, 81, 83, 84]
+    assert len(eng.notes) == 11
