@@ -191,3 +191,40 @@ def test_old_syntax_convert_ly_leaves_alone(tmp_path):
     eng = engrave_lilypond(tmp_path / "old.ly")
     assert list(eng.performance.pitch) == [72, 74, 76, 77, 79, 81, 83, 84, 81, 83, 84]
     assert len(eng.notes) == 11
+
+
+# Glyphs of every path through LilyPond's SVG glyph lookup: noteheads, rests, clefs,
+# accidentals and flags at three sizes (grace notes, one larger notehead), and glyph strings
+# in the music font (dynamics, the time signature, a fingering).
+GLYPHS = r"""\version "2.24.0"
+\score {
+  \new PianoStaff <<
+    \new Staff \relative c'' { \time 3/8 \acciaccatura dis16 cis8\f-3 r16 bes' \grace { aes16 }
+                               g8\sfz | <c, eis gis>4.\fermata \mark \markup { \italic "rit." } }
+    \new Staff \relative c { \clef bass \time 3/8 c8\pp r c16. d32 |
+                             \clef treble \once \override NoteHead.font-size = #0.5 c''4. }
+  >>
+  \layout { }
+}
+"""
+
+
+def test_svg_glyph_index_changes_nothing_in_the_svg(tmp_path):
+    """Our faster `cache-font` must draw exactly what LilyPond's own draws."""
+    import re
+    import subprocess
+
+    from scorelink.data.lilypond import _SVG_GLYPH_INDEX
+
+    check_lilypond()
+    svgs = {}
+    for name, extra in (("plain", ""), ("indexed", _SVG_GLYPH_INDEX)):
+        source = tmp_path / f"{name}.ly"
+        source.write_text(GLYPHS.replace('"2.24.0"\n', '"2.24.0"\n' + extra, 1))
+        run = subprocess.run(["lilypond", "-dbackend=svg", "-o", name, source.name],
+                             cwd=tmp_path, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        # point-and-click links name the file and line, which differ between the two
+        svgs[name] = re.sub(r'textedit://[^"]*', "", (tmp_path / f"{name}.svg").read_text())
+    assert svgs["plain"].count("<path") > 20  # the glyphs are drawn as paths
+    assert svgs["indexed"] == svgs["plain"]

@@ -42,11 +42,60 @@ _NOTES_LOG = "scorelink-notes.txt"
 _HEAD_CLASS = "scorelink-notehead"
 _STAFF_CLASS = "scorelink-staff"
 _START_CLASS = "scorelink-system-start"  # the brace / bar / bracket that joins a system's staves
-# Inserted after the \version line of the main file (see the module docstring).
-# Inserted after the source's \version line. The two beaming functions of LilyPond 2.12, gone
-# since 2.14 and beyond convert-ly, become no-ops: beams follow the default rules, the notes
-# stay the same.
-_SETTINGS = r"""
+# Inserted after the source's \version line (see the module docstring), in two parts.
+#
+# _SVG_GLYPH_INDEX speeds up LilyPond's SVG backend without changing a byte of its output. For
+# every glyph it draws, LilyPond 2.24 (scm/lily/output-svg.scm, `cache-font`) copies the whole
+# SVG font file, compiles a regular expression for the glyph's name and searches the file with
+# it (its own comment: "it would be better to ... store them in a hash table"): 80 % of an SVG
+# run, five times the time of a PDF run. We replace `cache-font` with one that indexes each
+# font's <glyph> elements once by name and remembers each drawn glyph's path, then hands the
+# single element to LilyPond's own `extract-glyph`. No library offers this, hence Scheme here.
+# A LilyPond whose SVG backend lacks these functions is left as it is.
+_SVG_GLYPH_INDEX = r"""
+#(let ((svg (resolve-module '(lily output-svg))))
+  (if (and-map (lambda (name) (module-variable svg name))
+               '(cache-font extract-glyph extract-glyph-info svg-defs cached-file-contents))
+   (let* ((match:substring (module-ref (resolve-module '(ice-9 regex)) 'match:substring))
+          (extract-glyph (module-ref svg 'extract-glyph))
+          (extract-glyph-info (module-ref svg 'extract-glyph-info))
+          (svg-defs (module-ref svg 'svg-defs))
+          (file-contents (module-ref svg 'cached-file-contents))
+          (fonts (make-hash-table))
+          (paths (make-hash-table))
+          (name-re (make-regexp "[[:space:]]glyph-name=\"([^\"]*)\"")))
+     (define (glyphs-of file)  ; name -> the first self-closed <glyph .../> of that name
+       (or (hash-ref fonts file)
+           (let ((table (make-hash-table))
+                 (text (svg-defs (file-contents file))))
+             (let loop ((at 0))
+               (let* ((start (string-contains text "<glyph" at))
+                      (end (and start (string-contains text "/>" start))))
+                 (if end
+                     (let* ((element (substring text start (+ end 2)))
+                            (open? (string-index element #\> 0 (- (string-length element) 1)))
+                            (name (and (not open?) (regexp-exec name-re element))))
+                       (if (and name (not (hash-ref table (match:substring name 1))))
+                           (hash-set! table (match:substring name 1) element))
+                       (loop (+ end 2))))))
+             (hash-set! fonts file table)
+             table)))
+     (module-define! svg 'cache-font
+       (lambda (file size glyph)
+         (if (list? glyph)  ; a glyph of a string: its offset moves the pen, nothing to keep
+             (extract-glyph-info (hash-ref (glyphs-of file) (car (reverse glyph)) "")
+                                 glyph size)
+             (let ((key (list file size glyph)))
+               (or (hash-ref paths key)
+                   (let ((path (extract-glyph (hash-ref (glyphs-of file) glyph "")
+                                              glyph size)))
+                     (hash-set! paths key path)
+                     path)))))))))
+"""
+# The rest: the two beaming functions of LilyPond 2.12, gone since 2.14 and beyond convert-ly,
+# become no-ops (beams follow the default rules, the notes stay the same); the note-event log;
+# the SVG classes that mark noteheads, staff symbols and system starts.
+_SETTINGS = _SVG_GLYPH_INDEX + r"""
 #(define (override-auto-beam-setting . args) (make-music 'SequentialMusic 'elements '()))
 #(define (revert-auto-beam-setting . args) (make-music 'SequentialMusic 'elements '()))
 #(define scorelink-port (open-output-file "%(log)s"))
