@@ -193,6 +193,31 @@ def test_old_syntax_convert_ly_leaves_alone(tmp_path):
     assert len(eng.notes) == 11
 
 
+# Music that starts with grace notes (as Minkus's Bayadère in MSMD does): LilyPond's MIDI plays
+# them first and the whole piece after them, so every MIDI note runs behind the engraved score.
+GRACE_START = r"""\version "2.24.0"
+\score {
+  \new Staff \relative c'' { \tempo 4 = 60 \acciaccatura { d16 e } c4 d \acciaccatura f8 e4 f | g1 }
+  \layout { }
+  \midi { }
+}
+"""
+
+
+def test_music_that_starts_with_grace_notes(tmp_path):
+    check_lilypond()
+    source = tmp_path / "grace.ly"
+    source.write_text(GRACE_START)
+    eng = engrave_lilypond(source)
+    perf = eng.performance
+    # the five written notes sound, one second apart after the lead-in of the grace notes;
+    # the grace notes themselves are left out of the audio
+    assert list(perf.pitch) == [72, 74, 76, 77, 79]
+    np.testing.assert_allclose(np.diff(perf.onset), [1.0, 1.0, 1.0, 1.0], atol=0.02)
+    assert 0.0 < perf.onset[0] < 0.5
+    assert len({perf.note[k] for k in range(len(perf))}) == 5
+
+
 # Glyphs of every path through LilyPond's SVG glyph lookup: noteheads, rests, clefs,
 # accidentals and flags at three sizes (grace notes, one larger notehead), and glyph strings
 # in the music font (dynamics, the time signature, a fingering).

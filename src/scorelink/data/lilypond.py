@@ -415,17 +415,19 @@ def _glyph_origin(link: ET.Element) -> tuple[float, float, float] | None:
 
 def _midi_shift(midi: np.ndarray, events: list[tuple]) -> int:
     """Ticks by which the MIDI runs behind the engraved score: 0, unless a source performs
-    from a \\score of its own that starts later (e.g. with bars of silence before the music).
-    The shift that lines up the most (tick, pitch) pairs, among those that put the first MIDI
-    note on one of the first events."""
+    from a \\score of its own that starts later (e.g. with bars of silence before the music),
+    or the music starts with grace notes (LilyPond's MIDI plays them first and the whole piece
+    after them). The shift that lines up the most (tick, pitch) pairs, among those that put one
+    of the first MIDI notes on one of the first events."""
     if not len(midi) or not events:
         return 0
-    written = {(int(t), int(p)) for t, p, *_ in events}
-    first = int(midi[:, 0].min())
-    candidates = {0} | {first - int(t) for t, *_ in sorted(events)[:64]}
+    written = np.unique([int(t) * 128 + int(p) for t, p, *_ in events])  # (tick, pitch) keys
+    played = midi[:, 0].astype(np.int64) * 128 + midi[:, 1].astype(np.int64)
+    starts = np.unique(midi[:, 0].astype(np.int64))[:8]
+    candidates = {0} | {int(m) - int(t) for m in starts for t, *_ in sorted(events)[:64]}
 
     def lined_up(shift: int) -> int:
-        return sum((int(t) - shift, int(p)) in written for t, p, *_ in midi)
+        return int(np.isin(played - shift * 128, written, assume_unique=False).sum())
     return max(sorted(candidates), key=lambda c: (lined_up(c), -abs(c)))
 
 
