@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
@@ -21,9 +20,7 @@ from pathlib import Path
 
 from _machine import machine  # benchmarks/_machine.py
 
-from scorelink.data.lilypond import engrave_lilypond
-
-_REPEAT = re.compile(r"\\repeat\s+(volta|percent)\b")
+from scorelink.data.lilypond import _REPEAT, engrave_lilypond
 
 
 def _has_repeats(main: Path) -> bool:

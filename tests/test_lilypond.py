@@ -218,6 +218,33 @@ def test_music_that_starts_with_grace_notes(tmp_path):
     assert len({perf.note[k] for k in range(len(perf))}) == 5
 
 
+# Two movements engraved as two scores and performed from a \score of their own that plays
+# them in turn (as Satie's Enfantillages pittoresques in MSMD does); the second movement's
+# repeat is written with its type quoted (`\repeat "volta"`, as Sousa's Transit of Venus does).
+MOVEMENTS = r"""\version "2.24.0"
+one = \relative c'' { \tempo 4 = 60 c4 d e f | g1 }
+two = \relative c'' { \repeat "volta" 2 { a4 b c d } }
+\book {
+  \score { \new Staff \one \layout { } }
+  \score { \new Staff \two \layout { } }
+  \score { \new Staff \unfoldRepeats { \one \two } \midi { } }
+}
+"""
+
+
+def test_movements_engraved_apart_and_performed_together(tmp_path):
+    check_lilypond()
+    source = tmp_path / "movements.ly"
+    source.write_text(MOVEMENTS)
+    eng = engrave_lilypond(source)
+    perf = eng.performance
+    # movement two starts after the two bars of movement one; its repeat is unfolded on the
+    # page (eight noteheads) as in the audio
+    assert list(perf.pitch) == [72, 74, 76, 77, 79] + [69, 71, 72, 74] * 2
+    np.testing.assert_allclose(perf.onset, [0, 1, 2, 3, 4] + list(range(8, 16)), atol=0.02)
+    assert len(eng.notes) == 5 + 8 and len(set(perf.note)) == 13
+
+
 # Glyphs of every path through LilyPond's SVG glyph lookup: noteheads, rests, clefs,
 # accidentals and flags at three sizes (grace notes, one larger notehead), and glyph strings
 # in the music font (dynamics, the time signature, a fingering).

@@ -99,6 +99,18 @@ _SETTINGS = _SVG_GLYPH_INDEX + r"""
 #(define (override-auto-beam-setting . args) (make-music 'SequentialMusic 'elements '()))
 #(define (revert-auto-beam-setting . args) (make-music 'SequentialMusic 'elements '()))
 #(define scorelink-port (open-output-file "%(log)s"))
+#(define scorelink-scores (make-hash-table))
+#(define (scorelink-score context)  ; 0, 1, ...: the engraved scores in the order engraved
+   (let ((score (ly:context-find context 'Score)))
+     (or (hashq-ref scorelink-scores score)
+         (let ((n (hash-count (const #t) scorelink-scores)))
+           (hashq-set! scorelink-scores score n)
+           n))))
+#(define (scorelink-log-end context)
+   (let ((now (ly:context-current-moment context)))
+     (format scorelink-port "end\t~a\t~a\t~a\n" (scorelink-score context)
+             (ly:moment-main-numerator now) (ly:moment-main-denominator now))
+     (force-output scorelink-port)))
 #(define (scorelink-log-note context event)
    (let ((origin (ly:event-property event 'origin))
          (pitch (ly:event-property event 'pitch))
@@ -107,11 +119,11 @@ _SETTINGS = _SVG_GLYPH_INDEX + r"""
      (if (and (ly:input-location? origin) (ly:pitch? pitch) (ly:duration? duration))
          (let ((loc (ly:input-file-line-char-column origin))
                (len (ly:duration-length duration)))
-           (format scorelink-port "~a\t~a\t~a\t~a\t~a\t~a\t~a\t~a\t~a\n"
+           (format scorelink-port "~a\t~a\t~a\t~a\t~a\t~a\t~a\t~a\t~a\t~a\n"
                    (ly:moment-main-numerator now) (ly:moment-main-denominator now)
                    (ly:moment-grace-numerator now) (+ 60 (ly:pitch-semitones pitch))
                    (ly:moment-main-numerator len) (ly:moment-main-denominator len)
-                   (cadr loc) (caddr loc) (car loc))
+                   (cadr loc) (caddr loc) (scorelink-score context) (car loc))
            (force-output scorelink-port)))))
 \layout {
   \context { \Score
@@ -120,13 +132,17 @@ _SETTINGS = _SVG_GLYPH_INDEX + r"""
     \override SystemStartBrace.output-attributes = #'((class . "%(start)s"))
     \override SystemStartBar.output-attributes = #'((class . "%(start)s"))
     \override SystemStartBracket.output-attributes = #'((class . "%(start)s"))
-    \override SystemStartSquare.output-attributes = #'((class . "%(start)s")) }
+    \override SystemStartSquare.output-attributes = #'((class . "%(start)s"))
+    \consists #(lambda (context)
+                 (make-engraver ((finalize engraver) (scorelink-log-end context)))) }
   \context { \Voice \consists
     #(lambda (context)
        (make-engraver
          (listeners ((note-event engraver event) (scorelink-log-note context event))))) }
 }
 """
+# `\repeat volta 2`, also with the type quoted (`\repeat "volta" 2`, as some Mutopia files do)
+_REPEAT = re.compile(r"\\repeat\s+(\"?)(volta|percent)\1(?![\w-])")
 _VERSION = re.compile(r"^\s*\\version\s+\"[^\"]*\"[^\n]*\n?", re.M)
 _SVG = "{http://www.w3.org/2000/svg}"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -178,7 +194,7 @@ def engrave_lilypond(path: str | Path, unfold: bool = True) -> Engraving:
             cwd=out, capture_output=True, text=True, timeout=TIMEOUT)
         svgs = sorted(out.glob("score*.svg"), key=_page_number)
         if run.returncode != 0 or not svgs:
-            raise RenderError(f"lilypond failed: {_last_error(run.stderr)}")
+            raise RenderError(f"lilypond {_failure(run)}")
         midis = sorted(out.glob("score*.mid*"))
         if not midis:
             raise RenderError("LilyPond wrote no MIDI (the score has no \\midi block)")
@@ -206,7 +222,7 @@ def _prepare(work: Path, main: Path, unfold: bool = True) -> None:
         text = re.sub(r"\\pointAndClickOff\b", "", text)
         text = re.sub(r"#\(ly:set-option\s+'point-and-click\s+#f\)", "", text)
         if unfold:
-            text = re.sub(r"\\repeat\s+(volta|percent)\b", r"\\repeat unfold", text)
+            text = _REPEAT.sub(r"\\repeat unfold", text)
         # old syntax that convert-ly leaves alone and LilyPond 2.24 rejects:
         # a Scheme number right before a bar check ("\ottava #0|"; Guile 2 reads "0|" as a name)
         text = re.sub(r"(#-?\d+)\|", r"\1 |", text)
@@ -237,6 +253,14 @@ def _page_number(svg: Path) -> int:
     return int(m.group(1)) if m else 0
 
 
+def _failure(run: subprocess.CompletedProcess) -> str:
+    """Why a LilyPond run failed, for the failures file."""
+    if run.returncode < 0:  # killed by a signal: LilyPond itself crashed
+        return (f"crashed (signal {-run.returncode}) after: "
+                f"{_last_error(run.stderr)}")
+    return f"failed: {_last_error(run.stderr)}"
+
+
 def _last_error(stderr: str) -> str:
     """LilyPond's first error line, without the temporary folder's path."""
     lines = stderr.strip().splitlines()
@@ -247,13 +271,26 @@ def _last_error(stderr: str) -> str:
 
 def _read_events(text: str) -> list[tuple[int, int, int, str, int, int]]:
     """Logged note events: (tick, pitch, length in ticks, file name, line, char); grace notes
-    left out."""
-    events = []
+    left out.
+
+    A source may engrave its movements as several scores and perform them from one \\score of
+    its own that plays them in turn (Satie's Enfantillages pittoresques in MSMD): each engraved
+    score starts at moment 0, so its events are moved behind the ends of the scores before it.
+    """
+    rows, ends = [], {}
     for row in text.splitlines():
-        num, den, grace, pitch, len_num, len_den, line, char, file = row.split("\t", 8)
+        if row.startswith("end\t"):
+            _, score, num, den = row.split("\t")
+            ends[int(score)] = int(num) * MIDI_TICKS_PER_WHOLE / int(den)
+        else:
+            rows.append(row.split("\t", 9))
+    starts = dict(zip(sorted(ends), np.cumsum([0.0] + [ends[s] for s in sorted(ends)]),
+                      strict=False))
+    events = []
+    for num, den, grace, pitch, len_num, len_den, line, char, score, file in rows:
         if int(grace) != 0:
             continue  # grace notes take time from their neighbours in MIDI: no exact moment
-        tick = int(num) * MIDI_TICKS_PER_WHOLE / int(den)
+        tick = int(num) * MIDI_TICKS_PER_WHOLE / int(den) + starts.get(int(score), 0.0)
         length = int(len_num) * MIDI_TICKS_PER_WHOLE / int(len_den)
         events.append((round(tick), int(pitch), round(length), Path(file).name, int(line),
                        int(char)))
