@@ -245,6 +245,18 @@ def test_movements_engraved_apart_and_performed_together(tmp_path):
     assert len(eng.notes) == 5 + 8 and len(set(perf.note)) == 13
 
 
+def test_version_after_the_music(tmp_path):
+    """A source may say its \\version last (Rimsky-Korsakov's in MSMD does): our settings
+    must still come before the score."""
+    check_lilypond()
+    source = tmp_path / "version-last.ly"
+    source.write_text("\\score { \\relative c'' { \\tempo 4 = 60 c4 d e f } \\layout { } "
+                      "\\midi { } }\n\\version \"2.10.33\"\n")
+    eng = engrave_lilypond(source)
+    assert len(eng.systems) == 1 and len(eng.notes) == 4
+    np.testing.assert_allclose(eng.performance.onset, [0, 1, 2, 3], atol=0.02)
+
+
 # Glyphs of every path through LilyPond's SVG glyph lookup: noteheads, rests, clefs,
 # accidentals and flags at three sizes (grace notes, one larger notehead), and glyph strings
 # in the music font (dynamics, the time signature, a fingering).

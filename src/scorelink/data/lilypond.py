@@ -243,8 +243,11 @@ def _prepare(work: Path, main: Path, unfold: bool = True) -> None:
     text = main.read_text()
     settings = _SETTINGS % {"log": _NOTES_LOG, "cls": _HEAD_CLASS, "staff": _STAFF_CLASS,
                             "start": _START_CLASS}
+    # after the \version line where it comes before the first block; some sources say their
+    # version last (Rimsky-Korsakov's in MSMD), too late for a \layout: then at the top
     m = _VERSION.search(text)
-    at = m.end() if m else 0
+    first_block = text.find("{")
+    at = m.end() if m and (first_block < 0 or m.start() < first_block) else 0
     main.write_text(text[:at] + settings + text[at:])
 
 
