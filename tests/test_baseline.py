@@ -30,6 +30,8 @@ def test_sheet_window_is_centred_on_the_notehead():
     assert np.nonzero(shifted.sum(axis=1))[0].min() == 33
     assert sheet_window(strip, 400, scale=1.05).shape == (80, 90)
     assert not sheet_window(strip, 5).any()  # nothing drawn near the left edge
+    # a notehead beyond the page (a line LilyPond could not fit runs past its right edge)
+    assert not sheet_window(strip, 1000, scale=0.98).any()
 
 
 def test_audio_window_edges():

@@ -82,7 +82,8 @@ def sheet_window(strip: np.ndarray, x: float, *, scale: float = 1.0, shift: int 
     region = np.full((h, w), 255, dtype=np.uint8)
     ys = slice(max(top, 0), min(top + h, strip.shape[0]))
     xs = slice(max(left, 0), min(left + w, strip.shape[1]))
-    region[ys.start - top : ys.stop - top, xs.start - left : xs.stop - left] = strip[ys, xs]
+    if ys.stop > ys.start and xs.stop > xs.start:  # else the window lies beyond the strip
+        region[ys.start - top : ys.stop - top, xs.start - left : xs.stop - left] = strip[ys, xs]
     if (h, w) != (STRIP_HEIGHT, 2 * SHEET_SNIPPET_WIDTH):
         size = (2 * SHEET_SNIPPET_WIDTH, STRIP_HEIGHT)
         region = np.asarray(Image.fromarray(region).resize(size, Image.BILINEAR))

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
+from scorelink.constants import PAGE_WIDTH
 from scorelink.models.snippets import audio_window, sheet_window
 
 SCALE_RANGE = (0.95, 1.05)
@@ -21,12 +22,17 @@ ONSET_SHIFT = 1
 
 
 def note_pairs(ds, records: list[dict]) -> np.ndarray:
-    """(P, 3) rows of (record index, absolute onset frame, notehead x), one per distinct onset."""
+    """(P, 3) rows of (record index, absolute onset frame, notehead x), one per distinct onset.
+
+    Noteheads beyond the page's width are left out: a line that LilyPond could not fit runs
+    past the right edge of the page (6 of MSMD's 6,974 systems), and has no ink there.
+    """
     rows = []
     for i, r in enumerate(records):
         notes = ds.notes(r)
-        for frame in np.unique(notes["onset_frame"]):
-            x = float(notes["x"][notes["onset_frame"] == frame].mean())
+        on_page = (notes["x"] >= 0) & (notes["x"] < PAGE_WIDTH)
+        for frame in np.unique(notes["onset_frame"][on_page]):
+            x = float(notes["x"][on_page & (notes["onset_frame"] == frame)].mean())
             rows.append((i, r["start_frame"] + int(frame), x))
     return np.array(rows, dtype=np.float64).reshape(-1, 3)
 
