@@ -257,6 +257,25 @@ def test_version_after_the_music(tmp_path):
     np.testing.assert_allclose(eng.performance.onset, [0, 1, 2, 3], atol=0.02)
 
 
+# Engraved from `\keepWithTag #'layout`, performed from `\keepWithTag #'midi`, whose version
+# writes the tremolo out as other notes (as Mussorgsky's Pictures in MSMD do).
+TAGGED = r"""\version "2.18.0"
+music = \relative c'' {
+  \tempo 4 = 60 c4 \tag #'layout { d2.:16 } \tag #'midi { \repeat unfold 12 e16 } }
+\score { \new Staff \keepWithTag #'layout \music \layout { } }
+\score { \new Staff \keepWithTag #'midi \music \midi { } }
+"""
+
+
+def test_tagged_performance_plays_the_engraved_version(tmp_path):
+    check_lilypond()
+    source = tmp_path / "tagged.ly"
+    source.write_text(TAGGED)
+    perf = engrave_lilypond(source).performance
+    assert list(perf.pitch) == [72, 74]  # the written (tremolo) d, not the midi tag's e16 run
+    np.testing.assert_allclose(perf.onset[:2], [0.0, 1.0], atol=0.02)
+
+
 # Glyphs of every path through LilyPond's SVG glyph lookup: noteheads, rests, clefs,
 # accidentals and flags at three sizes (grace notes, one larger notehead), and glyph strings
 # in the music font (dynamics, the time signature, a fingering).

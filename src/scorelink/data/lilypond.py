@@ -143,6 +143,8 @@ _SETTINGS = _SVG_GLYPH_INDEX + r"""
 """
 # `\repeat volta 2`, also with the type quoted (`\repeat "volta" 2`, as some Mutopia files do)
 _REPEAT = re.compile(r"\\repeat\s+(\"?)(volta|percent)\1(?![\w-])")
+_KEEP_LAYOUT = re.compile(r"\\keepWithTag\s*#'layout(?![\w-])")
+_KEEP_MIDI = re.compile(r"(\\keepWithTag\s*#')midi(?![\w-])")
 _VERSION = re.compile(r"^\s*\\version\s+\"[^\"]*\"[^\n]*\n?", re.M)
 _SVG = "{http://www.w3.org/2000/svg}"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -215,9 +217,16 @@ def engrave_lilypond(path: str | Path, unfold: bool = True) -> Engraving:
 
 def _prepare(work: Path, main: Path, unfold: bool = True) -> None:
     """Update the sources to LilyPond 2.24, play repeats as written, insert our settings."""
-    for ly in sorted([*work.rglob("*.ly"), *work.rglob("*.ily")]):
+    files = sorted([*work.rglob("*.ly"), *work.rglob("*.ily")])
+    # a source that engraves `\keepWithTag #'layout` and performs `\keepWithTag #'midi`
+    # (Mussorgsky's Pictures in MSMD: trills and tremolos written out as other notes for the
+    # MIDI) performs the engraved version, so that every sounding note is a written one
+    tagged = any(_KEEP_LAYOUT.search(f.read_text(errors="replace")) for f in files)
+    for ly in files:
         subprocess.run(["convert-ly", "-e", str(ly)], capture_output=True, timeout=TIMEOUT)
         text = ly.read_text(errors="replace")
+        if tagged:
+            text = _KEEP_MIDI.sub(r"\1layout", text)
         # point-and-click switched off (either spelling) would leave the noteheads unlinked
         text = re.sub(r"\\pointAndClickOff\b", "", text)
         text = re.sub(r"#\(ly:set-option\s+'point-and-click\s+#f\)", "", text)
