@@ -25,7 +25,7 @@ def note_pairs(ds, records: list[dict]) -> np.ndarray:
     """(P, 3) rows of (record index, absolute onset frame, notehead x), one per distinct onset.
 
     Noteheads beyond the page's width are left out: a line that LilyPond could not fit runs
-    past the right edge of the page (6 of MSMD's 6,974 systems), and has no ink there.
+    past the right edge of the page (6 of MSMD's 6,990 systems), and has no ink there.
     """
     rows = []
     for i, r in enumerate(records):
