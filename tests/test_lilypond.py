@@ -193,6 +193,14 @@ def test_old_syntax_convert_ly_leaves_alone(tmp_path):
     assert len(eng.notes) == 11
 
 
+def _engrave_text(tmp_path: Path, name: str, text: str):
+    """Engrave a LilyPond source written for the test."""
+    check_lilypond()
+    source = tmp_path / name
+    source.write_text(text)
+    return engrave_lilypond(source)
+
+
 # Music that starts with grace notes (as Minkus's Bayadère in MSMD does): LilyPond's MIDI plays
 # them first and the whole piece after them, so every MIDI note runs behind the engraved score.
 GRACE_START = r"""\version "2.24.0"
@@ -205,17 +213,14 @@ GRACE_START = r"""\version "2.24.0"
 
 
 def test_music_that_starts_with_grace_notes(tmp_path):
-    check_lilypond()
-    source = tmp_path / "grace.ly"
-    source.write_text(GRACE_START)
-    eng = engrave_lilypond(source)
+    eng = _engrave_text(tmp_path, "grace.ly", GRACE_START)
     perf = eng.performance
     # the five written notes sound, one second apart after the lead-in of the grace notes;
     # the grace notes themselves are left out of the audio
     assert list(perf.pitch) == [72, 74, 76, 77, 79]
     np.testing.assert_allclose(np.diff(perf.onset), [1.0, 1.0, 1.0, 1.0], atol=0.02)
     assert 0.0 < perf.onset[0] < 0.5
-    assert len({perf.note[k] for k in range(len(perf))}) == 5
+    assert len(set(perf.note)) == 5
 
 
 # Two movements engraved as two scores and performed from a \score of their own that plays
@@ -233,10 +238,7 @@ two = \relative c'' { \repeat "volta" 2 { a4 b c d } }
 
 
 def test_movements_engraved_apart_and_performed_together(tmp_path):
-    check_lilypond()
-    source = tmp_path / "movements.ly"
-    source.write_text(MOVEMENTS)
-    eng = engrave_lilypond(source)
+    eng = _engrave_text(tmp_path, "movements.ly", MOVEMENTS)
     perf = eng.performance
     # movement two starts after the two bars of movement one; its repeat is unfolded on the
     # page (eight noteheads) as in the audio
@@ -248,11 +250,9 @@ def test_movements_engraved_apart_and_performed_together(tmp_path):
 def test_version_after_the_music(tmp_path):
     """A source may say its \\version last (Rimsky-Korsakov's in MSMD does): our settings
     must still come before the score."""
-    check_lilypond()
-    source = tmp_path / "version-last.ly"
-    source.write_text("\\score { \\relative c'' { \\tempo 4 = 60 c4 d e f } \\layout { } "
-                      "\\midi { } }\n\\version \"2.10.33\"\n")
-    eng = engrave_lilypond(source)
+    eng = _engrave_text(tmp_path, "version-last.ly",
+                        "\\score { \\relative c'' { \\tempo 4 = 60 c4 d e f } \\layout { } "
+                        "\\midi { } }\n\\version \"2.10.33\"\n")
     assert len(eng.systems) == 1 and len(eng.notes) == 4
     np.testing.assert_allclose(eng.performance.onset, [0, 1, 2, 3], atol=0.02)
 
@@ -268,10 +268,7 @@ music = \relative c'' {
 
 
 def test_tagged_performance_plays_the_engraved_version(tmp_path):
-    check_lilypond()
-    source = tmp_path / "tagged.ly"
-    source.write_text(TAGGED)
-    perf = engrave_lilypond(source).performance
+    perf = _engrave_text(tmp_path, "tagged.ly", TAGGED).performance
     assert list(perf.pitch) == [72, 74]  # the written (tremolo) d, not the midi tag's e16 run
     np.testing.assert_allclose(perf.onset[:2], [0.0, 1.0], atol=0.02)
 

@@ -42,7 +42,8 @@ _NOTES_LOG = "scorelink-notes.txt"
 _HEAD_CLASS = "scorelink-notehead"
 _STAFF_CLASS = "scorelink-staff"
 _START_CLASS = "scorelink-system-start"  # the brace / bar / bracket that joins a system's staves
-# Inserted after the source's \version line (see the module docstring), in two parts.
+# Inserted into the main file by `_prepare` (after its \version line where that comes first;
+# see the module docstring), in two parts.
 #
 # _SVG_GLYPH_INDEX speeds up LilyPond's SVG backend without changing a byte of its output. For
 # every glyph it draws, LilyPond 2.24 (scm/lily/output-svg.scm, `cache-font`) copies the whole
@@ -296,8 +297,9 @@ def _read_events(text: str) -> list[tuple[int, int, int, str, int, int]]:
             ends[int(score)] = int(num) * MIDI_TICKS_PER_WHOLE / int(den)
         else:
             rows.append(row.split("\t", 9))
-    starts = dict(zip(sorted(ends), np.cumsum([0.0] + [ends[s] for s in sorted(ends)]),
-                      strict=False))
+    starts, at = {}, 0.0  # score -> the tick where it starts: the ends of those before it
+    for score in sorted(ends):
+        starts[score], at = at, at + ends[score]
     events = []
     for num, den, grace, pitch, len_num, len_den, line, char, score, file in rows:
         if int(grace) != 0:
@@ -346,7 +348,7 @@ def _rasterise(svg: str) -> np.ndarray:
 
     librsvg (`rsvg-convert`), not cairosvg as for Verovio's pages: LilyPond draws every glyph
     as an outline path of its own, and cairosvg (pure Python) took longer over such a page
-    than LilyPond took to engrave it (1-3 s against 0.1-0.3 s for librsvg).
+    than LilyPond took to engrave it (one page: 1.87 s against 0.30 s, docs/benchmarks.md).
     """
     import io
 
@@ -472,11 +474,12 @@ def _midi_shift(midi: np.ndarray, events: list[tuple]) -> int:
         return 0
     written = np.unique([int(t) * 128 + int(p) for t, p, *_ in events])  # (tick, pitch) keys
     played = midi[:, 0].astype(np.int64) * 128 + midi[:, 1].astype(np.int64)
-    starts = np.unique(midi[:, 0].astype(np.int64))[:8]
-    candidates = {0} | {int(m) - int(t) for m in starts for t, *_ in sorted(events)[:64]}
+    first_played = np.unique(midi[:, 0].astype(np.int64))[:8]
+    first_written = [int(t) for t, *_ in sorted(events)[:64]]
+    candidates = {0} | {int(m) - t for m in first_played for t in first_written}
 
     def lined_up(shift: int) -> int:
-        return int(np.isin(played - shift * 128, written, assume_unique=False).sum())
+        return int(np.isin(played - shift * 128, written).sum())
     return max(sorted(candidates), key=lambda c: (lined_up(c), -abs(c)))
 
 
