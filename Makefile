@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # FluidSynth and the four piano soundfonts (three for training, one held out for testing);
 # LilyPond and librsvg (its pages to pixels) for LilyPond sources (MSMD); Chromium for the web
 # page's end-to-end test.
-APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small \
+APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont csound-soundfont musescore-general-soundfont-small \
                 lilypond librsvg2-bin chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR ?= demo

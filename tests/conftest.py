@@ -30,8 +30,8 @@ def chorale_sources():
 def chorale_dataset(tmp_path_factory, chorale_sources) -> Path:
     _require_tools()
     out = tmp_path_factory.mktemp("data") / "chorales"
-    report = build(chorale_sources, out, config=BuildConfig(source="test:chorales"),
-                   workers=1, progress=False)
+    config = BuildConfig(source="test:chorales", train_renditions=4)
+    report = build(chorale_sources, out, config=config, workers=1, progress=False)
     assert report.built == 3 and not report.failed, report
     return out
 

@@ -14,7 +14,7 @@ from scorelink.data.build import BuildConfig, build
 from scorelink.data.sources import folder_sources
 from scorelink.data.splits import assign_splits, plan_renditions
 from scorelink.data.store import Dataset
-from scorelink.errors import ScoreError, ToolMissingError
+from scorelink.errors import DatasetError, ScoreError, ScorelinkError, ToolMissingError
 
 
 def test_broken_score_lands_in_failures_file(tiny_scores, tmp_path):
@@ -76,12 +76,47 @@ def test_splits_deterministic_by_piece():
 
 
 def test_rendition_plan():
-    plan = plan_renditions("p", "train", seed=0, n_train=4)
-    assert len({r.name for r in plan}) == 4
+    n = len(synthesize.TRAIN_SOUNDFONTS)
+    plan = plan_renditions("p", "train", seed=0, n_train=n)
+    assert len({r.name for r in plan}) == n
     assert {r.soundfont for r in plan} == set(synthesize.TRAIN_SOUNDFONTS)
-    assert plan == plan_renditions("p", "train", seed=0, n_train=4)
+    assert plan == plan_renditions("p", "train", seed=0, n_train=n)
     assert len({r.name for r in plan_renditions("p", "train", seed=0, n_train=15)}) == 15
-    assert [r.name for r in plan_renditions("p", "valid", seed=0)] == ["fluidr3-grand@1.00"]
+    # validation plays a piano that training never hears, and the test another one
+    valid = plan_renditions("p", "valid", seed=0)
+    assert [r.name for r in valid] == ["csound-grand@1.00"]
+    assert valid[0].soundfont not in {*synthesize.TRAIN_SOUNDFONTS, synthesize.TEST_SOUNDFONT}
+    fonts = ("fluidr3-grand", "timgm6mb-grand")
+    assert {r.soundfont for r in plan_renditions("p", "train", seed=0, n_train=3,
+                                                  train_soundfonts=fonts)} == set(fonts)
+    with pytest.raises(ScorelinkError, match="unknown soundfont"):
+        BuildConfig(source="x", train_soundfonts=("no-such-piano",))
+    with pytest.raises(ScorelinkError, match="must be held out"):
+        BuildConfig(source="x", train_soundfonts=("musescore-grand",))
+    with pytest.raises(ScorelinkError, match="must be held out"):
+        BuildConfig(source="x", test_soundfont="csound-grand")
+    test = plan_renditions("p", "test", seed=0, test_soundfont="timgm6mb-grand")
+    assert {r.soundfont for r in test} == {"timgm6mb-grand"} and len(test) == 5
+
+
+def test_datasets_built_before_the_soundfont_settings(tiny_scores, tmp_path):
+    """A dataset.json that names no soundfonts was built with the three legacy training
+    timbres and validated on the first; a rerun with those settings is accepted."""
+    out = tmp_path / "ds"
+    legacy = BuildConfig(source="test:tiny", train_renditions=2,
+                         train_soundfonts=synthesize.LEGACY_TRAIN_SOUNDFONTS,
+                         valid_soundfont=synthesize.LEGACY_VALID_SOUNDFONT)
+    build(folder_sources(tiny_scores), out, config=legacy, progress=False)
+    meta = json.loads((out / "dataset.json").read_text())
+    del meta["config"]["train_soundfonts"], meta["config"]["valid_soundfont"]
+    (out / "dataset.json").write_text(json.dumps(meta))
+    assert Dataset(out).valid_soundfont == "fluidr3-grand"
+    assert Dataset(out).test_soundfont == "musescore-grand"
+    again = build(folder_sources(tiny_scores), out, config=legacy, progress=False)
+    assert again.skipped == 2
+    with pytest.raises(DatasetError, match="other settings"):
+        build(folder_sources(tiny_scores), out, progress=False,
+              config=BuildConfig(source="test:tiny", train_renditions=2))
 
 
 def test_synthesis_places_notes_on_time():

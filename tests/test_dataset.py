@@ -11,6 +11,7 @@ import pytest
 from scorelink.constants import FPS, N_BINS, PAGE_WIDTH, STRIP_HEIGHT
 from scorelink.data.build import BuildConfig, build
 from scorelink.data.store import Dataset
+from scorelink.data.synthesize import TRAIN_SOUNDFONTS
 from scorelink.errors import DatasetError
 
 
@@ -34,8 +35,11 @@ def test_manifest_fields_and_unique_ids(chorale_dataset):
     assert {r["soundfont"] for r in ds if r["split"] != "test"}.isdisjoint({"musescore-grand"})
     assert {r["tempo"] for r in ds if r["split"] == "test"} == {0.5, 0.66, 1.0, 1.33, 2.0}
     train = [r for r in ds if r["split"] == "train"]
-    assert len({r["rendition"] for r in train}) == 4
-    assert {r["soundfont"] for r in train} == {"fluidr3-grand", "fluidr3-epiano", "timgm6mb-grand"}
+    assert len({r["rendition"] for r in train}) == 4  # the fixture builds 4 of them
+    assert {r["soundfont"] for r in train} <= set(TRAIN_SOUNDFONTS)
+    assert len({r["soundfont"] for r in train}) == 4  # one training piece: 4 of the 5 timbres
+    # validation plays a piano that training never hears
+    assert {r["soundfont"] for r in ds if r["split"] == "valid"} == {"csound-grand"}
 
 
 def test_passages_in_time_order_without_overlap(chorale_dataset):
@@ -153,7 +157,7 @@ def test_splits_share_no_piece(chorale_dataset):
 
 def test_rerun_resumes(copy_dataset, chorale_sources):
     manifest = (copy_dataset / "manifest.jsonl").read_text()
-    config = BuildConfig(source="test:chorales")
+    config = BuildConfig(source="test:chorales", train_renditions=4)  # as the fixture
     again = build(chorale_sources, copy_dataset, config=config, progress=False)
     assert (again.built, again.skipped) == (0, 3)
     assert (copy_dataset / "manifest.jsonl").read_text() == manifest

@@ -82,6 +82,21 @@ def test_loss_hand_computed():
         triplet_hinge(s[:1], a[:1], margin=0.3)
 
 
+def test_loss_same_system_is_no_negative_and_hardest_negatives():
+    s = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    a = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6]])
+    # d(s_i, a_k): row 0: 0, .4, .2; row 1: 1, .2, .4; row 2 = row 0. Margin 0.5, terms
+    # max(0, .5 + d_ii - d_ik): row 0: (.1, .3), row 1: (0, .3), row 2: (.7, .3)
+    assert triplet_hinge(s, a, margin=0.5).item() == pytest.approx(1.7 / 6)
+    # passages 0 and 2 show the same system: (0, 2) and (2, 0) are no negatives
+    same = torch.tensor([7, 3, 7])
+    assert triplet_hinge(s, a, margin=0.5, same=same).item() == pytest.approx(0.7 / 4)
+    # the hardest negative of each anchor: .3, .3, .7 (.1, .3, .3 with the mask)
+    assert triplet_hinge(s, a, margin=0.5, hardest=1).item() == pytest.approx(1.3 / 3)
+    assert triplet_hinge(s, a, margin=0.5, same=same, hardest=1).item() == pytest.approx(0.7 / 3)
+    assert triplet_hinge(s, a, margin=0.5, hardest=5).item() == pytest.approx(1.7 / 6)
+
+
 @pytest.mark.parametrize("freeze", [False, True])
 def test_every_trainable_parameter_is_optimised_and_gets_a_gradient(freeze):
     torch.manual_seed(0)

@@ -36,6 +36,18 @@ def test_checkpoint_describes_itself(chorale_dataset, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["preset"] == "tiny"
 
 
+def test_renditions_of_one_system_are_no_negatives_of_each_other(chorale_dataset, tmp_path):
+    trainer = Trainer(_config(chorale_dataset, tmp_path / "run", hard_negatives=2))
+    records, ids = trainer.train_records, trainer.system_of.tolist()
+    assert len({r["rendition"] for r in records}) > 1
+    for r, i in zip(records, ids, strict=True):
+        for q, j in zip(records, ids, strict=True):
+            assert (i == j) == ((r["piece"], r["system"]) == (q["piece"], q["system"]))
+    assert trainer.loss.hardest == 2
+    trainer.fit()  # the masked hardest-negative loss trains
+    assert trainer.step == 2 * 24 // 8
+
+
 def test_resume_after_a_kill_matches_an_uninterrupted_run(chorale_dataset, tmp_path):
     torch.manual_seed(0)
     Trainer(_config(chorale_dataset, tmp_path / "straight")).fit()

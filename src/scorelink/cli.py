@@ -20,7 +20,16 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected names separated by commas")
+    return names
+
+
 def _parser() -> argparse.ArgumentParser:
+    from scorelink.data.synthesize import TEST_SOUNDFONT, TRAIN_SOUNDFONTS, VALID_SOUNDFONT
+
     p = argparse.ArgumentParser(
         prog="scorelink",
         description="Link audio recordings and sheet-music images passage by passage.",
@@ -47,7 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="seed of the splits and renditions")
     b.add_argument("--only-split", choices=["train", "valid", "test"],
                    help="build just the pieces of this split (same split as a full build)")
-    b.add_argument("--renditions", type=int, default=4, help="renditions per training piece")
+    b.add_argument("--renditions", type=int, default=8,
+                   help="renditions per training piece (default 8)")
+    b.add_argument("--train-soundfonts", type=_names, default=TRAIN_SOUNDFONTS, metavar="A,B,..",
+                   help=f"training timbres (default {','.join(TRAIN_SOUNDFONTS)})")
+    b.add_argument("--valid-soundfont", default=VALID_SOUNDFONT, metavar="NAME",
+                   help=f"timbre of the validation rendition (default {VALID_SOUNDFONT})")
+    b.add_argument("--test-soundfont", default=TEST_SOUNDFONT, metavar="NAME",
+                   help=f"held-out timbre of the test renditions (default {TEST_SOUNDFONT})")
     b.add_argument("--keep-audio", choices=["none", "test", "all"], default="test",
                    help="which renditions to keep as FLAC (test: held-out timbre, tempo 1.0)")
     b.add_argument("--no-progress", action="store_true")
@@ -306,7 +322,9 @@ def _data_build(args: argparse.Namespace) -> int:
     else:
         sources, origin = folder_sources(args.scores), f"folder:{Path(args.scores).resolve()}"
     config = BuildConfig(source=origin, seed=args.seed, train_renditions=args.renditions,
-                         keep_audio=args.keep_audio)
+                         keep_audio=args.keep_audio, train_soundfonts=args.train_soundfonts,
+                         valid_soundfont=args.valid_soundfont,
+                         test_soundfont=args.test_soundfont)
     report = build(sources, args.out, config=config, workers=args.workers, shard=args.shard,
                    limit=args.limit, only_split=args.only_split,
                    progress=not args.no_progress)

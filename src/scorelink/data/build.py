@@ -21,6 +21,15 @@ from scorelink import constants as C
 from scorelink.data import store
 from scorelink.data.sources import ScoreSource
 from scorelink.data.splits import Rendition, assign_splits, plan_renditions
+from scorelink.data.synthesize import (
+    LEGACY_TRAIN_SOUNDFONTS,
+    LEGACY_VALID_SOUNDFONT,
+    SOUNDFONTS,
+    TEST_SOUNDFONT,
+    TRAIN_SOUNDFONTS,
+    VALID_SOUNDFONT,
+    check_synthesis,
+)
 from scorelink.errors import DatasetError, ScoreError, ScorelinkError
 
 
@@ -30,8 +39,30 @@ class BuildConfig:
 
     source: str  # "corpus:chorales" or "folder:/abs/path"
     seed: int = 0
-    train_renditions: int = 4
+    train_renditions: int = 8
     keep_audio: str = "test"  # "none" | "test" (held-out timbre, tempo 1.0) | "all"
+    train_soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS
+    valid_soundfont: str = VALID_SOUNDFONT
+    test_soundfont: str = TEST_SOUNDFONT
+
+    def __post_init__(self):
+        object.__setattr__(self, "train_soundfonts", tuple(self.train_soundfonts))
+        if not self.train_soundfonts:
+            raise ScorelinkError("at least one training soundfont is needed")
+        for name in (*self.train_soundfonts, self.valid_soundfont, self.test_soundfont):
+            if name not in SOUNDFONTS:
+                raise ScorelinkError(f"unknown soundfont {name!r}; known: "
+                                     f"{', '.join(sorted(SOUNDFONTS))}")
+        if self.test_soundfont in (*self.train_soundfonts, self.valid_soundfont):
+            raise ScorelinkError(f"the test soundfont {self.test_soundfont!r} must be held out: "
+                                 "not a training or validation one")
+
+    @classmethod
+    def from_meta(cls, config: dict) -> BuildConfig:
+        """The config stored in a dataset.json; datasets built before the soundfonts were
+        settings name none and used the legacy ones."""
+        return cls(**{"train_soundfonts": LEGACY_TRAIN_SOUNDFONTS,
+                      "valid_soundfont": LEGACY_VALID_SOUNDFONT, **config})
 
 
 @dataclass
@@ -60,15 +91,13 @@ def build(
     only_split: build just the pieces of that split (splits are still assigned over all
     sources, so a piece lands in the same split as in a full build).
     """
-    from scorelink.data.synthesize import check_synthesis
-
     t0 = time.perf_counter()
     if config.keep_audio not in ("none", "test", "all"):
         raise ScorelinkError(f"keep_audio must be none, test or all, not {config.keep_audio!r}")
     index, count = shard
     if not 0 <= index < count:
         raise ScorelinkError(f"shard {index}/{count}: need 0 <= i < n")
-    check_synthesis()
+    check_synthesis((*config.train_soundfonts, config.valid_soundfont, config.test_soundfont))
     if any(s.kind == "lilypond" for s in sources):
         from scorelink.data.lilypond import check_lilypond
 
@@ -95,7 +124,9 @@ def build(
             report.skipped += 1
             continue
         renditions = plan_renditions(
-            source.piece, splits[source.piece], seed=config.seed, n_train=config.train_renditions
+            source.piece, splits[source.piece], seed=config.seed, n_train=config.train_renditions,
+            train_soundfonts=config.train_soundfonts, valid_soundfont=config.valid_soundfont,
+            test_soundfont=config.test_soundfont,
         )
         todo.append((source, splits[source.piece], renditions, str(root), config.keep_audio))
 
@@ -132,6 +163,10 @@ def _open_dataset(root: Path, config: BuildConfig, splits: dict[str, str]) -> No
             raise DatasetError(f"{path} is corrupt ({exc}); choose another --out") from exc
         if old.get("format") != store.FORMAT:
             raise DatasetError(f"{root} holds something else than a scorelink dataset")
+        try:  # an older dataset.json names fewer settings: they had their legacy values
+            old["config"] = asdict(BuildConfig.from_meta(old.get("config") or {}))
+        except (TypeError, ScorelinkError):
+            pass  # another layout: it differs from ours below
         for key in ("version", "config", "splits"):
             if old.get(key) != meta[key]:
                 raise DatasetError(
@@ -201,7 +236,7 @@ def build_piece(
     from scorelink.data.engrave import engrave
     from scorelink.data.passages import frame_of, spans, strip, strip_top
     from scorelink.data.spectrogram import spectrogram
-    from scorelink.data.synthesize import TEST_SOUNDFONT, render
+    from scorelink.data.synthesize import render
 
     stage = stage if stage is not None else ["read"]
     final = store.piece_dir(root, source.piece)
@@ -239,7 +274,7 @@ def build_piece(
         stage[0] = "write"
         np.save(tmp / f"{rendition.name}.spec.npy", spec.astype(np.float16))
         if keep_audio == "all" or (
-            keep_audio == "test" and rendition.soundfont == TEST_SOUNDFONT and tempo == 1.0
+            keep_audio == "test" and split == "test" and tempo == 1.0
         ):
             import soundfile
 

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from scorelink.constants import TEST_TEMPI, TRAIN_TEMPI
-from scorelink.data.synthesize import TEST_SOUNDFONT, TRAIN_SOUNDFONTS
+from scorelink.data.synthesize import TEST_SOUNDFONT, TRAIN_SOUNDFONTS, VALID_SOUNDFONT
 
 SPLITS = ("train", "valid", "test")
 VALID_FRACTION = 0.1
 TEST_FRACTION = 0.2  # about MSMD's 325 / 48 / 94
-VALID_SOUNDFONT = TRAIN_SOUNDFONTS[0]  # a training timbre at tempo 1.0
 
 
 def _key(seed: int, piece: str) -> str:
@@ -50,32 +49,37 @@ class Rendition:
         return f"{self.soundfont}@{self.tempo:.2f}"
 
 
-def plan_renditions(piece: str, split: str, *, seed: int, n_train: int = 4) -> list[Rendition]:
+def plan_renditions(piece: str, split: str, *, seed: int, n_train: int = 4,
+                    train_soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS,
+                    valid_soundfont: str = VALID_SOUNDFONT,
+                    test_soundfont: str = TEST_SOUNDFONT) -> list[Rendition]:
     """The performances to synthesise for one piece.
 
     train: `n_train` distinct (timbre, tempo) pairs, every training timbre at least once
-    (when n_train >= 3), tempo from TRAIN_TEMPI. valid: one training timbre at tempo 1.0.
-    test: the held-out timbre at every tempo ratio of TEST_TEMPI (1.0 is the main test rendition).
+    (when n_train >= their number), tempo from TRAIN_TEMPI. valid: `valid_soundfont` at tempo
+    1.0. test: `test_soundfont`, the held-out timbre, at every tempo ratio of TEST_TEMPI (1.0
+    is the main test rendition).
     """
     if split == "valid":
-        return [Rendition(VALID_SOUNDFONT, 1.0)]
+        return [Rendition(valid_soundfont, 1.0)]
     if split == "test":
-        return [Rendition(TEST_SOUNDFONT, t) for t in TEST_TEMPI]
+        return [Rendition(test_soundfont, t) for t in TEST_TEMPI]
     if split != "train":
         raise ValueError(f"unknown split {split!r}")
-    max_renditions = len(TRAIN_SOUNDFONTS) * len(TRAIN_TEMPI)
+    timbres = tuple(train_soundfonts)
+    max_renditions = len(timbres) * len(TRAIN_TEMPI)
     if not 1 <= n_train <= max_renditions:
         raise ValueError(f"renditions per training piece must be in 1..{max_renditions}")
     rng = np.random.default_rng(int(_key(seed, piece)[:16], 16))
-    fonts = list(rng.permutation(TRAIN_SOUNDFONTS))
+    fonts = list(rng.permutation(timbres))
     while len(fonts) < n_train:
-        fonts.append(TRAIN_SOUNDFONTS[rng.integers(len(TRAIN_SOUNDFONTS))])
+        fonts.append(timbres[rng.integers(len(timbres))])
     chosen: list[Rendition] = []
     for font in fonts[:n_train]:
         free = [t for t in TRAIN_TEMPI if Rendition(font, t) not in chosen]
         if not free:  # this timbre has every tempo already: take another timbre
-            font = next(f for f in TRAIN_SOUNDFONTS if any(Rendition(f, t) not in chosen
-                                                           for t in TRAIN_TEMPI))
+            font = next(f for f in timbres
+                        if any(Rendition(f, t) not in chosen for t in TRAIN_TEMPI))
             free = [t for t in TRAIN_TEMPI if Rendition(font, t) not in chosen]
         chosen.append(Rendition(str(font), float(free[rng.integers(len(free))])))
     return chosen

@@ -108,6 +108,21 @@ class Dataset:
     def __len__(self) -> int:
         return len(self._records)
 
+    @property
+    def valid_soundfont(self) -> str:
+        """The timbre of the validation rendition (a training one in datasets built before
+        it was a setting)."""
+        from scorelink.data.synthesize import LEGACY_VALID_SOUNDFONT
+
+        return self.meta.get("config", {}).get("valid_soundfont", LEGACY_VALID_SOUNDFONT)
+
+    @property
+    def test_soundfont(self) -> str:
+        """The held-out timbre of the test renditions."""
+        from scorelink.data.synthesize import TEST_SOUNDFONT
+
+        return self.meta.get("config", {}).get("test_soundfont", TEST_SOUNDFONT)
+
     def records(self, **where: Any) -> list[dict]:
         """Manifest records whose fields equal the given values, e.g. split="test", tempo=1.0."""
         return [r for r in self._records if all(r.get(k) == v for k, v in where.items())]

@@ -14,9 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from scorelink.data.splits import VALID_SOUNDFONT
 from scorelink.data.store import Dataset
-from scorelink.data.synthesize import TEST_SOUNDFONT
 from scorelink.errors import DatasetError
 from scorelink.evaluate.metrics import ranks_from_scores, retrieval_metrics
 from scorelink.train.batches import PassageSnippets, collate
@@ -26,7 +24,7 @@ DIRECTIONS = ("a2s", "s2a")
 
 def eval_records(ds: Dataset, *, split: str, tempo: float = 1.0) -> list[dict]:
     """The passages of `split` in its evaluation rendition."""
-    soundfont = TEST_SOUNDFONT if split == "test" else VALID_SOUNDFONT
+    soundfont = ds.test_soundfont if split == "test" else ds.valid_soundfont
     records = ds.records(split=split, soundfont=soundfont, tempo=tempo)
     if not records:
         tempi = sorted({r["tempo"] for r in ds.records(split=split)})

@@ -29,6 +29,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     margin: float = 0.3
     symmetric: bool = False  # also use audio as the anchor
+    hard_negatives: int = 0  # 0: mean over all negatives (the paper); k: the k hardest per anchor
     lr_factor: float = 0.5  # on a validation-MRR plateau
     patience: int = 15  # epochs without improvement before the learning rate is halved
     min_lr: float = 2e-6

@@ -6,10 +6,15 @@ import torch
 from torch import nn
 
 
-def triplet_hinge(anchor: torch.Tensor, positive: torch.Tensor, *, margin: float) -> torch.Tensor:
+def triplet_hinge(anchor: torch.Tensor, positive: torch.Tensor, *, margin: float,
+                  same: torch.Tensor | None = None, hardest: int = 0) -> torch.Tensor:
     """mean over i != k of max(0, margin + d(a_i, p_i) - d(a_i, p_k)), d = cosine distance.
 
     anchor, positive: (B, D) L2-normalised rows; row i of each is a matching pair.
+    same: (B,) group ids (e.g. the system a passage shows); p_k of the anchor's own group is no
+    negative (another rendition of the same system cannot be pushed away from it).
+    hardest: 0 averages over every negative (the paper); k > 0 over the k largest terms of
+    each anchor (k = 1 is VSE++'s hardest negative, Faghri et al. 2018).
     """
     if anchor.shape != positive.shape or anchor.ndim != 2 or len(anchor) < 2:
         raise ValueError(f"need two (B >= 2, D) batches of equal shape, got {anchor.shape}, "
@@ -17,20 +22,30 @@ def triplet_hinge(anchor: torch.Tensor, positive: torch.Tensor, *, margin: float
     distance = 1.0 - anchor.float() @ positive.float().T  # (B, B): d(a_i, p_k)
     matching = distance.diagonal()[:, None]  # (B, 1)
     hinge = torch.relu(margin + matching - distance)
-    off_diagonal = ~torch.eye(len(anchor), dtype=torch.bool, device=anchor.device)
-    return hinge[off_diagonal].mean()
+    negative = ~torch.eye(len(anchor), dtype=torch.bool, device=anchor.device)
+    if same is not None:
+        negative &= same[:, None] != same[None, :]
+    if not hardest:
+        return hinge[negative].sum() / negative.sum().clamp(min=1)
+    # per anchor, the k largest terms among its negatives (an anchor with fewer has zeros)
+    top = torch.where(negative, hinge, torch.zeros_like(hinge)).topk(
+        min(hardest, len(anchor) - 1), dim=1).values
+    return top.mean()
 
 
 class PassageLoss(nn.Module):
     """Eq. (1) with the sheet passage as anchor; `symmetric` adds the audio-anchored term."""
 
-    def __init__(self, *, margin: float = 0.3, symmetric: bool = False):
+    def __init__(self, *, margin: float = 0.3, symmetric: bool = False, hardest: int = 0):
         super().__init__()
         self.margin = margin
         self.symmetric = symmetric
+        self.hardest = hardest
 
-    def forward(self, sheet: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        loss = triplet_hinge(sheet, audio, margin=self.margin)
+    def forward(self, sheet: torch.Tensor, audio: torch.Tensor,
+                same: torch.Tensor | None = None) -> torch.Tensor:
+        loss = triplet_hinge(sheet, audio, margin=self.margin, same=same, hardest=self.hardest)
         if self.symmetric:
-            loss = (loss + triplet_hinge(audio, sheet, margin=self.margin)) / 2
+            loss = (loss + triplet_hinge(audio, sheet, margin=self.margin, same=same,
+                                         hardest=self.hardest)) / 2
         return loss
