@@ -293,3 +293,19 @@ def test_demo_report_shows_the_correct_page_when_the_answer_is_elsewhere(chorale
         for name, colour in ((retrieved, RETRIEVED), (correct, CORRECT)):
             pixels = np.asarray(Image.open(tmp_path / "report" / name).convert("RGB"))
             assert (pixels == colour).all(-1).any(), name  # the outline is drawn
+
+
+def test_demo_resumes_a_collection_built_with_earlier_training_settings(tmp_path):
+    """The demo builds only the test split: a folder whose dataset.json predates the soundfont
+    settings (or has other training renditions) is resumed, one with another test is not."""
+    from scorelink.data.build import BuildConfig
+    from scorelink.demo import demo_config
+
+    assert demo_config(tmp_path) == BuildConfig(source="corpus:chorales")  # nothing there yet
+    legacy = {"source": "corpus:chorales", "seed": 0, "train_renditions": 4, "keep_audio": "test"}
+    (tmp_path / "dataset.json").write_text(json.dumps({"config": legacy}))
+    config = demo_config(tmp_path)
+    assert config.train_renditions == 4 and config.valid_soundfont == "fluidr3-grand"
+    assert config.train_soundfonts == ("fluidr3-grand", "fluidr3-epiano", "timgm6mb-grand")
+    (tmp_path / "dataset.json").write_text(json.dumps({"config": {**legacy, "seed": 5}}))
+    assert demo_config(tmp_path) == BuildConfig(source="corpus:chorales")

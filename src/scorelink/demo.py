@@ -16,19 +16,40 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from scorelink.errors import ScorelinkError
 from scorelink.evaluate.metrics import retrieval_metrics
 from scorelink.evaluate.report import format_table
 from scorelink.search.index import Index
 
+if TYPE_CHECKING:
+    from scorelink.data.build import BuildConfig
+
 EXAMPLES = 4  # example queries per direction in the report
+
+
+def demo_config(data: Path) -> BuildConfig:
+    """The build settings of the demo collection. A folder from an earlier demo keeps its own
+    training and validation settings: the demo builds only the test split, which they do not
+    touch, so the folder is resumed instead of refused as built otherwise."""
+    from scorelink.data.build import BuildConfig
+
+    config = BuildConfig(source="corpus:chorales")
+    try:
+        old = BuildConfig.from_meta(json.loads((data / "dataset.json").read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError, ScorelinkError):
+        return config  # none yet, or unreadable: the build says what is wrong with it
+    same_test = (old.source, old.seed, old.test_soundfont, old.keep_audio) == (
+        config.source, config.seed, config.test_soundfont, config.keep_audio)
+    return old if same_test else config
 
 
 def run_demo(out: str | Path = "demo", *, checkpoint: str | None = None, workers: int = 2,
              limit: int | None = None, progress: bool = True) -> dict:
-    from scorelink.data.build import BuildConfig, build
+    from scorelink.data.build import build
     from scorelink.data.sources import corpus_sources
     from scorelink.search import collect
     from scorelink.search.embed import Embedder
@@ -37,7 +58,7 @@ def run_demo(out: str | Path = "demo", *, checkpoint: str | None = None, workers
     t0 = time.perf_counter()
     data = out / "data"
     print(f"1/4 building the demo collection (test split of the built-in corpus) in {data}")
-    build(corpus_sources("chorales"), data, config=BuildConfig(source="corpus:chorales"),
+    build(corpus_sources("chorales"), data, config=demo_config(data),
           workers=workers, only_split="test", limit=limit, progress=progress)
     embedder = Embedder.load(checkpoint)
     idx_path = out / "index"
