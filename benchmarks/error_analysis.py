@@ -20,18 +20,14 @@ from _machine import machine  # benchmarks/_machine.py
 
 from scorelink import checkpoint
 from scorelink.data.store import Dataset
-from scorelink.evaluate.retrieval import embed, eval_records
+from scorelink.evaluate.retrieval import embed, eval_records, group_systems
 
 
 def first_answers(sheet: np.ndarray, audio: np.ndarray, keys: list) -> dict:
     """System columns, and each query's first answer, for both directions."""
-    first: dict = {}
-    for i, k in enumerate(keys):
-        first.setdefault(k, i)
-    systems = list(first)
-    column = {k: j for j, k in enumerate(systems)}
-    system_of = np.array([column[k] for k in keys])  # audio passage -> its system
-    sims = sheet[list(first.values())] @ audio.T  # (S, N)
+    firsts, system_of = group_systems(keys)  # audio passage -> its system
+    systems = [keys[i] for i in firsts]
+    sims = sheet[firsts] @ audio.T  # (S, N)
     return {"systems": systems, "system_of": system_of, "sims": sims,
             "s2a": system_of[sims.argmax(1)], "a2s": sims.argmax(0)}
 

@@ -22,8 +22,6 @@ from scorelink.data import store
 from scorelink.data.sources import ScoreSource
 from scorelink.data.splits import Rendition, assign_splits, plan_renditions
 from scorelink.data.synthesize import (
-    LEGACY_TRAIN_SOUNDFONTS,
-    LEGACY_VALID_SOUNDFONT,
     SOUNDFONTS,
     TEST_SOUNDFONT,
     TRAIN_SOUNDFONTS,
@@ -59,10 +57,8 @@ class BuildConfig:
 
     @classmethod
     def from_meta(cls, config: dict) -> BuildConfig:
-        """The config stored in a dataset.json; datasets built before the soundfonts were
-        settings name none and used the legacy ones."""
-        return cls(**{"train_soundfonts": LEGACY_TRAIN_SOUNDFONTS,
-                      "valid_soundfont": LEGACY_VALID_SOUNDFONT, **config})
+        """The config stored in a dataset.json (legacy settings where it names none)."""
+        return cls(**store.with_legacy_settings(config))
 
 
 @dataclass

@@ -16,6 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from scorelink.data.synthesize import (
+    LEGACY_TRAIN_SOUNDFONTS,
+    LEGACY_VALID_SOUNDFONT,
+    TEST_SOUNDFONT,
+)
 from scorelink.errors import DatasetError
 
 FORMAT = "scorelink-dataset"
@@ -110,18 +115,13 @@ class Dataset:
 
     @property
     def valid_soundfont(self) -> str:
-        """The timbre of the validation rendition (a training one in datasets built before
-        it was a setting)."""
-        from scorelink.data.synthesize import LEGACY_VALID_SOUNDFONT
-
-        return self.meta.get("config", {}).get("valid_soundfont", LEGACY_VALID_SOUNDFONT)
+        """The timbre of the validation rendition."""
+        return with_legacy_settings(self.meta.get("config", {}))["valid_soundfont"]
 
     @property
     def test_soundfont(self) -> str:
         """The held-out timbre of the test renditions."""
-        from scorelink.data.synthesize import TEST_SOUNDFONT
-
-        return self.meta.get("config", {}).get("test_soundfont", TEST_SOUNDFONT)
+        return with_legacy_settings(self.meta.get("config", {}))["test_soundfont"]
 
     def records(self, **where: Any) -> list[dict]:
         """Manifest records whose fields equal the given values, e.g. split="test", tempo=1.0."""
@@ -164,6 +164,13 @@ class Dataset:
 
         path = piece_dir(self.root, piece) / "pages" / f"page-{page + 1:03d}.png"
         return np.asarray(Image.open(path).convert("L"))
+
+
+def with_legacy_settings(config: dict) -> dict:
+    """A build config as stored in dataset.json, with the soundfont settings that datasets
+    built before they were settings (their dataset.json names none) had."""
+    return {"train_soundfonts": LEGACY_TRAIN_SOUNDFONTS, "valid_soundfont": LEGACY_VALID_SOUNDFONT,
+            "test_soundfont": TEST_SOUNDFONT, **config}
 
 
 @lru_cache(maxsize=256)

@@ -49,18 +49,24 @@ def embed(model, root: str | Path, records: list[dict], *, batch_size: int = 32,
     return torch.cat(sheets).numpy(), torch.cat(audios).numpy()
 
 
+def group_systems(keys: list) -> tuple[list[int], np.ndarray]:
+    """(index of each system's first passage, in order of appearance; (N,) system column of
+    every passage). A system that sounds twice has one sheet image: its first passage's."""
+    first: dict = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    column = {k: j for j, k in enumerate(first)}
+    return list(first.values()), np.array([column[k] for k in keys])
+
+
 def rank_passages(sheet: np.ndarray, audio: np.ndarray, keys: list) -> dict[str, np.ndarray]:
     """Ranks of the correct answer for each query, per direction.
 
     sheet, audio: (N, D) embeddings of N passages; keys[i] identifies passage i's system.
     """
-    first: dict = {}
-    for i, k in enumerate(keys):
-        first.setdefault(k, i)
-    sheet_unique = sheet[list(first.values())]  # (S, D): one sheet candidate per system
-    column = {k: j for j, k in enumerate(first)}
-    system_of = np.array([column[k] for k in keys])  # (N,)
-    relevant = system_of[:, None] == np.arange(len(first))[None, :]  # (N, S)
+    firsts, system_of = group_systems(keys)
+    sheet_unique = sheet[firsts]  # (S, D): one sheet candidate per system
+    relevant = system_of[:, None] == np.arange(len(firsts))[None, :]  # (N, S)
     return {
         "a2s": ranks_from_scores(audio @ sheet_unique.T, relevant),
         "s2a": ranks_from_scores(sheet_unique @ audio.T, relevant.T),

@@ -15,6 +15,7 @@ import torch
 
 from scorelink.data.store import Dataset
 from scorelink.evaluate.metrics import ranks_from_scores
+from scorelink.evaluate.retrieval import group_systems
 from scorelink.models.snippets import audio_window, sheet_window
 
 SHEET_HOP_PX = 20
@@ -58,13 +59,10 @@ def vote_ranks(model, root: str | Path, records: list[dict], *,
     model.eval()
     ds = Dataset(root)
     keys = [(r["piece"], r["system"]) for r in records]
-    first: dict = {}
-    for i, k in enumerate(keys):
-        first.setdefault(k, i)
-    systems = list(first)
+    firsts, system_of = group_systems(keys)
     sheet_db, sheet_owner = [], []
-    for j, k in enumerate(systems):
-        r = records[first[k]]
+    for j, first in enumerate(firsts):
+        r = records[first]
         w = sheet_windows(ds.strip(r), r["box"][1], r["box"][3])
         sheet_db.append(_embed(model.embed_sheet, w, device=device))
         sheet_owner += [j] * len(w)
@@ -76,9 +74,7 @@ def vote_ranks(model, root: str | Path, records: list[dict], *,
     sheet_all, audio_all = np.concatenate(sheet_db), np.concatenate(audio_db)
     sheet_owner_a, audio_owner_a = np.array(sheet_owner), np.array(audio_owner)
 
-    column = {k: j for j, k in enumerate(systems)}
-    system_of = np.array([column[k] for k in keys])
-    relevant = system_of[:, None] == np.arange(len(systems))[None, :]  # (N, S)
-    a2s = np.stack([_votes(q, sheet_all, sheet_owner_a, len(systems)) for q in audio_db])
+    relevant = system_of[:, None] == np.arange(len(firsts))[None, :]  # (N, S)
+    a2s = np.stack([_votes(q, sheet_all, sheet_owner_a, len(firsts)) for q in audio_db])
     s2a = np.stack([_votes(q, audio_all, audio_owner_a, len(records)) for q in sheet_db])
     return {"a2s": ranks_from_scores(a2s, relevant), "s2a": ranks_from_scores(s2a, relevant.T)}
