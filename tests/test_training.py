@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from scorelink import checkpoint
-from scorelink.errors import CheckpointError, ConfigError
+from scorelink.errors import CheckpointError, ConfigError, DatasetError
 from scorelink.train.config import TrainConfig
 from scorelink.train.trainer import Trainer
 
@@ -59,6 +59,34 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(chorale_dataset, tmp_p
     b = checkpoint.read(tmp_path / "killed" / "last.pt")["state_dict"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], msg=k)
+
+
+def test_training_on_two_folders(chorale_dataset, copy_dataset, tmp_path):
+    from scorelink.cli import _parser
+    from scorelink.data.store import Dataset, read_jsonl, write_jsonl
+
+    args = _parser().parse_args(["train", "--data", "a", "--data", "b", "--data", "c"])
+    assert args.data == ["a", "b", "c"]
+    assert TrainConfig(data="a", extra_data="b, c").folders() == ["a", "b", "c"]
+
+    n = len(Dataset(chorale_dataset).records(split="train"))
+    trainer = Trainer(_config(chorale_dataset, tmp_path / "run", extra_data=str(copy_dataset),
+                              epochs=1))
+    assert len(trainer.train_records) == len(trainer.train_set) == 2 * n
+    assert trainer.train_set[n][2] == n  # numbered after the first folder's
+    ids = trainer.system_of.tolist()
+    assert ids[:n] == ids[n:]  # the same pieces: the same systems, no negatives of each other
+    trainer.fit()
+    assert checkpoint.read(tmp_path / "run" / "best.pt")["train_config"]["extra_data"] == str(
+        copy_dataset)
+
+    with pytest.raises(ConfigError, match="given twice"):
+        Trainer(_config(chorale_dataset, tmp_path / "r2", extra_data=str(chorale_dataset)))
+    manifest = copy_dataset / "manifest.jsonl"  # the copy now trains on a test piece
+    write_jsonl(manifest, [{**r, "split": "train"} if r["split"] == "test" else r
+                           for r in read_jsonl(manifest)])
+    with pytest.raises(DatasetError, match="holds out for test"):
+        Trainer(_config(chorale_dataset, tmp_path / "r3", extra_data=str(copy_dataset)))
 
 
 def test_bad_configs_and_checkpoints(chorale_dataset, tmp_path):

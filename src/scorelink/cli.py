@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--passage", required=True, metavar="ID")
     sh.add_argument("--out", required=True, metavar="PNG")
     t = sub.add_parser("train", help="train the passage model on a dataset folder")
-    t.add_argument("--data", metavar="DIR")
+    t.add_argument("--data", metavar="DIR", action="append",
+                   help="dataset folder; repeat it to train on several (the first one's "
+                        "validation split selects the checkpoint)")
     t.add_argument("--out", metavar="RUN", help="run folder (rerun the same command to resume)")
     t.add_argument("--model", choices=["rnn", "snippet"],
                    help="rnn: the passage model (default); snippet: the baseline (BL)")
@@ -153,7 +155,9 @@ def _train(args: argparse.Namespace) -> int:
     from scorelink.train.config import TrainConfig
     from scorelink.train.trainer import Trainer
 
-    config = TrainConfig.load(args.config, args.overrides, data=args.data, out=args.out,
+    data, *extra = args.data or [None]
+    config = TrainConfig.load(args.config, args.overrides, data=data, out=args.out,
+                              extra_data=",".join(extra) if extra else None,
                               model=args.model, preset=args.preset, init_from=args.init_from,
                               freeze_cnn=args.freeze_cnn, epochs=args.epochs)
     Trainer(config).fit()

@@ -28,13 +28,16 @@ class PassageSnippets(TorchDataset):
     """records of a dataset folder -> (sheet (n_s, 80, 90), audio (n_a, 92, 20), index).
 
     Holds only the folder path and the records, so worker processes open the arrays
-    themselves (memory-mapped) and nothing large is pickled.
+    themselves (memory-mapped) and nothing large is pickled. `first_index` is added to the
+    index an item reports, so that several folders joined in one ConcatDataset number their
+    passages as one list.
     """
 
     def __init__(self, root: str | Path, records: list[dict], *, augment: bool = False,
-                 timbre: bool = False, tempo: float = 0.0):
+                 timbre: bool = False, tempo: float = 0.0, first_index: int = 0):
         self.root = Path(root)
         self.records = records
+        self.first_index = first_index
         self.augment = augment
         self.timbre = timbre
         self.tempo = tempo
@@ -63,7 +66,7 @@ class PassageSnippets(TorchDataset):
                 spec = recolour(spec, rng)
             if self.tempo > 1.0 and rng.random() < 0.5:  # half the passages keep their tempo
                 spec = stretch(spec, float(np.exp(rng.uniform(-1, 1) * np.log(self.tempo))))
-        return sheet_snippets(strip), audio_snippets(spec), i
+        return sheet_snippets(strip), audio_snippets(spec), self.first_index + i
 
 
 def stretch(spec: np.ndarray, rho: float) -> np.ndarray:

@@ -16,7 +16,8 @@ SNIPPET_DEFAULTS = {"embed_dim": 32, "margin": 0.6, "lr": 1e-4, "weight_decay": 
 
 @dataclass
 class TrainConfig:
-    data: str = ""
+    data: str = ""  # dataset folder: training passages, and the validation that selects
+    extra_data: str = ""  # more folders, comma-separated, whose training passages join data's
     out: str = ""
     model: str = "rnn"  # rnn (the passage model) | snippet (the baseline, BL)
     preset: str = "paper"  # model shape: paper | tiny
@@ -48,6 +49,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def folders(self) -> list[str]:
+        """Every folder that gives training passages: data first, then extra_data."""
+        return [self.data] + [f.strip() for f in self.extra_data.split(",") if f.strip()]
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from scorelink import checkpoint
 from scorelink.data.store import Dataset
@@ -118,6 +118,31 @@ def _cpuinfo() -> list[str]:
         return []
 
 
+def _training_parts(folders: list[str]) -> list[tuple[str, list[dict]]]:
+    """(folder, its training records) for each folder; the first one validates.
+
+    A piece that another folder puts in validation or test must not be trained on: the same
+    piece (by name) in two folders is taken for the same music.
+    """
+    if len({str(Path(f).resolve()) for f in folders}) < len(folders):
+        raise ConfigError(f"a dataset folder is given twice: {', '.join(folders)}")
+    datasets = [Dataset(f) for f in folders]
+    held_out = {r["piece"]: (f, r["split"]) for f, ds in zip(folders, datasets, strict=True)
+                for r in ds if r["split"] != "train"}
+    parts = []
+    for folder, ds in zip(folders, datasets, strict=True):
+        records = ds.records(split="train")
+        if not records:
+            raise DatasetError(f"{folder} has no training passages")
+        leaks = sorted({r["piece"] for r in records} & set(held_out))
+        if leaks:
+            other, split = held_out[leaks[0]]
+            raise DatasetError(f"{folder} trains on {len(leaks)} piece(s) that {other} holds "
+                               f"out for {split} (e.g. {leaks[0]}); a piece belongs to one split")
+        parts.append((folder, records))
+    return parts
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -140,9 +165,8 @@ class Trainer:
                 self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.out = Path(config.out)
         ds = Dataset(config.data)
-        self.train_records = ds.records(split="train")
-        if not self.train_records:
-            raise DatasetError(f"{config.data} has no training passages")
+        self.parts = _training_parts(config.folders())
+        self.train_records = [r for _, records in self.parts for r in records]
         valid = eval_records(ds, split="valid")
         rng = np.random.default_rng(config.seed)
         if len(valid) > config.valid_passages:
@@ -163,19 +187,23 @@ class Trainer:
                                 hardest=config.hard_negatives)
         # The system each training passage shows: another rendition of it in the batch is no
         # negative (with four renditions of 1,011 chorale systems, about 1.5 pairs a batch).
+        # Keyed by piece name, so one piece in two training folders counts as one.
         groups: dict = {}
         self.system_of = torch.tensor([groups.setdefault((r["piece"], r["system"]), len(groups))
                                        for r in self.train_records])
         self.epoch, self.step, self.best = 0, 0, -1.0
-        if config.model == "snippet":
-            self.train_set = NoteSnippets(config.data, self.train_records, augment=config.augment)
-            self.collate = None  # default collation stacks the fixed-size snippets
-        else:
-            self.train_set = PassageSnippets(config.data, self.train_records,
-                                             augment=config.augment,
-                                             timbre=config.timbre_augment,
-                                             tempo=config.tempo_augment)
-            self.collate = collate
+        sets, first = [], 0
+        for folder, records in self.parts:
+            if config.model == "snippet":
+                sets.append(NoteSnippets(folder, records, augment=config.augment))
+            else:
+                sets.append(PassageSnippets(folder, records, augment=config.augment,
+                                            timbre=config.timbre_augment,
+                                            tempo=config.tempo_augment, first_index=first))
+            first += len(records)
+        self.train_set = sets[0] if len(sets) == 1 else ConcatDataset(sets)
+        # the snippet model's fixed-size snippets stack by default collation
+        self.collate = None if config.model == "snippet" else collate
         self.sampler = EpochSampler(len(self.train_set), config.passages_per_epoch,
                                     seed=config.seed, rank=self.rank, world=self.world)
         self._resume()
