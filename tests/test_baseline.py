@@ -169,6 +169,10 @@ def test_refine_cca_cli_and_rnn_ft_cca(chorale_dataset, tmp_path, capsys):
     assert rnn.config.cca and rnn.config.snippet_dim == 32
     torch.testing.assert_close(rnn.audio.cca.weight, model.audio.cca.weight)
     Trainer(ft).fit()
+    # ... and a passage model with a CCA layer warm-starts another run (RNN-FZ-CCA -> -FT-CCA)
+    again = build_model(TrainConfig(**{**ft.to_dict(), "out": str(tmp_path / "ft2"),
+                                       "init_from": str(tmp_path / "ft" / "best.pt")}))
+    assert again.config.cca
     assert main(["refine-cca", "--checkpoint", str(tmp_path / "ft" / "best.pt"),
                  "--data", str(chorale_dataset), "--out", str(tmp_path / "y.pt")]) == 2
     assert "not 'snippet'" in capsys.readouterr().err

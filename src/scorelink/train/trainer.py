@@ -47,10 +47,11 @@ def build_model(config: TrainConfig) -> PassageModel | SnippetModel:
             model = start.train()
     elif config.init_from and checkpoint.read(config.init_from).get("kind") == "rnn":
         # warm start: a passage model goes on training from all of another one's weights; the
-        # run's settings must describe that model, or its checkpoints would describe another
+        # run's settings must describe that model, or its checkpoints would describe another.
+        # Its CNN shape (a CCA layer too: RNN-FZ-CCA -> RNN-FT-CCA) comes with the weights.
         model = checkpoint.load_model(config.init_from, kind="rnn")[0].train()
         wanted = PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
-                                           rnn=config.rnn)
+                                           rnn=config.rnn, **_cnn_shape(config.init_from))
         if model.config != wanted:
             raise ConfigError(
                 f"{config.init_from} is a {model.config.to_dict()} model, but this run asks for "
