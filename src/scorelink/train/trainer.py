@@ -119,8 +119,8 @@ def _cpuinfo() -> list[str]:
         return []
 
 
-def _training_parts(folders: list[str]) -> list[tuple[str, list[dict]]]:
-    """(folder, its training records) for each folder; the first one validates.
+def _training_parts(folders: list[str]) -> list[tuple[str, Dataset, list[dict]]]:
+    """(folder, its dataset, its training records) for each folder; the first one validates.
 
     A piece that another folder puts in validation or test must not be trained on: the same
     piece (by name) in two folders is taken for the same music.
@@ -140,7 +140,7 @@ def _training_parts(folders: list[str]) -> list[tuple[str, list[dict]]]:
             other, split = held_out[leaks[0]]
             raise DatasetError(f"{folder} trains on {len(leaks)} piece(s) that {other} holds "
                                f"out for {split} (e.g. {leaks[0]}); a piece belongs to one split")
-        parts.append((folder, records))
+        parts.append((folder, ds, records))
     return parts
 
 
@@ -165,10 +165,9 @@ class Trainer:
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.out = Path(config.out)
-        ds = Dataset(config.data)
-        self.parts = _training_parts(config.folders())
-        self.train_records = [r for _, records in self.parts for r in records]
-        valid = eval_records(ds, split="valid")
+        parts = _training_parts(config.folders())
+        self.train_records = [r for _, _, records in parts for r in records]
+        valid = eval_records(parts[0][1], split="valid")
         rng = np.random.default_rng(config.seed)
         if len(valid) > config.valid_passages:
             valid = [valid[i] for i in sorted(rng.choice(len(valid), config.valid_passages,
@@ -194,7 +193,7 @@ class Trainer:
                                        for r in self.train_records])
         self.epoch, self.step, self.best = 0, 0, -1.0
         sets, first = [], 0
-        for folder, records in self.parts:
+        for folder, _, records in parts:
             if config.model == "snippet":
                 sets.append(NoteSnippets(folder, records, augment=config.augment))
             else:
@@ -202,7 +201,7 @@ class Trainer:
                                             timbre=config.timbre_augment,
                                             tempo=config.tempo_augment, first_index=first))
             first += len(records)
-        self.train_set = sets[0] if len(sets) == 1 else ConcatDataset(sets)
+        self.train_set = ConcatDataset(sets)
         # the snippet model's fixed-size snippets stack by default collation
         self.collate = None if config.model == "snippet" else collate
         self.sampler = EpochSampler(len(self.train_set), config.passages_per_epoch,
