@@ -78,3 +78,32 @@ def test_stretch_changes_tempo_not_content():
     slow = stretch(spec, 0.5)
     assert slow.shape == (92, 200) and abs((slow[50].argmax() - slow[40].argmax()) - 80) <= 1
     np.testing.assert_array_equal(stretch(spec, 1.0), spec)
+
+
+def test_crop_keeps_a_run_of_onsets_in_both_modalities(chorale_dataset):
+    """Every note of a crop sounds inside its audio and has its notehead inside its strip; every
+    note left out lies outside both."""
+    from scorelink.data.store import Dataset
+    from scorelink.train.batches import crop, crop_bounds
+
+    ds = Dataset(chorale_dataset)
+    rng = np.random.default_rng(0)
+    cropped = 0
+    for record in ds.records(split="train"):
+        passage = ds.passage(record)
+        notes, width, frames = passage.notes, passage.strip.shape[1], passage.spec.shape[1]
+        for _ in range(5):
+            bounds = crop_bounds(notes, rng, width=width, frames=frames)
+            if bounds is None or bounds == (0, width, 0, frames):
+                continue
+            left, right, start, end = bounds
+            kept = (notes["onset_frame"] >= start) & (notes["onset_frame"] < end)
+            assert kept.sum() >= 0.5 * len(np.unique(notes["onset_frame"]))
+            assert np.all((notes["x"][kept] >= left) & (notes["x"][kept] < right))
+            assert not np.any((notes["x"][~kept] >= left) & (notes["x"][~kept] < right))
+            assert 0 <= start < end <= frames and 0 <= left < right <= width
+            cropped += 1
+        strip, spec = crop(passage.strip, passage.spec, notes, np.random.default_rng(1))
+        assert strip.shape[0] == passage.strip.shape[0] and spec.shape[0] == passage.spec.shape[0]
+        assert strip.shape[1] <= width and spec.shape[1] <= frames
+    assert cropped > 10

@@ -22,6 +22,11 @@ SHEET_SHIFT = 5  # px: training augmentation, random vertical shift of the strip
 TIMBRE_GAIN_DB = 6.0  # global gain, uniform in +-6 dB
 TIMBRE_TILT_DB = 6.0  # linear tilt from the lowest to the highest bin, +-6 dB
 TIMBRE_BUMPS_DB = 3.0  # three cosine components over the bins, +-3 dB each
+# Crop augmentation (optional): a run of consecutive onsets of the system, at least this share
+# of them, cut from both the strip and the spectrogram (a shorter passage, aligned by its notes).
+CROP_MIN_SHARE = 0.5
+CROP_MIN_ONSETS = 4  # systems with fewer distinct onsets are never cropped
+CROP_MIN_WIDTH = 90  # px of strip: a narrower crop is not taken
 
 
 class PassageSnippets(TorchDataset):
@@ -34,13 +39,15 @@ class PassageSnippets(TorchDataset):
     """
 
     def __init__(self, root: str | Path, records: list[dict], *, augment: bool = False,
-                 timbre: bool = False, tempo: float = 0.0, first_index: int = 0):
+                 timbre: bool = False, tempo: float = 0.0, crop: float = 0.0,
+                 first_index: int = 0):
         self.root = Path(root)
         self.records = records
         self.first_index = first_index
         self.augment = augment
         self.timbre = timbre
         self.tempo = tempo
+        self.crop = crop
         self._ds = None
 
     def __len__(self) -> int:
@@ -59,14 +66,61 @@ class PassageSnippets(TorchDataset):
         if self.augment:
             strip = _shift_rows(strip, int(torch.randint(-SHEET_SHIFT, SHEET_SHIFT + 1, ())))
         spec = ds.spec(r)
-        if self.timbre or self.tempo > 1.0:
+        if self.timbre or self.tempo > 1.0 or self.crop > 0:
             # seeded from torch's generator, which the DataLoader seeds per worker and epoch
             rng = np.random.default_rng(int(torch.randint(2**31, ())))
+            if self.crop > 0 and rng.random() < self.crop:
+                strip, spec = crop(strip, spec, ds.notes(r), rng)
             if self.timbre:
                 spec = recolour(spec, rng)
             if self.tempo > 1.0 and rng.random() < 0.5:  # half the passages keep their tempo
                 spec = stretch(spec, float(np.exp(rng.uniform(-1, 1) * np.log(self.tempo))))
         return sheet_snippets(strip), audio_snippets(spec), self.first_index + i
+
+
+def crop_bounds(notes: np.ndarray, rng: np.random.Generator, *, width: int, frames: int,
+                min_share: float = CROP_MIN_SHARE) -> tuple[int, int, int, int] | None:
+    """A random run of consecutive onsets of a passage: (left, right) strip columns and
+    (start, end) spectrogram frames that hold exactly its notes, or None where the passage is
+    too short to crop.
+
+    notes: the passage's notes (NOTE_DTYPE: x in strip pixels, onset_frame from the passage
+    start). The strip is cut halfway between the noteheads of the last onset left out and the
+    first one kept (and at the other end likewise); the audio at the onsets themselves, as the
+    dataset cuts systems. A run that starts the system keeps its clef and key signature.
+    """
+    frame = notes["onset_frame"]
+    onsets = np.unique(frame)
+    n = len(onsets)
+    if n < CROP_MIN_ONSETS:
+        return None
+    keep = int(rng.integers(max(1, int(np.ceil(min_share * n))), n + 1))
+    i = int(rng.integers(0, n - keep + 1))
+    j = i + keep
+    if i == 0 and j == n:
+        return 0, width, 0, frames
+
+    def xs(k: int) -> np.ndarray:
+        return notes["x"][frame == onsets[k]]
+
+    left = 0 if i == 0 else int(np.ceil((xs(i - 1).max() + xs(i).min()) / 2))
+    right = width if j == n else int((xs(j - 1).max() + xs(j).min()) / 2)
+    start = 0 if i == 0 else int(onsets[i])
+    end = frames if j == n else int(onsets[j])
+    if right - left < CROP_MIN_WIDTH or end <= start:
+        return None  # noteheads out of order (a chord's seconds, grace notes): leave it whole
+    return left, right, start, end
+
+
+def crop(strip: np.ndarray, spec: np.ndarray, notes: np.ndarray,
+         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The strip and spectrogram of a random run of the passage's onsets (see crop_bounds);
+    the passage whole where it cannot be cropped."""
+    bounds = crop_bounds(notes, rng, width=strip.shape[1], frames=spec.shape[1])
+    if bounds is None:
+        return strip, spec
+    left, right, start, end = bounds
+    return strip[:, left:right], spec[:, start:end]
 
 
 def stretch(spec: np.ndarray, rho: float) -> np.ndarray:

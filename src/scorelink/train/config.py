@@ -38,6 +38,8 @@ class TrainConfig:
     augment: bool = True  # sheet strips shifted vertically by up to 5 px
     timbre_augment: bool = False  # audio: random equaliser curve and gain (not in the paper)
     tempo_augment: float = 0.0  # > 1: half the passages stretched by a factor in [1/x, x]
+    crop_augment: float = 0.0  # this share of passages cut to a run of their onsets (not in
+    # the paper: more distinct training pairs from the note alignment, as the BL has)
     workers: int = 2  # data-loading processes
     seed: int = 0
     bf16: bool = True  # bfloat16 autocast for the CNNs on CPU
