@@ -5,11 +5,11 @@
 
 Samples, every `--every` seconds, the anonymous resident memory (`RssAnon`: the heap, what
 the kernel's out-of-memory killer counts; file-backed pages such as the memory-mapped dataset
-are left out) of each process and of its child processes (the data-loading workers) taken
-together. Either watches processes already running (`--pid`, several side by side) or starts
-one command and stops it after `--minutes`. Writes every sample to `--csv` if given and prints
-a Markdown table per process: min / mean / max over the run and over its first and last tenth,
-so that a slow creep shows as a rising last tenth.
+are left out) of each process, and apart from it the sum over its child processes (the
+data-loading workers). Either watches processes already running (`--pid`, several side by
+side) or starts one command and stops it after `--minutes`. Writes every sample to `--csv` if
+given and prints a Markdown table per process: min / mean / max over the run and over its first
+and last tenth, so that a slow creep shows as a rising last tenth.
 """
 
 from __future__ import annotations
