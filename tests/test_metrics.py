@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scorelink.evaluate.metrics import ranks_from_scores, retrieval_metrics
+from scorelink.evaluate.metrics import (
+    bootstrap_intervals,
+    paired_difference,
+    ranks_from_scores,
+    retrieval_metrics,
+)
 from scorelink.evaluate.retrieval import rank_passages
 
 
@@ -51,3 +56,37 @@ def test_repeated_system_is_one_sheet_candidate():
     ranks = rank_passages(sheet, audio, ["a", "b", "a"])
     assert ranks["a2s"].tolist() == [1, 1, 1]  # three audio queries, two sheet candidates
     assert ranks["s2a"].tolist() == [1, 1]  # two sheet queries (unique systems)
+
+
+def test_bootstrap_resamples_whole_pieces():
+    """Piece A's five queries all rank 1, piece B's all rank 5: a resample of two pieces is AA,
+    AB or BB, so the MRR interval runs from 0.2 (BB, drawn a quarter of the time) to 1.0 (AA)."""
+    ranks = np.array([1] * 5 + [5] * 5)
+    pieces = ["A"] * 5 + ["B"] * 5
+    by_piece = bootstrap_intervals(ranks, pieces, resamples=400)
+    assert by_piece["MRR"] == pytest.approx([0.2, 1.0])
+    assert by_piece["R@1"] == pytest.approx([0.0, 100.0])
+    by_query = bootstrap_intervals(ranks, resamples=400)  # ten independent draws: narrower
+    assert 0.2 < by_query["MRR"][0] < 0.6 < by_query["MRR"][1] < 1.0
+    assert bootstrap_intervals(ranks, ["A"] * 10)["MRR"] == pytest.approx([0.6, 0.6])
+
+
+def test_paired_difference_cancels_what_queries_share():
+    """Model a is one rank better than b on every query: every paired resample says a is
+    better, although each model's own interval is wide and the two overlap."""
+    rng = np.random.default_rng(1)
+    b = rng.integers(2, 40, size=60)
+    a = b - 1
+    pieces = np.repeat(np.arange(12), 5).tolist()
+    diff = paired_difference(a, b, pieces)
+    assert diff["MRR"]["diff"] == pytest.approx(np.mean(1 / a) - np.mean(1 / b))
+    assert 0 < diff["MRR"]["lo"] <= diff["MRR"]["diff"] <= diff["MRR"]["hi"]
+    assert diff["MRR"]["p_not_above"] == 0.0
+    own_a, own_b = bootstrap_intervals(a, pieces), bootstrap_intervals(b, pieces)
+    assert own_a["MRR"][0] < own_b["MRR"][1]  # the unpaired intervals overlap
+    same = paired_difference(a, a, pieces)
+    assert all(v["diff"] == v["lo"] == v["hi"] == 0 for v in same.values())
+    with pytest.raises(ValueError):
+        paired_difference(a, b[:-1])
+    with pytest.raises(ValueError):
+        bootstrap_intervals(a, pieces[:-1])

@@ -46,3 +46,18 @@ def test_evaluate_uses_the_shipped_model(chorale_dataset, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["model"].endswith(checkpoint.SHIPPED)
     assert set(result["a2s"]) >= {"R@1", "R@10", "R@25", "MRR", "MR"}
+    for d in ("a2s", "s2a"):  # per-query ranks and intervals that hold the point estimates
+        assert len(result["ranks"][d]) == len(result["query_pieces"][d]) == result["queries"][d]
+        assert retrieval_metrics(np.array(result["ranks"][d])) == result[d]
+        for metric, (lo, hi) in result["ci95"][d].items():
+            assert lo <= result[d][metric] <= hi, (d, metric)
+    capsys.readouterr()
+
+    # the same model against itself: every difference is zero
+    assert main(["evaluate", "--data", str(chorale_dataset), "--against", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "minus" in shown and "+0.000 [+0.000,+0.000]" in shown
+    old = tmp_path / "old.json"  # a file written before evaluate kept the ranks
+    old.write_text(json.dumps({k: result[k] for k in ("model", "a2s", "s2a")}))
+    assert main(["evaluate", "--data", str(chorale_dataset), "--against", str(old)]) != 0
+    assert "per-query ranks" in capsys.readouterr().err

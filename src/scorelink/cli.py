@@ -148,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--tempo", type=float, default=1.0, metavar="RHO",
                    help="tempo ratio of the test rendition (0.5, 0.66, 1, 1.33, 2)")
     e.add_argument("--json", metavar="FILE", help="also write the metrics here")
+    e.add_argument("--against", metavar="FILE",
+                   help="another model's --json of the same split and tempo: print the "
+                        "differences with paired 95%% intervals")
     return p
 
 
@@ -300,6 +303,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from scorelink.evaluate.report import format_table
     from scorelink.evaluate.retrieval import DIRECTIONS, evaluate
 
+    other = _read_result(args.against) if args.against else None
     model, payload = checkpoint.load_model(args.checkpoint)
     directions = DIRECTIONS if args.direction == "both" else (args.direction,)
     metrics = evaluate(model, args.data, split=args.split, tempo=args.tempo,
@@ -312,7 +316,32 @@ def _evaluate(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    if other is not None:
+        from scorelink.evaluate.metrics import paired_difference
+        from scorelink.evaluate.report import format_comparison
+
+        differences = {}
+        for d in directions:
+            if other.get("query_pieces", {}).get(d) != result["query_pieces"][d]:
+                raise ScorelinkError(f"{args.against}: its {d} queries are not these (another "
+                                     "dataset, split or tempo?)")
+            differences[d] = paired_difference(result["ranks"][d], other["ranks"][d],
+                                               result["query_pieces"][d])
+        print(format_comparison(result, other, differences))
     return 0
+
+
+def _read_result(path: str) -> dict:
+    """An evaluate --json file with per-query ranks (written since they were added)."""
+    from pathlib import Path
+
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ScorelinkError(f"{path}: not a readable evaluate --json file ({exc})") from exc
+    if not isinstance(result, dict) or "ranks" not in result or "query_pieces" not in result:
+        raise ScorelinkError(f"{path}: no per-query ranks; evaluate that model again with --json")
+    return result
 
 
 def _data_build(args: argparse.Namespace) -> int:

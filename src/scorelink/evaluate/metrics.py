@@ -37,3 +37,72 @@ def retrieval_metrics(ranks: np.ndarray, *, ks: tuple[int, ...] = KS) -> dict[st
     out["MRR"] = float((1.0 / ranks).mean())
     out["MR"] = float(np.median(ranks))
     return out
+
+
+def _group_members(groups, n: int) -> list[np.ndarray]:
+    """Query indices of each group (e.g. piece), in order of first appearance."""
+    if groups is None:
+        return [np.array([i]) for i in range(n)]
+    groups = list(groups)
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} groups for {n} queries")
+    members: dict = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    return [np.array(m) for m in members.values()]
+
+
+def _resamples(members: list[np.ndarray], resamples: int, seed: int):
+    """Index arrays of `resamples` cluster-bootstrap samples: groups drawn with replacement."""
+    rng = np.random.default_rng(seed)
+    for _ in range(resamples):
+        picked = rng.integers(0, len(members), size=len(members))
+        yield np.concatenate([members[g] for g in picked])
+
+
+def bootstrap_intervals(ranks: np.ndarray, groups=None, *, resamples: int = 2000,
+                        level: float = 0.95, seed: int = 0,
+                        ks: tuple[int, ...] = KS) -> dict[str, list[float]]:
+    """Percentile-bootstrap interval [lo, hi] of every metric of `retrieval_metrics`.
+
+    groups: (Q,) a label per query (the piece it comes from). Whole groups are resampled, since
+    the passages of one piece are alike and do not vary independently; without groups, queries.
+    numpy/scipy have no cluster bootstrap (scipy.stats.bootstrap resamples single observations).
+    """
+    ranks = np.asarray(ranks)
+    retrieval_metrics(ranks, ks=ks)  # validates
+    if not 0 < level < 1 or resamples < 1:
+        raise ValueError("level in (0, 1) and resamples >= 1")
+    members = _group_members(groups, len(ranks))
+    draws = [retrieval_metrics(ranks[idx], ks=ks) for idx in _resamples(members, resamples, seed)]
+    tail = 100 * (1 - level) / 2
+    return {m: [float(v) for v in np.percentile([d[m] for d in draws], [tail, 100 - tail])]
+            for m in draws[0]}
+
+
+def paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, groups=None, *,
+                      resamples: int = 2000, level: float = 0.95, seed: int = 0,
+                      ks: tuple[int, ...] = KS) -> dict[str, dict[str, float]]:
+    """Metric differences a - b on the same queries, with paired bootstrap intervals.
+
+    {metric: {"diff": a - b, "lo": ..., "hi": ..., "p_not_above": share of resamples where
+    a - b <= 0}}: both models are scored on the same resampled queries each time, so what the
+    queries have in common cancels out. An interval that holds 0 is no evidence either way.
+    """
+    ranks_a, ranks_b = np.asarray(ranks_a), np.asarray(ranks_b)
+    if ranks_a.shape != ranks_b.shape:
+        raise ValueError(f"ranks of {ranks_a.shape} and {ranks_b.shape}: not the same queries")
+    full_a, full_b = retrieval_metrics(ranks_a, ks=ks), retrieval_metrics(ranks_b, ks=ks)
+    members = _group_members(groups, len(ranks_a))
+    draws = []
+    for idx in _resamples(members, resamples, seed):
+        a, b = retrieval_metrics(ranks_a[idx], ks=ks), retrieval_metrics(ranks_b[idx], ks=ks)
+        draws.append({m: a[m] - b[m] for m in a})
+    tail = 100 * (1 - level) / 2
+    out = {}
+    for m in full_a:
+        values = np.array([d[m] for d in draws])
+        lo, hi = np.percentile(values, [tail, 100 - tail])
+        out[m] = {"diff": full_a[m] - full_b[m], "lo": float(lo), "hi": float(hi),
+                  "p_not_above": float((values <= 0).mean())}
+    return out

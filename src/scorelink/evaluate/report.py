@@ -15,4 +15,28 @@ def format_table(result: dict) -> str:
             m = result[d]
             lines.append(f"{d.upper():<5}" + f"{m['R@1']:>8.1f}{m['R@10']:>8.1f}{m['R@25']:>8.1f}"
                          f"{m['MRR']:>8.3f}{m['MR']:>8.1f}{result['queries'][d]:>9}")
+            if d in result.get("ci95", {}):
+                ci = result["ci95"][d]
+                lines.append(f"{'  95%':<5}" + "".join(
+                    f"{_span(ci[k], 3 if k == 'MRR' else 0):>8}" for k in METRICS)
+                    + f"{'by piece':>9}")
+    return "\n".join(lines)
+
+
+def _span(interval: list[float], digits: int) -> str:
+    """"70-78" for percentages, ".78-.84" for MRR (the leading zeros dropped to fit a column)."""
+    return "-".join(f"{v:.{digits and 2}f}".removeprefix("0") if digits else f"{v:.0f}"
+                    for v in interval)
+
+
+def format_comparison(result: dict, other: dict, differences: dict) -> str:
+    """Each metric's difference `result` - `other` with its paired 95% interval."""
+    lines = [f"{result['model']} minus {other['model']} (same queries, pieces resampled)",
+             f"{'':<5}" + "".join(f"{m:>17}" for m in METRICS)]
+    for d, diff in differences.items():
+        cells = []
+        for m in METRICS:
+            x, f = diff[m], ("{:+.3f}" if m == "MRR" else "{:+.1f}")
+            cells.append(f"{f.format(x['diff'])} [{f.format(x['lo'])},{f.format(x['hi'])}]")
+        lines.append(f"{d.upper():<5}" + "".join(f"{c:>17}" for c in cells))
     return "\n".join(lines)

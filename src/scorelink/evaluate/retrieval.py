@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from scorelink.data.store import Dataset
 from scorelink.errors import DatasetError
-from scorelink.evaluate.metrics import ranks_from_scores, retrieval_metrics
+from scorelink.evaluate.metrics import bootstrap_intervals, ranks_from_scores, retrieval_metrics
 from scorelink.train.batches import PassageSnippets, collate
 
 DIRECTIONS = ("a2s", "s2a")
@@ -87,10 +87,25 @@ def rank_records(model, data: str | Path, records: list[dict], *, workers: int =
 def evaluate(model, data: str | Path, *, split: str = "test", tempo: float = 1.0,
              directions: tuple[str, ...] = DIRECTIONS, workers: int = 0,
              device: str = "cpu") -> dict:
-    """{"a2s": {metric: value}, "s2a": {...}, "queries": {...}} for one split and tempo."""
+    """{"a2s": {metric: value}, "s2a": {...}, "queries": {...}} for one split and tempo.
+
+    Also "ci95" (per direction, each metric's 95% interval from resampling the test pieces),
+    "ranks" (the rank of each query's answer) and "query_pieces" (each query's piece), so two
+    models' results can be compared query by query (`metrics.paired_difference`).
+    """
     ds = Dataset(data)
     records = eval_records(ds, split=split, tempo=tempo)
     ranks = rank_records(model, data, records, workers=workers, device=device)
+    pieces = query_pieces(records)
     out = {d: retrieval_metrics(ranks[d]) for d in directions}
     out["queries"] = {d: int(len(ranks[d])) for d in directions}
+    out["ci95"] = {d: bootstrap_intervals(ranks[d], pieces[d]) for d in directions}
+    out["ranks"] = {d: ranks[d].tolist() for d in directions}
+    out["query_pieces"] = {d: pieces[d] for d in directions}
     return out
+
+
+def query_pieces(records: list[dict]) -> dict[str, list[str]]:
+    """The piece of every query, per direction, in the order of `rank_passages`' ranks."""
+    firsts, _ = group_systems([(r["piece"], r["system"]) for r in records])
+    return {"a2s": [r["piece"] for r in records], "s2a": [records[i]["piece"] for i in firsts]}
