@@ -32,11 +32,11 @@ def _span(interval: list[float], digits: int) -> str:
 def format_comparison(result: dict, other: dict, differences: dict) -> str:
     """Each metric's difference `result` - `other` with its paired 95% interval."""
     lines = [f"{result['model']} minus {other['model']} (same queries, pieces resampled)",
-             f"{'':<5}" + "".join(f"{m:>17}" for m in METRICS)]
+             f"{'':<5}" + "".join(f"{m:>23}" for m in METRICS)]
     for d, diff in differences.items():
         cells = []
         for m in METRICS:
             x, f = diff[m], ("{:+.3f}" if m == "MRR" else "{:+.1f}")
             cells.append(f"{f.format(x['diff'])} [{f.format(x['lo'])},{f.format(x['hi'])}]")
-        lines.append(f"{d.upper():<5}" + "".join(f"{c:>17}" for c in cells))
+        lines.append(f"{d.upper():<5}" + "".join(f"{c:>23}" for c in cells))
     return "\n".join(lines)
