@@ -57,6 +57,9 @@ def test_evaluate_uses_the_shipped_model(chorale_dataset, tmp_path, capsys):
     assert main(["evaluate", "--data", str(chorale_dataset), "--against", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "minus" in shown and "+0.000 [+0.000,+0.000]" in shown
+    assert main(["evaluate", "--data", str(chorale_dataset), "--against", str(out),
+                 "--tempo", "2"]) != 0  # another rendition's queries
+    assert "not test at 2" in capsys.readouterr().err
     old = tmp_path / "old.json"  # a file written before evaluate kept the ranks
     old.write_text(json.dumps({k: result[k] for k in ("model", "a2s", "s2a")}))
     assert main(["evaluate", "--data", str(chorale_dataset), "--against", str(old)]) != 0

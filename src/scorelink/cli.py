@@ -304,6 +304,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from scorelink.evaluate.retrieval import DIRECTIONS, evaluate
 
     other = _read_result(args.against) if args.against else None
+    if other is not None and (other.get("split"), other.get("tempo")) != (args.split, args.tempo):
+        raise ScorelinkError(f"{args.against}: {other.get('split')} split at tempo "
+                             f"{other.get('tempo')}, not {args.split} at {args.tempo:g}")
     model, payload = checkpoint.load_model(args.checkpoint)
     directions = DIRECTIONS if args.direction == "both" else (args.direction,)
     metrics = evaluate(model, args.data, split=args.split, tempo=args.tempo,
