@@ -303,10 +303,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from scorelink.evaluate.report import format_table
     from scorelink.evaluate.retrieval import DIRECTIONS, evaluate
 
-    other = _read_result(args.against) if args.against else None
-    if other is not None and (other.get("split"), other.get("tempo")) != (args.split, args.tempo):
-        raise ScorelinkError(f"{args.against}: {other.get('split')} split at tempo "
-                             f"{other.get('tempo')}, not {args.split} at {args.tempo:g}")
+    other = _read_result(args.against, split=args.split, tempo=args.tempo) if args.against else None
     model, payload = checkpoint.load_model(args.checkpoint)
     directions = DIRECTIONS if args.direction == "both" else (args.direction,)
     metrics = evaluate(model, args.data, split=args.split, tempo=args.tempo,
@@ -334,8 +331,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_result(path: str) -> dict:
-    """An evaluate --json file with per-query ranks (written since they were added)."""
+def _read_result(path: str, *, split: str, tempo: float) -> dict:
+    """An evaluate --json file of `split` at `tempo`, with per-query ranks (written since they
+    were added)."""
     from pathlib import Path
 
     try:
@@ -344,6 +342,9 @@ def _read_result(path: str) -> dict:
         raise ScorelinkError(f"{path}: not a readable evaluate --json file ({exc})") from exc
     if not isinstance(result, dict) or "ranks" not in result or "query_pieces" not in result:
         raise ScorelinkError(f"{path}: no per-query ranks; evaluate that model again with --json")
+    if (result.get("split"), result.get("tempo")) != (split, tempo):
+        raise ScorelinkError(f"{path}: {result.get('split')} split at tempo {result.get('tempo')}, "
+                             f"not {split} at {tempo:g}")
     return result
 
 

@@ -54,10 +54,20 @@ def _group_members(groups, n: int) -> list[np.ndarray]:
 
 def _resamples(members: list[np.ndarray], resamples: int, seed: int):
     """Index arrays of `resamples` cluster-bootstrap samples: groups drawn with replacement."""
+    if resamples < 1:
+        raise ValueError("resamples >= 1")
     rng = np.random.default_rng(seed)
     for _ in range(resamples):
         picked = rng.integers(0, len(members), size=len(members))
         yield np.concatenate([members[g] for g in picked])
+
+
+def _interval(values: list[float], level: float) -> list[float]:
+    """[lo, hi]: the central `level` share of bootstrap values (percentile interval)."""
+    if not 0 < level < 1:
+        raise ValueError("level in (0, 1)")
+    tail = 100 * (1 - level) / 2
+    return [float(v) for v in np.percentile(values, [tail, 100 - tail])]
 
 
 def bootstrap_intervals(ranks: np.ndarray, groups=None, *, resamples: int = 2000,
@@ -70,14 +80,10 @@ def bootstrap_intervals(ranks: np.ndarray, groups=None, *, resamples: int = 2000
     numpy/scipy have no cluster bootstrap (scipy.stats.bootstrap resamples single observations).
     """
     ranks = np.asarray(ranks)
-    retrieval_metrics(ranks, ks=ks)  # validates
-    if not 0 < level < 1 or resamples < 1:
-        raise ValueError("level in (0, 1) and resamples >= 1")
+    full = retrieval_metrics(ranks, ks=ks)  # validates
     members = _group_members(groups, len(ranks))
     draws = [retrieval_metrics(ranks[idx], ks=ks) for idx in _resamples(members, resamples, seed)]
-    tail = 100 * (1 - level) / 2
-    return {m: [float(v) for v in np.percentile([d[m] for d in draws], [tail, 100 - tail])]
-            for m in draws[0]}
+    return {m: _interval([d[m] for d in draws], level) for m in full}
 
 
 def paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, groups=None, *,
@@ -88,6 +94,7 @@ def paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, groups=None, *,
     {metric: {"diff": a - b, "lo": ..., "hi": ..., "p_not_above": share of resamples where
     a - b <= 0}}: both models are scored on the same resampled queries each time, so what the
     queries have in common cancels out. An interval that holds 0 is no evidence either way.
+    (For MR lower is better, so there a model ahead has a negative difference.)
     """
     ranks_a, ranks_b = np.asarray(ranks_a), np.asarray(ranks_b)
     if ranks_a.shape != ranks_b.shape:
@@ -98,11 +105,10 @@ def paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, groups=None, *,
     for idx in _resamples(members, resamples, seed):
         a, b = retrieval_metrics(ranks_a[idx], ks=ks), retrieval_metrics(ranks_b[idx], ks=ks)
         draws.append({m: a[m] - b[m] for m in a})
-    tail = 100 * (1 - level) / 2
     out = {}
     for m in full_a:
-        values = np.array([d[m] for d in draws])
-        lo, hi = np.percentile(values, [tail, 100 - tail])
-        out[m] = {"diff": full_a[m] - full_b[m], "lo": float(lo), "hi": float(hi),
-                  "p_not_above": float((values <= 0).mean())}
+        values = [d[m] for d in draws]
+        lo, hi = _interval(values, level)
+        out[m] = {"diff": full_a[m] - full_b[m], "lo": lo, "hi": hi,
+                  "p_not_above": float(np.mean(np.array(values) <= 0))}
     return out

@@ -18,15 +18,16 @@ def format_table(result: dict) -> str:
             if d in result.get("ci95", {}):
                 ci = result["ci95"][d]
                 lines.append(f"{'  95%':<5}" + "".join(
-                    f"{_span(ci[k], 3 if k == 'MRR' else 0):>8}" for k in METRICS)
+                    f"{_span(ci[k], fraction=k == 'MRR'):>8}" for k in METRICS)
                     + f"{'by piece':>9}")
     return "\n".join(lines)
 
 
-def _span(interval: list[float], digits: int) -> str:
+def _span(interval: list[float], *, fraction: bool) -> str:
     """"70-78" for percentages, ".78-.84" for MRR (the leading zeros dropped to fit a column)."""
-    return "-".join(f"{v:.{digits and 2}f}".removeprefix("0") if digits else f"{v:.0f}"
-                    for v in interval)
+    if fraction:
+        return "-".join(f"{v:.2f}".removeprefix("0") for v in interval)
+    return "-".join(f"{v:.0f}" for v in interval)
 
 
 def format_comparison(result: dict, other: dict, differences: dict) -> str:
