@@ -2,9 +2,10 @@
 
     python benchmarks/model_speed.py --data data/chorales
 
-The optimised CPU path (bfloat16 autocast + channels-last CNNs, what `scorelink train` uses) and
-plain float32 run side by side in one process, alternating round by round on the same real
-training batches, so the ratio survives a noisy shared machine. Peak memory is measured per mode
+bfloat16 autocast + channels-last CNNs (what `scorelink train` uses where the CPU runs bfloat16
+natively), float32 with channels-last CNNs (what it uses elsewhere, `bf16=auto`) and plain float32
+run side by side in one process, alternating round by round on the same real training batches,
+so the ratios survive a noisy shared machine. Peak memory is measured per mode
 in a child process (a fresh process per mode, so one mode's peak does not hide the other's).
 Prints a Markdown block for docs/benchmarks.md.
 """
@@ -28,11 +29,12 @@ from _machine import machine  # benchmarks/_machine.py
 from scorelink.data.store import Dataset
 from scorelink.models.passage import PassageModel, PassageModelConfig
 from scorelink.models.snippet_model import SnippetModel, SnippetModelConfig
+from scorelink.precision import cpu_bf16_native
 from scorelink.train.batches import PassageSnippets, collate
 from scorelink.train.loss import PassageLoss
 from scorelink.train.snippet_batches import NoteSnippets
 
-MODES = ("bf16+channels_last", "fp32")
+MODES = ("bf16+channels_last", "fp32+channels_last", "fp32")  # ratios are against the last
 
 
 def _batches(data: str, kind: str, n: int, size: int, seed: int = 0) -> list[dict]:
@@ -49,7 +51,7 @@ def _batches(data: str, kind: str, n: int, size: int, seed: int = 0) -> list[dic
 
 
 def _prepare(model: torch.nn.Module, mode: str) -> torch.nn.Module:
-    if mode.startswith("bf16"):
+    if mode.endswith("channels_last"):
         for tower in (model.sheet, model.audio):
             tower.cnn.to(memory_format=torch.channels_last)
     return model
@@ -62,7 +64,7 @@ def _ctx(mode: str):
 
 
 def _inputs(batch: dict, mode: str, kind: str) -> tuple:
-    fmt = torch.channels_last if mode.startswith("bf16") else torch.contiguous_format
+    fmt = torch.channels_last if mode.endswith("channels_last") else torch.contiguous_format
     sheet = batch["sheet"].contiguous(memory_format=fmt)
     audio = batch["audio"].contiguous(memory_format=fmt)
     if kind == "snippet":
@@ -142,23 +144,34 @@ def peak_memory(data: str, kind: str, mode: str, size: int) -> float:
     return int(out.stdout.split()[-2]) / 1024
 
 
+def _mb(value: float) -> str:
+    return "not measured" if value != value else f"{value:,.0f} MB"
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True, help="a dataset folder (its training passages)")
     p.add_argument("--batches", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch-scale", type=float, default=1.0,
+                   help="batches this share of the training batch (64 passages, 256 pairs), "
+                        "for slow paths")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     p.add_argument("--json", help="also write the raw figures here")
     args = p.parse_args()
     figures = {}
     for kind, size, unit in (("rnn", 64, "passages"), ("snippet", 256, "snippet pairs")):
+        size = max(2, round(size * args.batch_scale))
         speed = side_by_side(args.data, kind, args.batches, size, args.rounds)
-        memory = {m: peak_memory(args.data, kind, m, size) for m in MODES}
+        memory = ({m: float("nan") for m in MODES} if args.no_memory else
+                  {m: peak_memory(args.data, kind, m, size) for m in MODES})
         figures[kind] = {"speed": speed, "peak_mb": memory, "batch": size, "unit": unit}
     print(f"### Model throughput ({date.today()})\n")
     print(f"- machine: {machine()}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads)")
-    print(f"- `python benchmarks/model_speed.py --data {args.data}`: {args.batches} real training "
-          f"batches, median of {args.rounds} alternating rounds\n")
+          f"({torch.get_num_threads()} threads); oneDNN bfloat16 native: {cpu_bf16_native()} "
+          f"(`bf16=auto` takes {MODES[0] if cpu_bf16_native() else MODES[1]})")
+    print(f"- `python benchmarks/model_speed.py {' '.join(sys.argv[1:])}`: {args.batches} real "
+          f"training batches, median of {args.rounds} alternating rounds\n")
     print("| model | path | train (items/s) | embed sheet (items/s) | embed audio (items/s) "
           "| peak memory, training |")
     print("|---|---|---|---|---|---|")
@@ -167,11 +180,13 @@ def main() -> None:
             s = f["speed"][mode]
             print(f"| {kind} (batch {f['batch']} {f['unit']}) | {mode} | {s['train']:.1f} | "
                   f"{s['embed_sheet']:.1f} | {s['embed_audio']:.1f} | "
-                  f"{f['peak_mb'][mode]:.0f} MB |")
-        fast, plain = f["speed"][MODES[0]], f["speed"][MODES[1]]
-        print(f"| {kind} | ratio | {fast['train'] / plain['train']:.2f}x | "
-              f"{fast['embed_sheet'] / plain['embed_sheet']:.2f}x | "
-              f"{fast['embed_audio'] / plain['embed_audio']:.2f}x | |")
+                  f"{_mb(f['peak_mb'][mode])} |")
+        plain = f["speed"][MODES[-1]]
+        for mode in MODES[:-1]:
+            fast = f["speed"][mode]
+            print(f"| {kind} | {mode} / fp32 | {fast['train'] / plain['train']:.2f}x | "
+                  f"{fast['embed_sheet'] / plain['embed_sheet']:.2f}x | "
+                  f"{fast['embed_audio'] / plain['embed_audio']:.2f}x | |")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
 

@@ -29,6 +29,7 @@ def test_checkpoint_describes_itself(chorale_dataset, tmp_path):
     for key in ("model_config", "preprocessing", "train_config", "metrics", "epoch", "state_dict"):
         assert key in payload
     assert payload["epoch"] == 1 and payload["preprocessing"]["N_BINS"] == 92
+    assert payload["precision"] in ("bfloat16 autocast", "float32")
     model, _ = checkpoint.load_model(tmp_path / "run" / "best.pt")  # rebuilt from the file alone
     assert model.config.embed_dim == 16
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
@@ -59,6 +60,39 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(chorale_dataset, tmp_p
     b = checkpoint.read(tmp_path / "killed" / "last.pt")["state_dict"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], msg=k)
+
+
+def test_weight_average_is_validated_saved_and_resumed(chorale_dataset, tmp_path):
+    trainer = Trainer(_config(chorale_dataset, tmp_path / "ema", epochs=1, ema=0.5))
+    weights, step = [], trainer.optimizer.step
+
+    def step_and_record(*args, **kwargs):
+        out = step(*args, **kwargs)
+        weights.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+        return out
+
+    trainer.optimizer.step = step_and_record
+    trainer.fit()
+    best = checkpoint.read(tmp_path / "ema" / "best.pt")["state_dict"]
+    last = checkpoint.read(tmp_path / "ema" / "last.pt")
+    assert len(weights) == 3
+    for k, v in best.items():
+        if v.is_floating_point():  # by hand: w1, then halfway to w2, then halfway to w3
+            expected = (weights[0][k] * 0.5 + weights[1][k] * 0.5) * 0.5 + weights[2][k] * 0.5
+            torch.testing.assert_close(v, expected, msg=k)
+            torch.testing.assert_close(last["state_dict"][k], weights[2][k], msg=k)  # raw
+    assert any(not torch.equal(best[k], last["state_dict"][k]) for k in best)
+    # a run killed after an epoch resumes its average too
+    Trainer(_config(chorale_dataset, tmp_path / "straight", ema=0.5)).fit()
+    resumed = Trainer(_config(chorale_dataset, tmp_path / "ema", ema=0.5))
+    assert int(resumed.ema.n_averaged) == 3
+    resumed.fit()
+    a = checkpoint.read(tmp_path / "straight" / "last.pt")["ema"]
+    b = checkpoint.read(tmp_path / "ema" / "last.pt")["ema"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    with pytest.raises(ConfigError, match="ema"):
+        TrainConfig.load(overrides=["ema=1.5"])
 
 
 def test_training_on_two_folders(chorale_dataset, copy_dataset, tmp_path):
@@ -165,3 +199,18 @@ def test_warm_start_takes_every_weight_and_trains_with_augmentations(chorale_dat
     with pytest.raises(ConfigError, match="embed_dim"):  # another shape than the checkpoint's
         build_model(_config(chorale_dataset, tmp_path / "w2", init_from=str(tiny_ckpt),
                             embed_dim=32))
+
+
+def test_bf16_setting(tmp_path, monkeypatch):
+    from scorelink import precision
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"bf16": False}))  # config files of when it was a bool
+    assert TrainConfig.load(old).bf16 == "false"
+    assert TrainConfig.load().bf16 == "auto"
+    with pytest.raises(ConfigError, match="bf16"):
+        TrainConfig.load(overrides=["bf16=maybe"])
+    for native in (True, False):  # auto follows what oneDNN says of the CPU
+        monkeypatch.setattr(precision, "cpu_bf16_native", lambda n=native: n)
+        assert precision.use_bf16("auto") is native and precision.use_bf16(None) is native
+        assert precision.use_bf16("true") and not precision.use_bf16("false")

@@ -19,6 +19,7 @@ from scorelink.constants import AUDIO_SNIPPET_FRAMES, AUDIO_SNIPPET_HOP, N_BINS,
 from scorelink.errors import CheckpointError
 from scorelink.models.passage import PassageModel
 from scorelink.models.snippets import n_snippets, sheet_snippets
+from scorelink.precision import use_bf16
 
 
 def fingerprint(model: torch.nn.Module) -> str:
@@ -33,7 +34,7 @@ def fingerprint(model: torch.nn.Module) -> str:
 class Embedder:
     """A passage model in eval mode plus the cutting of strips and spectrogram spans."""
 
-    def __init__(self, model: PassageModel, *, name: str = "", bf16: bool = True,
+    def __init__(self, model: PassageModel, *, name: str = "", bf16: bool | None = None,
                  batch_size: int = 64):
         if getattr(model, "kind", None) != "rnn":
             raise CheckpointError("search needs a passage (RNN) model, not the snippet baseline")
@@ -41,7 +42,7 @@ class Embedder:
         self.name = name
         self.fingerprint = fingerprint(model)
         self.dim = model.config.embed_dim
-        self.bf16 = bf16
+        self.bf16 = use_bf16(bf16)  # None: where the CPU runs bfloat16 natively
         self.batch_size = batch_size
 
     @classmethod

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from scorelink.errors import ConfigError
+from scorelink.precision import SETTINGS
 
 # The snippet baseline's own values (Dorfer et al. as adapted by the paper); they replace the
 # passage model's defaults when model="snippet", unless set explicitly.
@@ -40,9 +41,12 @@ class TrainConfig:
     tempo_augment: float = 0.0  # > 1: half the passages stretched by a factor in [1/x, x]
     crop_augment: float = 0.0  # this share of passages cut to a run of their onsets (not in
     # the paper: more distinct training pairs from the note alignment, as the BL has)
+    ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights,
+    # this decay per optimizer step (not in the paper; 0.995 averages about 200 steps)
     workers: int = 2  # data-loading processes
     seed: int = 0
-    bf16: bool = True  # bfloat16 autocast for the CNNs on CPU
+    bf16: str = "auto"  # bfloat16 autocast for the CNNs on CPU: auto (where the CPU runs it
+    # natively, scorelink.precision) | true | false
     channels_last: bool = True
     device: str = "auto"  # auto | cpu | cuda
     init_from: str = ""  # snippet checkpoint: start the CNNs from it; passage: all weights
@@ -80,6 +84,12 @@ class TrainConfig:
             raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {', '.join(types)}")
         if merged.get("model", "rnn") not in ("rnn", "snippet"):
             raise ConfigError(f"model must be rnn or snippet, not {merged['model']!r}")
+        if isinstance(merged.get("bf16"), bool):  # config files written when it was a bool
+            merged["bf16"] = str(merged["bf16"]).lower()
+        if merged.get("bf16", "auto") not in SETTINGS:
+            raise ConfigError(f"bf16 is one of {', '.join(SETTINGS)}, not {merged['bf16']!r}")
+        if not 0.0 <= float(merged.get("ema", 0.0)) < 1.0:
+            raise ConfigError(f"ema is a decay in [0, 1), not {merged['ema']!r}")
         if merged.get("model") == "snippet":
             if merged.get("freeze_cnn"):
                 raise ConfigError("freeze_cnn is for the passage model (RNN-FZ), not the "

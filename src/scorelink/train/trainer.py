@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import ConcatDataset, DataLoader
 
 from scorelink import checkpoint
@@ -25,6 +26,7 @@ from scorelink.evaluate.metrics import retrieval_metrics
 from scorelink.evaluate.retrieval import eval_records, rank_records
 from scorelink.models.passage import PassageModel, PassageModelConfig
 from scorelink.models.snippet_model import SnippetModel, SnippetModelConfig
+from scorelink.precision import use_bf16
 from scorelink.train.batches import EpochSampler, PassageSnippets, collate
 from scorelink.train.config import TrainConfig
 from scorelink.train.loss import PassageLoss
@@ -180,6 +182,11 @@ class Trainer:
             for tower in (self.model.sheet, self.model.audio):
                 tower.cnn.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, config)
+        # Polyak averaging (`ema`, not in the paper): validation, the learning-rate schedule
+        # and best.pt see the weights averaged over the last ~1/(1 - ema) steps, BatchNorm's
+        # statistics too, which move less from one epoch to the next than the raw weights.
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
+                                  use_buffers=True) if config.ema else None)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=config.lr_factor, patience=config.patience,
             min_lr=config.min_lr)
@@ -214,6 +221,11 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
     # -- checkpoints --------------------------------------------------------------------------
+    @property
+    def selected(self) -> PassageModel | SnippetModel:
+        """The model that is validated and written to best.pt: the average, if one is kept."""
+        return self.ema.module if self.ema is not None else self.model
+
     def _state(self, metrics: dict) -> dict:
         return {
             "train_config": self.config.to_dict(),
@@ -222,6 +234,7 @@ class Trainer:
             "step": self.step,
             "best_valid_MRR": self.best,
             "hardware": _hardware(self.device, self.world),
+            "precision": "bfloat16 autocast" if self._bf16() else "float32",
         }
 
     def _resume(self) -> None:
@@ -238,6 +251,8 @@ class Trainer:
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
+        if self.ema is not None and "ema" in payload:  # else the average starts from here
+            self.ema.load_state_dict(payload["ema"])
         self.epoch, self.step = payload["epoch"], payload["step"]
         self.best = payload["best_valid_MRR"]
         torch.set_rng_state(payload["torch_rng"])
@@ -248,18 +263,20 @@ class Trainer:
         if self.rank != 0:
             return
         state = self._state(metrics)
+        extra = {"ema": self.ema.state_dict()} if self.ema is not None else {}
         checkpoint.save(self.out / "last.pt", self.model, optimizer=self.optimizer.state_dict(),
                         scheduler=self.scheduler.state_dict(), torch_rng=torch.get_rng_state(),
-                        **state)
+                        **extra, **state)
         if best:
-            checkpoint.save(self.out / "best.pt", self.model, **state)
+            checkpoint.save(self.out / "best.pt", self.selected, **state)
 
     # -- loop ---------------------------------------------------------------------------------
+    def _bf16(self) -> bool:
+        return self.device.type == "cuda" or use_bf16(self.config.bf16)
+
     def _autocast(self):
-        if self.config.bf16 and self.device.type == "cpu":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self._bf16():
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _inputs(self, batch: dict) -> tuple:
@@ -294,6 +311,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             self.step += 1
             losses.append(loss.item())
             seen += len(batch["index"])
@@ -304,7 +323,7 @@ class Trainer:
 
     def validate(self) -> dict:
         with self._autocast():
-            ranks = rank_records(self.model, self.config.data, self.valid_records,
+            ranks = rank_records(self.selected, self.config.data, self.valid_records,
                                  device=str(self.device))
         return {d: retrieval_metrics(r) for d, r in ranks.items()}
 
