@@ -168,7 +168,7 @@ def main() -> None:
         figures[kind] = {"speed": speed, "peak_mb": memory, "batch": size, "unit": unit}
     print(f"### Model throughput ({date.today()})\n")
     print(f"- machine: {machine()}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads); oneDNN bfloat16 native: {cpu_bf16_native()} "
+          f"({torch.get_num_threads()} thread(s)); oneDNN bfloat16 native: {cpu_bf16_native()} "
           f"(`bf16=auto` takes {MODES[0] if cpu_bf16_native() else MODES[1]})")
     print(f"- `python benchmarks/model_speed.py {' '.join(sys.argv[1:])}`: {args.batches} real "
           f"training batches, median of {args.rounds} alternating rounds\n")
