@@ -166,10 +166,11 @@ def main() -> None:
         memory = ({m: float("nan") for m in MODES} if args.no_memory else
                   {m: peak_memory(args.data, kind, m, size) for m in MODES})
         figures[kind] = {"speed": speed, "peak_mb": memory, "batch": size, "unit": unit}
+    native = cpu_bf16_native()
     print(f"### Model throughput ({date.today()})\n")
     print(f"- machine: {machine()}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} thread(s)); oneDNN bfloat16 native: {cpu_bf16_native()} "
-          f"(`bf16=auto` takes {MODES[0] if cpu_bf16_native() else MODES[1]})")
+          f"({torch.get_num_threads()} thread(s)); oneDNN bfloat16 native: {native} "
+          f"(`bf16=auto` takes {MODES[0] if native else MODES[1]})")
     print(f"- `python benchmarks/model_speed.py {' '.join(sys.argv[1:])}`: {args.batches} real "
           f"training batches, median of {args.rounds} alternating rounds\n")
     print("| model | path | train (items/s) | embed sheet (items/s) | embed audio (items/s) "

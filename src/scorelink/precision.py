@@ -20,12 +20,19 @@ def cpu_bf16_native() -> bool:
         return False
 
 
-def use_bf16(setting: str | bool | None) -> bool:
-    """A bf16 setting ("auto", "true", "false", a bool, or None for auto) -> on or off."""
-    if setting is None or setting == "auto":
-        return cpu_bf16_native()
-    if isinstance(setting, bool):
-        return setting
-    if setting not in SETTINGS:
-        raise ValueError(f"bf16 is one of {', '.join(SETTINGS)}, not {setting!r}")
-    return setting == "true"
+def setting(value: str | bool | None) -> str:
+    """A bf16 setting ("auto", "true", "false", a bool, or None for auto) as one of SETTINGS;
+    ValueError for anything else."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):  # config files written when the setting was a bool
+        return str(value).lower()
+    if value not in SETTINGS:
+        raise ValueError(f"bf16 is one of {', '.join(SETTINGS)}, not {value!r}")
+    return value
+
+
+def use_bf16(value: str | bool | None) -> bool:
+    """A bf16 setting (see `setting`) -> on or off for this CPU."""
+    value = setting(value)
+    return cpu_bf16_native() if value == "auto" else value == "true"

@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from scorelink import precision
 from scorelink.errors import ConfigError
-from scorelink.precision import SETTINGS
 
 # The snippet baseline's own values (Dorfer et al. as adapted by the paper); they replace the
 # passage model's defaults when model="snippet", unless set explicitly.
@@ -84,10 +84,11 @@ class TrainConfig:
             raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {', '.join(types)}")
         if merged.get("model", "rnn") not in ("rnn", "snippet"):
             raise ConfigError(f"model must be rnn or snippet, not {merged['model']!r}")
-        if isinstance(merged.get("bf16"), bool):  # config files written when it was a bool
-            merged["bf16"] = str(merged["bf16"]).lower()
-        if merged.get("bf16", "auto") not in SETTINGS:
-            raise ConfigError(f"bf16 is one of {', '.join(SETTINGS)}, not {merged['bf16']!r}")
+        if "bf16" in merged:
+            try:
+                merged["bf16"] = precision.setting(merged["bf16"])
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if not 0.0 <= float(merged.get("ema", 0.0)) < 1.0:
             raise ConfigError(f"ema is a decay in [0, 1), not {merged['ema']!r}")
         if merged.get("model") == "snippet":

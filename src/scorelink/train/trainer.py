@@ -162,6 +162,8 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = _device(config)
+        # decided once: bfloat16 autocast on CUDA, and on a CPU that runs it natively (bf16)
+        self.bf16 = self.device.type == "cuda" or use_bf16(config.bf16)
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
             if self.device.type == "cuda":
@@ -234,7 +236,7 @@ class Trainer:
             "step": self.step,
             "best_valid_MRR": self.best,
             "hardware": _hardware(self.device, self.world),
-            "precision": "bfloat16 autocast" if self._bf16() else "float32",
+            "precision": "bfloat16 autocast" if self.bf16 else "float32",
         }
 
     def _resume(self) -> None:
@@ -271,11 +273,8 @@ class Trainer:
             checkpoint.save(self.out / "best.pt", self.selected, **state)
 
     # -- loop ---------------------------------------------------------------------------------
-    def _bf16(self) -> bool:
-        return self.device.type == "cuda" or use_bf16(self.config.bf16)
-
     def _autocast(self):
-        if self._bf16():
+        if self.bf16:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
