@@ -214,3 +214,41 @@ def test_bf16_setting(tmp_path, monkeypatch):
         monkeypatch.setattr(precision, "cpu_bf16_native", lambda n=native: n)
         assert precision.use_bf16("auto") is native and precision.use_bf16(None) is native
         assert precision.use_bf16("true") and not precision.use_bf16("false")
+
+
+def test_cached_features_match_the_frozen_cnns_and_train_the_rnn(chorale_dataset, tmp_path):
+    from scorelink.train.batches import collate
+
+    out = tmp_path / "fz"
+    trainer = Trainer(_config(chorale_dataset, out, freeze_cnn=True, cache_features=1,
+                              augment=False, epochs=1))
+    trainer.model.eval()
+    index = torch.arange(5)
+    cached = trainer._cached_forward(trainer.features.batch(index, torch.zeros(5, dtype=int)))
+    with torch.no_grad():  # the naive reference: snippets through the whole model
+        full = trainer.model(*trainer._inputs(collate([trainer.train_set[i] for i in range(5)])))
+    for a, b in zip(cached, full, strict=True):  # features are cached in float16
+        torch.testing.assert_close(a.detach(), b, atol=4e-3, rtol=0)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if ".cnn." in k)
+    assert not torch.equal(before["sheet.rnn.weight_hh_l0"], after["sheet.rnn.weight_hh_l0"])
+    stamp = (out / "features.pt").stat().st_mtime_ns
+    resumed = Trainer(_config(chorale_dataset, out, freeze_cnn=True, cache_features=1,
+                              augment=False, epochs=2))
+    assert (out / "features.pt").stat().st_mtime_ns == stamp  # same CNNs: the cache is reused
+    resumed.fit()
+    assert resumed.epoch == 2
+
+
+def test_cached_views_are_augmented_apart(chorale_dataset, tmp_path):
+    trainer = Trainer(_config(chorale_dataset, tmp_path / "views", freeze_cnn=True,
+                              cache_features=2, timbre_augment=True, epochs=1))
+    cache, n = trainer.features, len(trainer.train_set)
+    assert cache.views == 2 and len(cache) == n
+    a = cache.batch(torch.arange(n), torch.zeros(n, dtype=int))["audio"]
+    b = cache.batch(torch.arange(n), torch.ones(n, dtype=int))["audio"]
+    assert a.shape == b.shape and not torch.equal(a, b)  # each view its own equaliser draw
+    with pytest.raises(ConfigError, match="freeze_cnn"):
+        TrainConfig.load(overrides=["cache_features=2"])

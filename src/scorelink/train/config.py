@@ -51,6 +51,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     init_from: str = ""  # snippet checkpoint: start the CNNs from it; passage: all weights
     freeze_cnn: bool = False
+    cache_features: int = 0  # > 0 (with freeze_cnn): the frozen CNNs' outputs are computed once
+    # for this many augmented views of every training passage and the GRUs train on them
     max_steps: int = 0  # stop after this many optimizer steps (0: no limit; for smoke tests)
 
     def to_dict(self) -> dict:
@@ -91,6 +93,9 @@ class TrainConfig:
                 raise ConfigError(str(exc)) from None
         if not 0.0 <= float(merged.get("ema", 0.0)) < 1.0:
             raise ConfigError(f"ema is a decay in [0, 1), not {merged['ema']!r}")
+        if int(merged.get("cache_features", 0)) and not merged.get("freeze_cnn"):
+            raise ConfigError("cache_features needs freeze_cnn=true: only frozen CNNs give "
+                              "features that stay valid while the rest trains")
         if merged.get("model") == "snippet":
             if merged.get("freeze_cnn"):
                 raise ConfigError("freeze_cnn is for the passage model (RNN-FZ), not the "

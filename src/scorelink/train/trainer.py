@@ -29,6 +29,7 @@ from scorelink.models.snippet_model import SnippetModel, SnippetModelConfig
 from scorelink.precision import use_bf16
 from scorelink.train.batches import EpochSampler, PassageSnippets, collate
 from scorelink.train.config import TrainConfig
+from scorelink.train.features import FeatureCache, cnn_fingerprint, random_views
 from scorelink.train.loss import PassageLoss
 from scorelink.train.snippet_batches import NoteSnippets
 
@@ -217,10 +218,34 @@ class Trainer:
         self.sampler = EpochSampler(len(self.train_set), config.passages_per_epoch,
                                     seed=config.seed, rank=self.rank, world=self.world)
         self._resume()
+        self.features = self._feature_cache() if config.cache_features else None
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _feature_cache(self) -> FeatureCache:
+        """The frozen CNNs' features of every training passage (RUN/features.pt, reused when
+        it was made with the same CNN weights and views)."""
+        if self.config.model != "rnn" or not self.config.freeze_cnn:
+            raise ConfigError("cache_features needs the passage model with freeze_cnn=true")
+        if self.world > 1:
+            raise ConfigError("cache_features trains in one process (its epochs are cheap)")
+        path = self.out / "features.pt"
+        if path.exists():
+            cache = FeatureCache.load(path)
+            if (cache.fingerprint, cache.views, len(cache)) == (
+                    cnn_fingerprint(self.model), self.config.cache_features, len(self.train_set)):
+                return cache
+        cache = FeatureCache.compute(
+            self.model, self.train_set, views=self.config.cache_features,
+            batch_size=self.config.batch_size, workers=self.config.workers,
+            seed=self.config.seed, device=self.device,
+            autocast=self._autocast if self.bf16 else None,
+            channels_last=self.config.channels_last, progress=self.rank == 0)
+        self.out.mkdir(parents=True, exist_ok=True)
+        cache.save(path)
+        return cache
 
     # -- checkpoints --------------------------------------------------------------------------
     @property
@@ -286,25 +311,51 @@ class Trainer:
             return sheet, audio
         return sheet, batch["sheet_lengths"], audio, batch["audio_lengths"]
 
+    def _batches(self):
+        """(batch, forward) pairs of this epoch: from the data loader, or from the feature
+        cache (then the towers' CNNs are skipped: their outputs are cached)."""
+        if self.features is None:
+            loader = DataLoader(
+                self.train_set, batch_size=self.config.batch_size, sampler=self.sampler,
+                collate_fn=self.collate,
+                num_workers=self.config.workers, drop_last=True,
+                persistent_workers=False, prefetch_factor=4 if self.config.workers else None)
+            for batch in loader:
+                yield batch, lambda b: self.net(*self._inputs(b))
+            return
+        views = torch.from_numpy(random_views(len(self.train_set), self.features.views,
+                                              seed=self.config.seed, epoch=self.epoch))
+        order = torch.tensor(list(self.sampler))
+        size = self.config.batch_size
+        for k in range(len(order) // size):  # drop_last, as the loader
+            index = order[k * size:(k + 1) * size]
+            batch = {**self.features.batch(index, views[index]), "index": index}
+            yield batch, self._cached_forward
+
+    def _cached_forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        out = []
+        for side, tower in (("sheet", self.model.sheet), ("audio", self.model.audio)):
+            feats = batch[side].to(self.device)
+            if tower.cca is not None:
+                feats = tower.cca(feats)
+            out.append(tower.summarize(feats, batch[f"{side}_lengths"]))
+        return out[0], out[1]
+
     def train_epoch(self) -> tuple[float, int]:
         from tqdm import tqdm
 
         self.sampler.set_epoch(self.epoch)
-        loader = DataLoader(
-            self.train_set, batch_size=self.config.batch_size, sampler=self.sampler,
-            collate_fn=self.collate,
-            num_workers=self.config.workers, drop_last=True,
-            persistent_workers=False, prefetch_factor=4 if self.config.workers else None)
         self.net.train()
         if self.config.freeze_cnn:  # frozen means BatchNorm too: its running statistics stay
             for tower in (self.model.sheet, self.model.audio):
                 tower.cnn.eval()
         losses, seen = [], 0
-        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}", unit="batch",
+        bar = tqdm(self._batches(), desc=f"epoch {self.epoch + 1}", unit="batch",
+                   total=len(self.sampler) // self.config.batch_size,
                    disable=self.rank != 0, leave=False)
-        for batch in bar:
+        for batch, forward in bar:
             with self._autocast():
-                sheet, audio = self.net(*self._inputs(batch))
+                sheet, audio = forward(batch)
             same = None if self.config.model == "snippet" else self.system_of[batch["index"]]
             loss = self.loss(sheet, audio, same=same)
             self.optimizer.zero_grad(set_to_none=True)
