@@ -64,3 +64,18 @@ def test_evaluate_uses_the_shipped_model(chorale_dataset, tmp_path, capsys):
     old.write_text(json.dumps({k: result[k] for k in ("model", "a2s", "s2a")}))
     assert main(["evaluate", "--data", str(chorale_dataset), "--against", str(old)]) != 0
     assert "per-query ranks" in capsys.readouterr().err
+
+
+def test_shipped_models_load_by_name(tmp_path):
+    import pytest
+
+    from scorelink.errors import CheckpointError
+
+    for name, file in checkpoint.SHIPPED_MODELS.items():
+        model, payload = checkpoint.load_model(name)
+        assert checkpoint.resolve(name).name == file and payload["kind"] == "rnn"
+    assert checkpoint.resolve(checkpoint.shipped_path()) == checkpoint.shipped_path()
+    with pytest.raises(CheckpointError, match="shipped models by name: chorales"):
+        checkpoint.load_model("no-such-model")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoint.read(tmp_path / "missing.pt")

@@ -17,7 +17,10 @@ from scorelink.errors import CheckpointError
 
 FORMAT = "scorelink-checkpoint"
 VERSION = 1
-SHIPPED = "rnn-chorales.pt"
+# Models that ship inside the package, by the name `--checkpoint NAME` takes; SHIPPED is the
+# default of every command.
+SHIPPED_MODELS = {"chorales": "rnn-chorales.pt"}
+SHIPPED = SHIPPED_MODELS["chorales"]
 
 
 def preprocessing() -> dict[str, Any]:
@@ -47,9 +50,7 @@ def save(path: str | Path, model: torch.nn.Module, **info: Any) -> None:
 
 def read(path: str | Path) -> dict[str, Any]:
     """Load and validate a checkpoint file (CheckpointError if it is not one of ours)."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+    path = resolve(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - torch raises many types on a bad file
@@ -72,7 +73,7 @@ def load_model(path: str | Path | None = None, *, kind: str | None = None):
     from scorelink.models.passage import PassageModel, PassageModelConfig
     from scorelink.models.snippet_model import SnippetModel, SnippetModelConfig
 
-    path = shipped_path() if path is None else Path(path)
+    path = shipped_path() if path is None else resolve(path)
     payload = read(path)
     classes = {"rnn": (PassageModel, PassageModelConfig),
                "snippet": (SnippetModel, SnippetModelConfig)}
@@ -104,8 +105,18 @@ def export(source: str | Path, dest: str | Path, **extra: Any) -> dict[str, Any]
     return payload
 
 
-def shipped_path() -> Path:
-    path = Path(str(resources.files("scorelink") / "weights" / SHIPPED))
+def resolve(path: str | Path) -> Path:
+    """A checkpoint file, or the name of a shipped model ("chorales") -> its file."""
+    if Path(path).exists():
+        return Path(path)
+    if str(path) in SHIPPED_MODELS:
+        return shipped_path(SHIPPED_MODELS[str(path)])
+    raise CheckpointError(f"checkpoint {path} does not exist (shipped models by name: "
+                          f"{', '.join(SHIPPED_MODELS)})")
+
+
+def shipped_path(name: str = SHIPPED) -> Path:
+    path = Path(str(resources.files("scorelink") / "weights" / name))
     if not path.exists():
         raise CheckpointError(
             f"no shipped model at {path}; pass --checkpoint (train one with `scorelink train`)"

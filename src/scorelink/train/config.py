@@ -50,6 +50,8 @@ class TrainConfig:
     channels_last: bool = True
     device: str = "auto"  # auto | cpu | cuda
     init_from: str = ""  # snippet checkpoint: start the CNNs from it; passage: all weights
+    init_cnns_only: bool = False  # from a passage checkpoint too, take only its CNNs (and CCA),
+    # as from a BL: the GRUs and head start afresh (e.g. another embed_dim, Figure 3's sweep)
     freeze_cnn: bool = False
     cache_features: int = 0  # > 0 (with freeze_cnn): the frozen CNNs' outputs are computed once
     # for this many augmented views of every training passage and the GRUs train on them

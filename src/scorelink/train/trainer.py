@@ -48,7 +48,8 @@ def build_model(config: TrainConfig) -> PassageModel | SnippetModel:
                     f"{config.init_from} is a {start.config.to_dict()} model, but this run asks "
                     f"for {model.config.to_dict()}: set preset/embed_dim to match it")
             model = start.train()
-    elif config.init_from and checkpoint.read(config.init_from).get("kind") == "rnn":
+    elif (config.init_from and not config.init_cnns_only
+          and checkpoint.read(config.init_from).get("kind") == "rnn"):
         # warm start: a passage model goes on training from all of another one's weights; the
         # run's settings must describe that model, or its checkpoints would describe another.
         # Its CNN shape (a CCA layer too: RNN-FZ-CCA -> RNN-FT-CCA) comes with the weights.
