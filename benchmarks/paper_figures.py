@@ -29,7 +29,8 @@ from _machine import machine  # benchmarks/_machine.py
 
 from scorelink import checkpoint
 from scorelink.data.store import Dataset
-from scorelink.evaluate.retrieval import embed, eval_records, evaluate, rank_passages
+from scorelink.evaluate.retrieval import embed, eval_records, rank_passages
+from scorelink.train.features import cnn_fingerprint
 
 DIMS = (16, 32, 64, 128, 256, 512, 1024)
 
@@ -79,28 +80,49 @@ def figure3(data: str, ckpt: str, runs: Path, out: Path, *, dims: tuple[int, ...
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from scorelink.evaluate.metrics import retrieval_metrics
+    from scorelink.train.batches import PassageSnippets
     from scorelink.train.config import TrainConfig
+    from scorelink.train.features import FeatureCache
     from scorelink.train.trainer import Trainer
 
+    # the frozen CNNs' outputs of the test passages, computed once: each dimension's model
+    # differs only after them
+    records = eval_records(Dataset(data), split="test")
+    keys = [(r["piece"], r["system"]) for r in records]
+    test_path = runs / "test-features.pt"
+    runs.mkdir(parents=True, exist_ok=True)
+    if test_path.exists():
+        test = FeatureCache.load(test_path)
+    else:
+        cnns, _ = checkpoint.load_model(ckpt, kind="rnn")
+        test = FeatureCache.compute(cnns, PassageSnippets(data, records), views=1,
+                                    workers=workers)
+        test.save(test_path)
     shared = runs / "features.pt"
+    shared_valid = runs / "valid-features.pt"
     results = {}
     for dim in dims:
         run = runs / f"dim{dim}"
         run.mkdir(parents=True, exist_ok=True)
-        if shared.exists() and not (run / "features.pt").exists():
-            os.link(shared, run / "features.pt")  # one cache for every dimension
+        for cache in (shared, shared_valid):  # one cache for every dimension
+            if cache.exists() and not (run / cache.name).exists():
+                os.link(cache, run / cache.name)
         config = TrainConfig(data=data, out=str(run), init_from=ckpt, init_cnns_only=True,
                              freeze_cnn=True, cache_features=views, embed_dim=dim,
                              epochs=epochs, passages_per_epoch=passages, lr=1e-3,
                              workers=workers, patience=3)
         t0 = time.perf_counter()
         Trainer(config).fit()
-        if not shared.exists():
-            os.link(run / "features.pt", shared)
+        for cache in (shared, shared_valid):
+            if not cache.exists():
+                os.link(run / cache.name, cache)
         model, _ = checkpoint.load_model(run / "best.pt", kind="rnn")
-        result = evaluate(model, data)
-        results[dim] = {"a2s_MRR": result["a2s"]["MRR"], "s2a_MRR": result["s2a"]["MRR"],
-                        "seconds": round(time.perf_counter() - t0, 1)}
+        if test.fingerprint != cnn_fingerprint(model):
+            raise SystemExit(f"{run}: its CNNs are not {ckpt}'s")
+        ranks = rank_passages(*test.embed(model), keys)
+        results[dim] = {f"{d}_MRR": retrieval_metrics(r)["MRR"] for d, r in ranks.items()}
+        results[dim]["seconds"] = round(time.perf_counter() - t0, 1)
         print(f"dim {dim}: {results[dim]}", flush=True)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for key, label in (("a2s_MRR", "A2S"), ("s2a_MRR", "S2A")):

@@ -229,6 +229,12 @@ def test_cached_features_match_the_frozen_cnns_and_train_the_rnn(chorale_dataset
         full = trainer.model(*trainer._inputs(collate([trainer.train_set[i] for i in range(5)])))
     for a, b in zip(cached, full, strict=True):  # features are cached in float16
         torch.testing.assert_close(a.detach(), b, atol=4e-3, rtol=0)
+    from scorelink.evaluate.metrics import retrieval_metrics
+    from scorelink.evaluate.retrieval import rank_records
+
+    reference = rank_records(trainer.model, chorale_dataset, trainer.valid_records)
+    for d, metrics in trainer.validate().items():  # from the cached validation features
+        assert metrics["MRR"] == pytest.approx(retrieval_metrics(reference[d])["MRR"], abs=0.02)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
     after = trainer.model.state_dict()

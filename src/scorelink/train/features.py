@@ -110,6 +110,25 @@ class FeatureCache:
             out[f"{side}_lengths"] = torch.tensor(ns)
         return out
 
+    @torch.no_grad()
+    def embed(self, model, *, view: int = 0, batch_size: int = 256,
+              device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """(sheet (N, D), audio (N, D)) embeddings of every cached passage in `view`: the
+        model's CCA layers (if any) and recurrent summaries over the cached CNN outputs."""
+        was_training = model.training
+        model.eval()
+        out: dict[str, list] = {"sheet": [], "audio": []}
+        try:
+            for k in range(0, len(self), batch_size):
+                index = torch.arange(k, min(k + batch_size, len(self)))
+                batch = self.batch(index, torch.full_like(index, view))
+                for side, tower in (("sheet", model.sheet), ("audio", model.audio)):
+                    out[side].append(summarize_features(tower, batch[side].to(device),
+                                                        batch[f"{side}_lengths"]).cpu())
+        finally:
+            model.train(was_training)
+        return torch.cat(out["sheet"]).numpy(), torch.cat(out["audio"]).numpy()
+
     def save(self, path: str | Path) -> None:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
@@ -124,6 +143,13 @@ class FeatureCache:
         d = torch.load(path, weights_only=True)
         return cls(d["sheet"], d["sheet_start"], d["sheet_length"], d["audio"],
                    d["audio_start"], d["audio_length"], d["fingerprint"])
+
+
+def summarize_features(tower, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """A tower's embedding from its CNN's outputs (sum(lengths), snippet_dim) -> (B, D)."""
+    if tower.cca is not None:
+        feats = tower.cca(feats)
+    return tower.summarize(feats, lengths)
 
 
 def random_views(n: int, views: int, *, seed: int, epoch: int) -> np.ndarray:

@@ -23,13 +23,18 @@ from scorelink import checkpoint
 from scorelink.data.store import Dataset
 from scorelink.errors import CheckpointError, ConfigError, DatasetError
 from scorelink.evaluate.metrics import retrieval_metrics
-from scorelink.evaluate.retrieval import eval_records, rank_records
+from scorelink.evaluate.retrieval import eval_records, rank_passages, rank_records
 from scorelink.models.passage import PassageModel, PassageModelConfig
 from scorelink.models.snippet_model import SnippetModel, SnippetModelConfig
 from scorelink.precision import use_bf16
 from scorelink.train.batches import EpochSampler, PassageSnippets, collate
 from scorelink.train.config import TrainConfig
-from scorelink.train.features import FeatureCache, cnn_fingerprint, random_views
+from scorelink.train.features import (
+    FeatureCache,
+    cnn_fingerprint,
+    random_views,
+    summarize_features,
+)
 from scorelink.train.loss import PassageLoss
 from scorelink.train.snippet_batches import NoteSnippets
 
@@ -219,29 +224,34 @@ class Trainer:
         self.sampler = EpochSampler(len(self.train_set), config.passages_per_epoch,
                                     seed=config.seed, rank=self.rank, world=self.world)
         self._resume()
-        self.features = self._feature_cache() if config.cache_features else None
+        self.features = self.valid_features = None
+        if config.cache_features:
+            if config.model != "rnn" or not config.freeze_cnn:
+                raise ConfigError("cache_features needs the passage model with freeze_cnn=true")
+            if self.world > 1:
+                raise ConfigError("cache_features trains in one process (its epochs are cheap)")
+            self.features = self._feature_cache("features.pt", self.train_set,
+                                                config.cache_features)
+            # validation too: the frozen CNNs' outputs of the validation passages, unaugmented
+            self.valid_features = self._feature_cache(
+                "valid-features.pt", PassageSnippets(config.data, self.valid_records), 1)
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-    def _feature_cache(self) -> FeatureCache:
-        """The frozen CNNs' features of every training passage (RUN/features.pt, reused when
-        it was made with the same CNN weights and views)."""
-        if self.config.model != "rnn" or not self.config.freeze_cnn:
-            raise ConfigError("cache_features needs the passage model with freeze_cnn=true")
-        if self.world > 1:
-            raise ConfigError("cache_features trains in one process (its epochs are cheap)")
-        path = self.out / "features.pt"
+    def _feature_cache(self, name: str, dataset, views: int) -> FeatureCache:
+        """The frozen CNNs' features of `dataset`'s passages (RUN/name, reused when it was made
+        with the same CNN weights, views and passages)."""
+        path = self.out / name
         if path.exists():
             cache = FeatureCache.load(path)
             if (cache.fingerprint, cache.views, len(cache)) == (
-                    cnn_fingerprint(self.model), self.config.cache_features, len(self.train_set)):
+                    cnn_fingerprint(self.model), views, len(dataset)):
                 return cache
         cache = FeatureCache.compute(
-            self.model, self.train_set, views=self.config.cache_features,
-            batch_size=self.config.batch_size, workers=self.config.workers,
-            seed=self.config.seed, device=self.device,
+            self.model, dataset, views=views, batch_size=self.config.batch_size,
+            workers=self.config.workers, seed=self.config.seed, device=self.device,
             autocast=self._autocast if self.bf16 else None,
             channels_last=self.config.channels_last, progress=self.rank == 0)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -334,13 +344,9 @@ class Trainer:
             yield batch, self._cached_forward
 
     def _cached_forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        out = []
-        for side, tower in (("sheet", self.model.sheet), ("audio", self.model.audio)):
-            feats = batch[side].to(self.device)
-            if tower.cca is not None:
-                feats = tower.cca(feats)
-            out.append(tower.summarize(feats, batch[f"{side}_lengths"]))
-        return out[0], out[1]
+        return tuple(summarize_features(tower, batch[side].to(self.device),
+                                        batch[f"{side}_lengths"])
+                     for side, tower in (("sheet", self.model.sheet), ("audio", self.model.audio)))
 
     def train_epoch(self) -> tuple[float, int]:
         from tqdm import tqdm
@@ -373,6 +379,11 @@ class Trainer:
         return float(np.mean(losses)) if losses else float("nan"), seen * self.world
 
     def validate(self) -> dict:
+        if self.valid_features is not None:  # frozen CNNs: their cached outputs
+            sheet, audio = self.valid_features.embed(self.selected, device=self.device)
+            ranks = rank_passages(sheet, audio,
+                                  [(r["piece"], r["system"]) for r in self.valid_records])
+            return {d: retrieval_metrics(r) for d, r in ranks.items()}
         with self._autocast():
             ranks = rank_records(self.selected, self.config.data, self.valid_records,
                                  device=str(self.device))

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The piano model's training campaign, one stage at a time, resumable on any machine.
+#
+#   campaigns/piano/run.sh STAGE [SECONDS]
+#
+# Datasets and runs live in $SCORELINK_WORK (default ~/scorelink-work), outside the work tree.
+# A stage's run folder is seeded from the state committed in campaigns/piano/state/STAGE/ when
+# the machine has none of its own (a fresh clone on a new machine goes on where the last one
+# stopped); after training for at most SECONDS (default: until the stage's epochs are done) the
+# run's small state (last.pt, best.pt, log.csv, config.json) is copied back there to commit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+STAGE=${1:?usage: run.sh STAGE [SECONDS]}
+SECONDS_LEFT=${2:-0}
+WORK=${SCORELINK_WORK:-$HOME/scorelink-work}
+MSMD=$WORK/data/msmd
+RUN=$WORK/runs/piano-$STAGE
+STATE=campaigns/piano/state/$STAGE
+BIN=.venv/bin
+
+if [ ! -f "$MSMD/manifest.jsonl" ]; then  # the paper's data, rebuilt from its sources
+  $BIN/scorelink data build --corpus msmd --msmd-dir ../shared/data/msmd --out "$MSMD" \
+      --renditions 4
+fi
+mkdir -p "$RUN"
+if [ ! -f "$RUN/last.pt" ] && [ -f "$STATE/last.pt" ]; then
+  cp "$STATE"/* "$RUN"/
+  echo "seeded $RUN from $STATE (epoch $(tail -1 "$RUN/log.csv" | cut -d, -f1))"
+fi
+
+case $STAGE in
+  ft)  # the chorale RNN-FT, warm-started whole and trained on MSMD with every augmentation
+    ARGS=(--init-from chorales lr=5e-4 timbre_augment=true tempo_augment=1.6 crop_augment=0.5
+          passages_per_epoch=2048 patience=6 epochs=400 workers=1) ;;
+  *) echo "unknown stage $STAGE" >&2; exit 2 ;;
+esac
+
+status=0
+if [ "$SECONDS_LEFT" -gt 0 ]; then
+  timeout --signal=INT "$SECONDS_LEFT" $BIN/scorelink train --data "$MSMD" --out "$RUN" \
+      "${ARGS[@]}" || status=$?
+else
+  $BIN/scorelink train --data "$MSMD" --out "$RUN" "${ARGS[@]}" || status=$?
+fi
+mkdir -p "$STATE"
+for f in last.pt best.pt log.csv config.json; do
+  [ -f "$RUN/$f" ] && cp "$RUN/$f" "$STATE/$f"
+done
+echo "state of $RUN saved in $STATE (commit it)"
+[ "$status" = 124 ] && exit 0  # stopped by the time limit: expected
+exit "$status"
