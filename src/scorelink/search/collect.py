@@ -1,6 +1,9 @@
 """What goes into an index: a dataset's test collection, score files, page images, recordings.
 
-Each function embeds its items and returns an `index.Pending` (vectors + metadata rows).
+Each function embeds its items and returns an `index.Pending` (vectors + metadata rows). A file
+that cannot be indexed (no music found, unreadable, a score that cannot be read whole) is left
+out and listed in `Pending.skipped` with its reason; the other files are indexed.
+`scorelink.search.indexing.index_collection` puts them together.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ def page_path(piece: str, page: int) -> str:
 
 
 def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
-                 tempo: float = 1.0) -> Pending:
+                 tempo: float = 1.0, progress: bool = False) -> Pending:
     """The split's systems (sheet side) and its evaluation rendition's passages (audio side)."""
     from scorelink.data.store import Dataset
     from scorelink.evaluate.retrieval import eval_records
@@ -41,13 +44,14 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
           "top": r["box"][0], "left": r["box"][1], "bottom": r["box"][2], "right": r["box"][3],
           "page_image": page_path(r["piece"], r["page"]), "source": f"dataset:{split}"}
          for r in systems],
-        embedder.sheet(np.stack([ds.strip(r) for r in systems])))
+        _embed_strips(embedder, [ds.strip(r) for r in systems], progress))
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
         pending.pages[page_path(piece, page)] = ds.page(piece, page)
     by_rendition: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         by_rendition.setdefault((r["piece"], r["rendition"]), []).append(r)
-    for (piece, rendition), group in by_rendition.items():
+    for (piece, rendition), group in _bar(by_rendition.items(), progress, "indexing recordings",
+                                          "recording"):
         spec = ds.rendition_spec(group[0])
         flac = Path(ds.root) / "pieces" / piece / f"{rendition}.flac"
         pending.add_windows(
@@ -66,10 +70,14 @@ def _files(paths: Iterable[str | Path], suffixes: tuple[str, ...],
     identifies the piece or recording in the index, is the file's path below the folder's parent
     without its suffix (`scans/book1/page-1`), or the stem of a file given on its own; names
     that repeat get `~2`, `~3`, ... so that two `take1.wav` in different folders stay apart."""
+    from scorelink.data.sources import included_files
+
     found: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.suffix.lower() in suffixes)
+            included = included_files(f for f in files if f.suffix.lower() == ".ly")
+            files = [f for f in files if f.resolve() not in included]  # parts of another piece
             if not files:
                 raise ScorelinkError(f"no {what} files ({', '.join(suffixes)}) under {p}")
             base = p.resolve().parent
@@ -89,18 +97,25 @@ def _files(paths: Iterable[str | Path], suffixes: tuple[str, ...],
     return out
 
 
-def from_scores(paths: Iterable[str | Path], embedder: Embedder) -> Pending:
-    """Score files (engraved with Verovio), page images and PDFs (systems found on the page)."""
+def from_scores(paths: Iterable[str | Path], embedder: Embedder, *,
+                progress: bool = False) -> Pending:
+    """Score files (engraved with Verovio, LilyPond files with LilyPond), page images and PDFs
+    (systems found on the page). Files without music or that cannot be read are skipped."""
     from scorelink.data.sources import SCORE_SUFFIXES
 
     pending = Pending()
-    for path, piece in _files(paths, SCORE_SUFFIXES + IMAGE_SUFFIXES, "score"):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            pages, systems = _image_systems(path)
-        else:
-            pages, systems = _engraved_systems(path)
-        if not systems:
-            raise ScoreError(f"{path}: no systems of music found")
+    files = _files(paths, SCORE_SUFFIXES + IMAGE_SUFFIXES, "score")
+    for path, piece in _bar(files, progress, "indexing scores", "file"):
+        try:
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                pages, systems = _image_systems(path)
+            else:
+                pages, systems = _engraved_systems(path)
+            if not systems:
+                raise ScoreError("no systems of music found")
+        except ScorelinkError as exc:
+            pending.skipped.append(_skip(path, exc))
+            continue
         strips = np.stack([s["strip"] for s in systems])
         pending.add_systems(
             [{"piece": piece, "page": s["page"], "system": k, "top": s["box"][0],
@@ -118,8 +133,14 @@ def _engraved_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
     from scorelink.data.passages import strip
     from scorelink.data.sources import ScoreSource
 
-    data, zipped = ScoreSource(path.stem, str(path), "file").load()
-    eng = engrave(data, zipped=zipped)
+    if path.suffix.lower() == ".ly":
+        from scorelink.data.lilypond import engrave_lilypond
+
+        # As `data build` engraves it, but with repeats as written: the pages a reader holds.
+        eng = engrave_lilypond(path, unfold=False)
+    else:
+        data, zipped = ScoreSource(path.stem, str(path), "file").load()
+        eng = engrave(data, zipped=zipped)
     return eng.pages, [{"page": s.page, "box": s.box, "strip": strip(eng.pages[s.page], s)}
                        for s in eng.systems]
 
@@ -140,13 +161,20 @@ def _image_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
     return pages, systems
 
 
-def from_recordings(paths: Iterable[str | Path], embedder: Embedder) -> Pending:
-    """Recordings cut into overlapping windows of several lengths."""
+def from_recordings(paths: Iterable[str | Path], embedder: Embedder, *,
+                    progress: bool = False) -> Pending:
+    """Recordings cut into overlapping windows of several lengths. Files that cannot be read
+    as audio are skipped."""
     from scorelink.data.spectrogram import spectrogram
 
     pending = Pending()
-    for path, name in _files(paths, AUDIO_SUFFIXES, "audio"):
-        spec = spectrogram(read_audio(path))
+    files = _files(paths, AUDIO_SUFFIXES, "audio")
+    for path, name in _bar(files, progress, "indexing recordings", "file"):
+        try:
+            spec = spectrogram(read_audio(path))
+        except ScorelinkError as exc:
+            pending.skipped.append(_skip(path, exc))
+            continue
         spans = windows(spec.shape[1])
         pending.add_windows(
             [{"recording": name, "start": a / FPS, "end": b / FPS,
@@ -154,3 +182,30 @@ def from_recordings(paths: Iterable[str | Path], embedder: Embedder) -> Pending:
              for a, b in spans],
             embedder.audio(spec, spans))
     return pending
+
+
+def _skip(path: Path, exc: Exception) -> dict:
+    reason = str(exc)
+    for prefix in (f"{path}: ", f"{path.resolve()}: "):
+        reason = reason.removeprefix(prefix)
+    return {"path": str(path), "reason": reason}
+
+
+def _bar(items, progress: bool, desc: str, unit: str):
+    """`items` with a progress bar on stderr when `progress` (and more than one item)."""
+    items = list(items)
+    if not progress or len(items) < 2:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=False)
+
+
+def _embed_strips(embedder: Embedder, strips: list[np.ndarray], progress: bool,
+                  chunk: int = 64) -> np.ndarray:
+    """embedder.sheet over the strips in chunks (a progress bar's steps)."""
+    if not strips:
+        return np.zeros((0, embedder.dim), np.float32)
+    parts = [embedder.sheet(np.stack(strips[a:a + chunk]))
+             for a in _bar(range(0, len(strips), chunk), progress, "indexing systems", "chunk")]
+    return np.concatenate(parts)

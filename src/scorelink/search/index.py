@@ -70,6 +70,7 @@ class Pending:
     windows: list[dict] = field(default_factory=list)
     window_vectors: list[np.ndarray] = field(default_factory=list)
     pages: dict[str, np.ndarray] = field(default_factory=dict)  # relative path -> image
+    skipped: list[dict] = field(default_factory=list)  # files left out: {"path", "reason"}
 
     def add_systems(self, rows: list[dict], vectors: np.ndarray) -> None:
         if len(rows) != len(vectors):
@@ -82,6 +83,15 @@ class Pending:
             raise ValueError("one vector per window")
         self.windows += rows
         self.window_vectors.append(np.asarray(vectors, np.float32))
+
+    def extend(self, other: Pending) -> None:
+        """Append everything `other` holds."""
+        self.systems += other.systems
+        self.system_vectors += other.system_vectors
+        self.windows += other.windows
+        self.window_vectors += other.window_vectors
+        self.pages.update(other.pages)
+        self.skipped += other.skipped
 
 
 class Index:
@@ -283,7 +293,7 @@ def _rename_clashes(pending: Pending, db: sqlite3.Connection) -> Pending:
                 **({"piece": pieces.get(r["piece"], r["piece"])} if r.get("piece") else {})}
                for r in pending.windows]
     return Pending(systems, pending.system_vectors, windows, pending.window_vectors,
-                   {page(rel): image for rel, image in pending.pages.items()})
+                   {page(rel): image for rel, image in pending.pages.items()}, pending.skipped)
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:

@@ -4,6 +4,10 @@ An audio clip up to one system long is one query vector; a longer clip is cut in
 (each about a system long) whose hits are merged, keeping each system's best score. A sheet
 query's hits are recording windows; overlapping windows of one recording are folded into the
 best of them, so the answers are distinct places. `by_piece` ranks pieces by their best hit.
+
+Answers are for people: their `page` and `system` count from 1 (page 1 is the first page,
+system 1 the first system of the piece), as the command line, the web page and the demo report
+print them. The index stores them from 0, as dataset records do.
 """
 
 from __future__ import annotations
@@ -98,8 +102,16 @@ def _overlap(a: dict, b: dict) -> float:
     return max(inter, 0.0) / max(min(a["end"] - a["start"], b["end"] - b["start"]), 1e-9)
 
 
+def page_systems(index: Index, piece: str, page: int) -> list[dict]:
+    """Every indexed system of a piece's page (`page` from 1), top to bottom, numbered from 1."""
+    rows = index.db.execute("SELECT * FROM systems WHERE piece = ? AND page = ? ORDER BY system",
+                            (piece, page - 1))
+    return [{"id": r["id"], "system": r["system"] + 1,
+             "box": [r["top"], r["left"], r["bottom"], r["right"]]} for r in rows]
+
+
 def _system(r: dict) -> dict:
-    return {"piece": r["piece"], "page": r["page"], "system": r["system"],
+    return {"piece": r["piece"], "page": r["page"] + 1, "system": r["system"] + 1,
             "box": [r["top"], r["left"], r["bottom"], r["right"]], "page_image": r["page_image"],
             "id": r["id"]}
 
@@ -108,5 +120,5 @@ def _window(r: dict) -> dict:
     out = {"recording": r["recording"], "start": round(r["start"], 2), "end": round(r["end"], 2),
            "id": r["id"], "audio_path": r["audio_path"]}
     if r.get("piece") is not None:
-        out.update(piece=r["piece"], system=r["system"])
+        out.update(piece=r["piece"], system=r["system"] + 1)
     return out
