@@ -39,12 +39,14 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     for r in records:
         first.setdefault((r["piece"], r["system"]), r)
     systems = list(first.values())
+    notes = _dataset_notes(ds, records)
     pending.add_systems(
         [{"piece": r["piece"], "page": r["page"], "system": r["system"],
           "top": r["box"][0], "left": r["box"][1], "bottom": r["box"][2], "right": r["box"][3],
           "page_image": page_path(r["piece"], r["page"]), "source": f"dataset:{split}"}
          for r in systems],
-        _embed_strips(embedder, [ds.strip(r) for r in systems], progress))
+        _embed_strips(embedder, [ds.strip(r) for r in systems], progress),
+        [notes.get((r["piece"], r["system"])) for r in systems])
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
         pending.pages[page_path(piece, page)] = ds.page(piece, page)
     by_rendition: dict[tuple[str, str], list[dict]] = {}
@@ -62,6 +64,20 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
              for r in group],
             embedder.audio(spec, [(r["start_frame"], r["end_frame"]) for r in group]))
     return pending
+
+
+def _dataset_notes(ds, records: list[dict]) -> dict[tuple[str, int], np.ndarray]:
+    """(piece, system) -> its notes (n, 3) [onset s, offset s, pitch] as the rendition of
+    `records` plays them (its tempo is the score time); a repeated system gets every pass."""
+    from scorelink.data.store import notes_path
+
+    out: dict[tuple[str, int], list[np.ndarray]] = {}
+    for r in records:
+        a, b = r["notes"]
+        table = np.load(notes_path(ds.root, r["piece"], r["rendition"]), mmap_mode="r")[a:b]
+        out.setdefault((r["piece"], r["system"]), []).append(
+            np.stack([table["onset"], table["offset"], table["pitch"]], axis=1))
+    return {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
 
 
 def _files(paths: Iterable[str | Path], suffixes: tuple[str, ...],
@@ -108,7 +124,7 @@ def from_scores(paths: Iterable[str | Path], embedder: Embedder, *,
     for path, piece in _bar(files, progress, "indexing scores", "file"):
         try:
             if path.suffix.lower() in IMAGE_SUFFIXES:
-                pages, systems = _image_systems(path)
+                pages, systems = _image_systems(path)  # no notes: only pixels
             else:
                 pages, systems = _engraved_systems(path)
             if not systems:
@@ -122,7 +138,7 @@ def from_scores(paths: Iterable[str | Path], embedder: Embedder, *,
               "left": s["box"][1], "bottom": s["box"][2], "right": s["box"][3],
               "page_image": page_path(piece, s["page"]), "source": str(path.resolve())}
              for k, s in enumerate(systems)],
-            embedder.sheet(strips))
+            embedder.sheet(strips), [s.get("notes") for s in systems])
         for i, page in enumerate(pages):
             pending.pages[page_path(piece, i)] = page
     return pending
@@ -141,8 +157,18 @@ def _engraved_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
     else:
         data, zipped = ScoreSource(path.stem, str(path), "file").load()
         eng = engrave(data, zipped=zipped)
-    return eng.pages, [{"page": s.page, "box": s.box, "strip": strip(eng.pages[s.page], s)}
-                       for s in eng.systems]
+    notes = system_notes(eng)
+    return eng.pages, [{"page": s.page, "box": s.box, "strip": strip(eng.pages[s.page], s),
+                        "notes": notes[k]} for k, s in enumerate(eng.systems)]
+
+
+def system_notes(eng) -> list[np.ndarray]:
+    """Per system of an Engraving, its performed notes (n, 3) [onset s, offset s, MIDI pitch]
+    at the score's own tempo, repeats unfolded (a repeated system holds every pass)."""
+    perf = eng.performance
+    system = np.array([eng.notes[i].system for i in perf.note], dtype=np.int64)
+    table = np.stack([perf.onset, perf.offset, perf.pitch], axis=1).astype(np.float64)
+    return [table[system == k] for k in range(len(eng.systems))]
 
 
 def _image_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
