@@ -39,6 +39,7 @@ from scorelink.search.embed import Embedder
 from scorelink.search.index import Index
 
 PATHS = ("image", "notes", "fused")
+MISSING = 10**6  # the rank of an answer not returned
 
 
 def _clips(ds: Dataset, split: str, tempo: float, n: int, seconds: float, rng) -> list[dict]:
@@ -66,12 +67,12 @@ def _clips(ds: Dataset, split: str, tempo: float, n: int, seconds: float, rng) -
 
 
 def _ranks(hits: list[dict], clip: dict) -> tuple[float, float]:
-    """(rank of the right system, rank of the right piece among pieces), inf when absent."""
+    """(rank of the right system, rank of the right piece among pieces); MISSING when absent."""
     system = next((h["rank"] for h in hits if h["piece"] == clip["piece"]
-                   and h["system"] == clip["system"]), np.inf)
+                   and h["system"] == clip["system"]), MISSING)
     pieces = query.by_piece(hits, top=0)
-    piece = next((p["rank"] for p in pieces if p["piece"] == clip["piece"]), np.inf)
-    return float(system), float(piece)
+    piece = next((p["rank"] for p in pieces if p["piece"] == clip["piece"]), MISSING)
+    return system, piece
 
 
 def _pct(x: np.ndarray) -> float:

@@ -252,10 +252,10 @@ def _format_hits(results: list[dict], by: str, kind: str) -> str:
         lines = [f"{'rank':>4}  {'score':>6}  {'hits':>4}  piece"]
         lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['hits']:>4}  {r['piece']}"
                   for r in results]
-    elif kind == "audio":
-        lines = [f"{'rank':>4}  {'score':>6}  {'page':>4}  {'system':>6}  piece"]
+    elif kind == "audio":  # evidence: what ranked the answer there (notes, image or both)
+        lines = [f"{'rank':>4}  {'score':>6}  {'page':>4}  {'system':>6}  {'evidence':>8}  piece"]
         lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['page']:>4}  {r['system']:>6}  "
-                  f"{r['piece']}" for r in results]
+                  f"{r.get('evidence', 'image'):>8}  {r['piece']}" for r in results]
     else:
         lines = [f"{'rank':>4}  {'score':>6}  {'start':>8}  {'end':>8}  recording"]
         lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['start']:>8.1f}  {r['end']:>8.1f}  "

@@ -264,8 +264,10 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
     """
     n, m = query.shape[1], score.shape[1]
     dist = 1.0 - query.T.astype(np.float32) @ score.astype(np.float32)  # (N, M)
+    skips = np.zeros(m, bool)  # a (1, 2) step into column j passes over column j - 1
     if barrier is not None:
         dist[:, barrier] = np.inf
+        skips[1:] = barrier[:-1]
     inf = np.float32(np.inf)
     prev2 = np.full(m, inf, np.float32)  # row n - 2
     prev2_start = np.zeros(m, np.int64)
@@ -276,6 +278,7 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
         # candidates: (1,1) from prev[j-1], (1,2) from prev[j-2], (2,1) from prev2[j-1] (x2)
         c11 = np.r_[inf, prev[:-1]] + d
         c12 = np.r_[inf, inf, prev[:-2]] + d
+        c12[skips] = inf
         c21 = np.r_[inf, prev2[:-1]] + 2 * d
         s11 = np.r_[0, prev_start[:-1]]
         s12 = np.r_[0, 0, prev_start[:-2]]
