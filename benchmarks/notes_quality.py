@@ -129,7 +129,7 @@ def main() -> None:
                              for e, c in zip(evidence, clips, strict=True)])
              for path in PATHS}  # (clips, 2): system rank, piece rank
     tempo_of = np.array([c["tempo"] for c in clips])
-    n_pieces = len(set(pieces))
+    n_pieces = len({r["piece"] for r in index.all_rows("sheet")})
     print(f"### Audio clips against symbolic scores: image, notes, fused ({date.today()})\n")
     print(f"- machine: {machine()}; model {embedder.name}")
     print(f"- `python benchmarks/notes_quality.py --data {args.data} --split {args.split} "
