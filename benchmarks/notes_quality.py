@@ -89,6 +89,8 @@ def main() -> None:
     p.add_argument("--tempi", help="comma-separated (default: every tempo of the split)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tune", action="store_true", help="grid of fusion settings (validation)")
+    p.add_argument("--image-weight", type=float, default=query.IMAGE_WEIGHT)
+    p.add_argument("--save", help="write the clips' evidence here (pickle) to re-score later")
     args = p.parse_args()
 
     embedder = Embedder.load(args.checkpoint)
@@ -113,6 +115,10 @@ def main() -> None:
             seconds.append(time.perf_counter() - t)
             clips.append({k: v for k, v in clip.items() if k != "spec"})
     pieces = [c["piece"] for c in clips]
+    if args.save:
+        import pickle
+
+        Path(args.save).write_bytes(pickle.dumps({"clips": clips, "evidence": evidence}))
 
     if args.tune:
         print(f"### Fusion grid ({args.split}, {len(clips)} clips, {date.today()})\n")
@@ -125,7 +131,8 @@ def main() -> None:
         index.close()
         return
 
-    ranks = {path: np.array([_ranks(query.fuse(index, e, top=0, paths=path), c)
+    ranks = {path: np.array([_ranks(query.fuse(index, e, top=0, paths=path,
+                                               image_weight=args.image_weight), c)
                              for e, c in zip(evidence, clips, strict=True)])
              for path in PATHS}  # (clips, 2): system rank, piece rank
     tempo_of = np.array([c["tempo"] for c in clips])
@@ -133,7 +140,7 @@ def main() -> None:
     print(f"### Audio clips against symbolic scores: image, notes, fused ({date.today()})\n")
     print(f"- machine: {machine()}; model {embedder.name}")
     print(f"- `python benchmarks/notes_quality.py --data {args.data} --split {args.split} "
-          f"--clips {args.clips} --seconds {args.seconds:g}"
+          f"--clips {args.clips} --seconds {args.seconds:g} --image-weight {args.image_weight:g}"
           + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "") + "`")
     print(f"- index: {index.sheet.ntotal} systems of {n_pieces} {args.split} pieces with "
           f"{index.info['notes']} notes, built in {build_s:.0f} s; {len(clips)} clips of "
