@@ -61,7 +61,8 @@ def _clips(ds: Dataset, split: str, tempo: float, n: int, seconds: float, rng) -
         # the system sounding at the midpoint; past the last passage's end, the last one
         holding = [r for r in group if r["start_frame"] <= mid < r["end_frame"]] or \
             [max(group, key=lambda r: r["end_frame"] if r["start_frame"] <= mid else -1)]
-        out.append({"piece": piece, "system": holding[0]["system"], "tempo": tempo,
+        out.append({"piece": piece, "system": holding[0]["system"] + 1,  # answers count from 1
+                    "tempo": tempo,
                     "spec": np.asarray(spec[:, a:a + length], np.float32)})
     return out
 
