@@ -80,6 +80,51 @@ def _pct(x: np.ndarray) -> float:
     return 100 * float(np.mean(np.asarray(x) <= 1))
 
 
+def _notes_only(args) -> None:
+    """The notes path alone, straight from the dataset's notes: the same clips (same seed)."""
+    from scorelink.search.notes import NoteMatcher
+
+    ds = Dataset(args.data)
+    records = eval_records(ds, split=args.split, tempo=1.0)
+    notes = collect._dataset_notes(ds, records)
+    keys = sorted(notes)
+    matcher = NoteMatcher({i: notes[k] for i, k in enumerate(keys)},
+                          {i: k[0] for i, k in enumerate(keys)})
+    soundfont = ds.test_soundfont if args.split == "test" else ds.valid_soundfont
+    tempi = ([float(t) for t in args.tempi.split(",")] if args.tempi else
+             sorted({r["tempo"] for r in ds.records(split=args.split, soundfont=soundfont)}))
+    rng = np.random.default_rng(args.seed)
+    rows, seconds = [], []
+    for tempo in tempi:
+        for clip in _clips(ds, args.split, tempo, args.clips, args.seconds, rng):
+            t = time.process_time()
+            costs = matcher.match(clip["spec"])
+            seconds.append(time.process_time() - t)
+            best = min(costs, key=costs.get) if costs else None
+            piece, system = keys[best] if best is not None else (None, None)
+            rows.append((tempo, clip["piece"], piece == clip["piece"],
+                         piece == clip["piece"] and system + 1 == clip["system"]))
+    tempo_of = np.array([r[0] for r in rows])
+    print(f"### Notes alone, no model ({date.today()})\n")
+    print(f"- machine: {machine()}")
+    print(f"- `python benchmarks/notes_quality.py --data {args.data} --split {args.split} "
+          f"--clips {args.clips} --seconds {args.seconds:g} --notes-only`")
+    print(f"- {len(keys)} systems of {len({k[0] for k in keys})} pieces; {len(rows)} clips; "
+          f"alignment CPU time p50 {1000 * np.median(seconds):.0f} ms a clip\n")
+    print("| tempo | piece top-1 % | system R@1 % |\n|---|---|---|")
+    for tempo in [*tempi, None]:
+        keep = tempo_of == tempo if tempo is not None else np.ones(len(rows), bool)
+        sel = [r for r, k in zip(rows, keep, strict=True) if k]
+        print(f"| {'all' if tempo is None else f'{tempo:g}'} | "
+              f"{100 * np.mean([r[2] for r in sel]):.1f} | "
+              f"{100 * np.mean([r[3] for r in sel]):.1f} |")
+    pieces = [r[1] for r in rows]
+    for col, name in ((2, "piece top-1"), (3, "system R@1")):
+        ranks = np.array([1 if r[col] else MISSING for r in rows])
+        lo, hi = bootstrap_intervals(ranks, pieces, resamples=1000, ks=(1,))["R@1"]
+        print(f"\n{name}, all tempi: 95 % interval [{lo:.1f}, {hi:.1f}] (pieces resampled)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
@@ -92,7 +137,11 @@ def main() -> None:
     p.add_argument("--tune", action="store_true", help="grid of fusion settings (validation)")
     p.add_argument("--image-weight", type=float, default=query.IMAGE_WEIGHT)
     p.add_argument("--save", help="write the clips' evidence here (pickle) to re-score later")
+    p.add_argument("--notes-only", action="store_true",
+                   help="the notes path alone, without the model (no index, no embedding)")
     args = p.parse_args()
+    if args.notes_only:
+        return _notes_only(args)
 
     embedder = Embedder.load(args.checkpoint)
     ds = Dataset(args.data)
