@@ -103,7 +103,7 @@ def main() -> None:
             hits = query.search_audio(index, embedder, audio[path][start:start + length],
                                       top=max(KS))
             first.append(_first(hits, lambda h, p=piece, ok=sounding: h["piece"] == p
-                                and h["system"] in ok))
+                                and h["system"] - 1 in ok))  # answers count from 1
             piece_hits.append(bool(hits) and hits[0]["piece"] == piece)
         a2s[seconds] = _summary(first, piece_hits)
 

@@ -2,6 +2,11 @@
 the peak memory of `scorelink serve` with a 100k index.
 
     python benchmarks/search_speed.py --data data/chorales [--checkpoint CKPT] [--pages DIR]
+    python benchmarks/search_speed.py --data data/chorales --notes-only
+
+Notes (symbolic scores): a 10 s clip against 1,000 and 10,000 systems that keep notes (made-up
+chords, about 10 s a system, 20 systems a piece): embedding + FAISS + chroma shingles + DTW on
+the candidates + fusion. The first query builds the score chroma and shingles (timed apart).
 
 Latency: a 20 s audio clip from the dataset's test recordings, spectrogram + embedding + FAISS
 search (+ metadata lookup), p50 and p95 over repeated queries. The size sweep fills the sheet
@@ -14,6 +19,7 @@ Prints a Markdown block for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -59,6 +65,47 @@ def _latency(index: Index, embedder: Embedder, clip: np.ndarray, repeats: int) -
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
+def _notes_index(root: Path, embedder: Embedder, n: int, seed: int = 0) -> Index:
+    """n systems with synthetic vectors and made-up notes (chords every 0.25-1 s, ~10 s each)."""
+    rng = np.random.default_rng(seed)
+    rows, notes = [], []
+    for i in range(n):
+        rows.append({"piece": f"synthetic-{i // 20}", "page": (i % 20) // 5, "system": i % 5,
+                     "top": 100.0, "left": 40.0, "bottom": 200.0, "right": 800.0,
+                     "page_image": "pages/none.png", "source": "synthetic"})
+        t0 = (i % 20) * 10.0
+        lengths = rng.choice([0.25, 0.5, 1.0], size=20)
+        onsets = t0 + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        onsets, lengths = onsets[onsets < t0 + 10], lengths[onsets < t0 + 10]
+        chords = rng.integers(36, 84, size=(len(onsets), 3))
+        notes.append(np.stack([np.repeat(onsets, 3), np.repeat(onsets + lengths, 3),
+                               chords.ravel()], axis=1))
+    pending = Pending()
+    pending.add_systems(rows, _synthetic(n, embedder.dim, 1), notes)
+    return Index.write(root, pending, model_name=embedder.name,
+                       fingerprint=embedder.fingerprint, dim=embedder.dim)
+
+
+def _notes_latency(work: Path, embedder: Embedder, clip: np.ndarray, sizes: list[int],
+                   repeats: int) -> list[tuple]:
+    out = []
+    for n in sizes:
+        index = _notes_index(work / f"notes-{n}", embedder, n)
+        t0 = time.perf_counter()
+        index.note_matcher().candidates(np.ones((12, 100), np.float32))  # builds shingles
+        build = time.perf_counter() - t0
+        query.search_audio(index, embedder, clip, top=10)  # warm-up
+        wall, cpu = [], []
+        for _ in range(repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            query.search_audio(index, embedder, clip, top=10)
+            wall.append(1000 * (time.perf_counter() - t0))
+            cpu.append(1000 * (time.process_time() - c0))
+        out.append((n, build, *np.percentile(wall, [50, 95]), *np.percentile(cpu, [50, 95])))
+        index.close()
+    return out
+
+
 def _serve_memory(index_root: Path, checkpoint: str | None, clip_path: Path) -> float:
     """Peak RSS (MB) of `scorelink serve` on the index after a few queries."""
     port = 8765
@@ -98,6 +145,8 @@ def main() -> None:
                    "(default: the dataset's test pages)")
     p.add_argument("--sizes", default="10000,100000,1000000")
     p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--notes-sizes", default="1000,10000")
+    p.add_argument("--notes-only", action="store_true", help="only the symbolic-score sweep")
     args = p.parse_args()
     embedder = Embedder.load(args.checkpoint)
     flacs = sorted(Path(args.data).rglob("musescore-grand@1.00.flac"))
@@ -106,6 +155,23 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="scorelink-bench-"))
     clip_path = work / "clip.wav"
     soundfile.write(clip_path, clip, 22050)
+
+    notes_sizes = [int(s) for s in args.notes_sizes.split(",") if s]
+    notes_rows = _notes_latency(work, embedder, audio[: 10 * 22050], notes_sizes, args.repeats)
+    print(f"### Search with notes ({date.today()})\n")
+    print(f"- machine: {machine()}; model {embedder.name}; load average "
+          f"{os.getloadavg()[0]:.1f} at the end")
+    print(f"- `python benchmarks/search_speed.py --data {args.data}"
+          + (" --notes-only" if args.notes_only else "") + "`\n")
+    print("| systems with notes | first query builds (s) | p50 (ms) | p95 (ms) | "
+          "CPU p50 (ms) | CPU p95 (ms) |\n|---|---|---|---|---|---|")
+    for n, build, p50, p95, c50, c95 in notes_rows:
+        print(f"| {n:,} | {build:.1f} | {p50:.0f} | {p95:.0f} | {c50:.0f} | {c95:.0f} |")
+    print(f"\nQuery: a 10 s clip, spectrogram + embedding + FAISS + chroma shingles + DTW on "
+          f"the candidates + fusion, {args.repeats} repeats; wall-clock and this process's CPU "
+          f"time (one thread: on an idle machine the two agree).\n")
+    if args.notes_only:
+        return
 
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []

@@ -113,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--add", action="store_true", help="append to an existing index")
     ix.add_argument("--approximate", action="store_true",
                     help="HNSW graph instead of exact search (for millions of passages)")
+    ix.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     se = sub.add_parser("search", help="query an index by audio or by a sheet image")
     se.add_argument("--index", required=True, metavar="IDX")
@@ -122,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--start", type=float, metavar="S", help="audio: from S seconds")
     se.add_argument("--end", type=float, metavar="E", help="audio: until E seconds")
     se.add_argument("--system", type=int, metavar="N",
-                    help="image: the N-th system of the page (0-based, top to bottom)")
+                    help="image: the N-th system of the page (1 = the top one)")
     se.add_argument("--top", type=int, default=10, metavar="K")
     se.add_argument("--by", choices=["passage", "piece"], default="passage")
     se.add_argument("--checkpoint", metavar="CKPT", help="default: the model the index names")
@@ -182,41 +183,19 @@ def _refine_cca(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    import time
+    from scorelink.search.indexing import index_collection
 
-    from scorelink.search import collect
-    from scorelink.search.embed import Embedder
-    from scorelink.search.index import Index, Pending
-
-    if not (args.data or args.scores or args.recordings):
-        raise ScorelinkError("nothing to index: give --data, --scores and/or --recordings")
-    t0 = time.perf_counter()
-    embedder = Embedder.load(args.checkpoint)
-    parts = []
-    if args.data:
-        parts.append(collect.from_dataset(args.data, embedder, split=args.split))
-    if args.scores:
-        parts.append(collect.from_scores(args.scores, embedder))
-    if args.recordings:
-        parts.append(collect.from_recordings(args.recordings, embedder))
-    pending = Pending()
-    for p in parts:
-        pending.add_systems(p.systems, _stack(p.system_vectors, embedder.dim))
-        pending.add_windows(p.windows, _stack(p.window_vectors, embedder.dim))
-        pending.pages.update(p.pages)
-    index = Index.write(args.out, pending, model_name=embedder.name,
-                        fingerprint=embedder.fingerprint, dim=embedder.dim, add=args.add,
-                        kind="hnsw" if args.approximate else "flat")
-    print(f"{'added' if args.add else 'indexed'} {len(pending.systems)} systems and "
-          f"{len(pending.windows)} audio windows in {time.perf_counter() - t0:.0f} s; "
-          f"{args.out} holds {index.sheet.ntotal} systems, {index.audio.ntotal} windows")
+    report = index_collection(args.out, scores=args.scores, recordings=args.recordings,
+                              data=args.data, split=args.split, checkpoint=args.checkpoint,
+                              add=args.add, approximate=args.approximate,
+                              progress=not args.no_progress)
+    for s in report.skipped:
+        print(f"skipped {s['path']}: {s['reason']}")
+    print(f"{'added' if report.added else 'indexed'} {report.systems} systems and "
+          f"{report.windows} audio windows in {report.seconds:.0f} s"
+          + (f" ({len(report.skipped)} files skipped, listed above)" if report.skipped else "")
+          + f"; {args.out} holds {report.total_systems} systems, {report.total_windows} windows")
     return 0
-
-
-def _stack(vectors: list, dim: int):
-    import numpy as np
-
-    return np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -258,12 +237,12 @@ def _query_strip(path: str, system: int | None):
     if system is None:
         if len(found) > 1:
             raise QueryError(f"{path} shows {len(found)} systems; choose one with --system N "
-                             f"(0 to {len(found) - 1}, top to bottom)")
-        system = 0
-    if not 0 <= system < len(found):
-        raise QueryError(f"{path} shows {len(found)} systems; --system must be 0 to "
-                         f"{len(found) - 1}")
-    return system_strips(page, [found[system]])[0]
+                             f"(1 to {len(found)}, top to bottom)")
+        system = 1
+    if not 1 <= system <= len(found):
+        raise QueryError(f"{path} shows {len(found)} systems; --system must be 1 to "
+                         f"{len(found)}")
+    return system_strips(page, [found[system - 1]])[0]
 
 
 def _format_hits(results: list[dict], by: str, kind: str) -> str:
@@ -273,10 +252,10 @@ def _format_hits(results: list[dict], by: str, kind: str) -> str:
         lines = [f"{'rank':>4}  {'score':>6}  {'hits':>4}  piece"]
         lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['hits']:>4}  {r['piece']}"
                   for r in results]
-    elif kind == "audio":
-        lines = [f"{'rank':>4}  {'score':>6}  {'page':>4}  {'system':>6}  piece"]
+    elif kind == "audio":  # evidence: what ranked the answer there (notes, image or both)
+        lines = [f"{'rank':>4}  {'score':>6}  {'page':>4}  {'system':>6}  {'evidence':>8}  piece"]
         lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['page']:>4}  {r['system']:>6}  "
-                  f"{r['piece']}" for r in results]
+                  f"{r.get('evidence', 'image'):>8}  {r['piece']}" for r in results]
     else:
         lines = [f"{'rank':>4}  {'score':>6}  {'start':>8}  {'end':>8}  recording"]
         lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['start']:>8.1f}  {r['end']:>8.1f}  "

@@ -51,8 +51,8 @@ def run_demo(out: str | Path = "demo", *, checkpoint: str | None = None, workers
              limit: int | None = None, progress: bool = True) -> dict:
     from scorelink.data.build import build
     from scorelink.data.sources import corpus_sources
-    from scorelink.search import collect
     from scorelink.search.embed import Embedder
+    from scorelink.search.indexing import index_collection
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -70,8 +70,7 @@ def run_demo(out: str | Path = "demo", *, checkpoint: str | None = None, workers
             shutil.rmtree(idx_path)
     if not idx_path.exists():
         print(f"2/4 indexing it with {embedder.name}")
-        Index.write(idx_path, collect.from_dataset(data, embedder), model_name=embedder.name,
-                    fingerprint=embedder.fingerprint, dim=embedder.dim)
+        index_collection(idx_path, data=data, embedder=embedder, progress=progress)
     else:
         print(f"2/4 using the index in {idx_path}")
     index = Index(idx_path)

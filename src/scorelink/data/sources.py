@@ -79,7 +79,7 @@ def folder_sources(folder: str | Path) -> list[ScoreSource]:
     if not root.is_dir():
         raise ScoreError(f"score folder {root} does not exist")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in SCORE_SUFFIXES)
-    included = _included(p for p in files if p.suffix.lower() == ".ly")
+    included = included_files(p for p in files if p.suffix.lower() == ".ly")
     files = [p for p in files if p.resolve() not in included]
     if not files:
         raise ScoreError(f"no score files ({', '.join(SCORE_SUFFIXES)}) under {root}")
@@ -106,7 +106,7 @@ def msmd_sources(msmd_dir: str | Path) -> list[ScoreSource]:
 _INCLUDE = re.compile(r'\\include\s+"([^"]+)"')
 
 
-def _included(ly_files) -> set[Path]:
+def included_files(ly_files) -> set[Path]:
     """The files that LilyPond files include (resolved paths)."""
     found = set()
     for ly in ly_files:

@@ -1,6 +1,9 @@
 """What goes into an index: a dataset's test collection, score files, page images, recordings.
 
-Each function embeds its items and returns an `index.Pending` (vectors + metadata rows).
+Each function embeds its items and returns an `index.Pending` (vectors + metadata rows). A file
+that cannot be indexed (no music found, unreadable, a score that cannot be read whole) is left
+out and listed in `Pending.skipped` with its reason; the other files are indexed.
+`scorelink.search.indexing.index_collection` puts them together.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ def page_path(piece: str, page: int) -> str:
 
 
 def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
-                 tempo: float = 1.0) -> Pending:
+                 tempo: float = 1.0, progress: bool = False) -> Pending:
     """The split's systems (sheet side) and its evaluation rendition's passages (audio side)."""
     from scorelink.data.store import Dataset
     from scorelink.evaluate.retrieval import eval_records
@@ -36,18 +39,21 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     for r in records:
         first.setdefault((r["piece"], r["system"]), r)
     systems = list(first.values())
+    notes = _dataset_notes(ds, records)
     pending.add_systems(
         [{"piece": r["piece"], "page": r["page"], "system": r["system"],
           "top": r["box"][0], "left": r["box"][1], "bottom": r["box"][2], "right": r["box"][3],
           "page_image": page_path(r["piece"], r["page"]), "source": f"dataset:{split}"}
          for r in systems],
-        embedder.sheet(np.stack([ds.strip(r) for r in systems])))
+        _embed_strips(embedder, [ds.strip(r) for r in systems], progress),
+        [notes.get((r["piece"], r["system"])) for r in systems])
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
         pending.pages[page_path(piece, page)] = ds.page(piece, page)
     by_rendition: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         by_rendition.setdefault((r["piece"], r["rendition"]), []).append(r)
-    for (piece, rendition), group in by_rendition.items():
+    for (piece, rendition), group in _bar(by_rendition.items(), progress, "indexing recordings",
+                                          "recording"):
         spec = ds.rendition_spec(group[0])
         flac = Path(ds.root) / "pieces" / piece / f"{rendition}.flac"
         pending.add_windows(
@@ -60,16 +66,34 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     return pending
 
 
+def _dataset_notes(ds, records: list[dict]) -> dict[tuple[str, int], np.ndarray]:
+    """(piece, system) -> its notes (n, 3) [onset s, offset s, pitch] as the rendition of
+    `records` plays them (its tempo is the score time); a repeated system gets every pass."""
+    from scorelink.data.store import notes_path
+
+    out: dict[tuple[str, int], list[np.ndarray]] = {}
+    for r in records:
+        a, b = r["notes"]
+        table = np.load(notes_path(ds.root, r["piece"], r["rendition"]), mmap_mode="r")[a:b]
+        out.setdefault((r["piece"], r["system"]), []).append(
+            np.stack([table["onset"], table["offset"], table["pitch"]], axis=1))
+    return {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
+
+
 def _files(paths: Iterable[str | Path], suffixes: tuple[str, ...],
            what: str) -> list[tuple[Path, str]]:
     """(file, name) for every file given or found under a folder given. The name, which
     identifies the piece or recording in the index, is the file's path below the folder's parent
     without its suffix (`scans/book1/page-1`), or the stem of a file given on its own; names
     that repeat get `~2`, `~3`, ... so that two `take1.wav` in different folders stay apart."""
+    from scorelink.data.sources import included_files
+
     found: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.suffix.lower() in suffixes)
+            included = included_files(f for f in files if f.suffix.lower() == ".ly")
+            files = [f for f in files if f.resolve() not in included]  # parts of another piece
             if not files:
                 raise ScorelinkError(f"no {what} files ({', '.join(suffixes)}) under {p}")
             base = p.resolve().parent
@@ -89,25 +113,32 @@ def _files(paths: Iterable[str | Path], suffixes: tuple[str, ...],
     return out
 
 
-def from_scores(paths: Iterable[str | Path], embedder: Embedder) -> Pending:
-    """Score files (engraved with Verovio), page images and PDFs (systems found on the page)."""
+def from_scores(paths: Iterable[str | Path], embedder: Embedder, *,
+                progress: bool = False) -> Pending:
+    """Score files (engraved with Verovio, LilyPond files with LilyPond), page images and PDFs
+    (systems found on the page). Files without music or that cannot be read are skipped."""
     from scorelink.data.sources import SCORE_SUFFIXES
 
     pending = Pending()
-    for path, piece in _files(paths, SCORE_SUFFIXES + IMAGE_SUFFIXES, "score"):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            pages, systems = _image_systems(path)
-        else:
-            pages, systems = _engraved_systems(path)
-        if not systems:
-            raise ScoreError(f"{path}: no systems of music found")
+    files = _files(paths, SCORE_SUFFIXES + IMAGE_SUFFIXES, "score")
+    for path, piece in _bar(files, progress, "indexing scores", "file"):
+        try:
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                pages, systems = _image_systems(path)  # no notes: only pixels
+            else:
+                pages, systems = _engraved_systems(path)
+            if not systems:
+                raise ScoreError("no systems of music found")
+        except ScorelinkError as exc:
+            pending.skipped.append(_skip(path, exc))
+            continue
         strips = np.stack([s["strip"] for s in systems])
         pending.add_systems(
             [{"piece": piece, "page": s["page"], "system": k, "top": s["box"][0],
               "left": s["box"][1], "bottom": s["box"][2], "right": s["box"][3],
               "page_image": page_path(piece, s["page"]), "source": str(path.resolve())}
              for k, s in enumerate(systems)],
-            embedder.sheet(strips))
+            embedder.sheet(strips), [s.get("notes") for s in systems])
         for i, page in enumerate(pages):
             pending.pages[page_path(piece, i)] = page
     return pending
@@ -118,10 +149,26 @@ def _engraved_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
     from scorelink.data.passages import strip
     from scorelink.data.sources import ScoreSource
 
-    data, zipped = ScoreSource(path.stem, str(path), "file").load()
-    eng = engrave(data, zipped=zipped)
-    return eng.pages, [{"page": s.page, "box": s.box, "strip": strip(eng.pages[s.page], s)}
-                       for s in eng.systems]
+    if path.suffix.lower() == ".ly":
+        from scorelink.data.lilypond import engrave_lilypond
+
+        # As `data build` engraves it, but with repeats as written: the pages a reader holds.
+        eng = engrave_lilypond(path, unfold=False)
+    else:
+        data, zipped = ScoreSource(path.stem, str(path), "file").load()
+        eng = engrave(data, zipped=zipped)
+    notes = system_notes(eng)
+    return eng.pages, [{"page": s.page, "box": s.box, "strip": strip(eng.pages[s.page], s),
+                        "notes": notes[k]} for k, s in enumerate(eng.systems)]
+
+
+def system_notes(eng) -> list[np.ndarray]:
+    """Per system of an Engraving, its performed notes (n, 3) [onset s, offset s, MIDI pitch]
+    at the score's own tempo, repeats unfolded (a repeated system holds every pass)."""
+    perf = eng.performance
+    system = np.array([eng.notes[i].system for i in perf.note], dtype=np.int64)
+    table = np.stack([perf.onset, perf.offset, perf.pitch], axis=1).astype(np.float64)
+    return [table[system == k] for k in range(len(eng.systems))]
 
 
 def _image_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
@@ -140,13 +187,20 @@ def _image_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
     return pages, systems
 
 
-def from_recordings(paths: Iterable[str | Path], embedder: Embedder) -> Pending:
-    """Recordings cut into overlapping windows of several lengths."""
+def from_recordings(paths: Iterable[str | Path], embedder: Embedder, *,
+                    progress: bool = False) -> Pending:
+    """Recordings cut into overlapping windows of several lengths. Files that cannot be read
+    as audio are skipped."""
     from scorelink.data.spectrogram import spectrogram
 
     pending = Pending()
-    for path, name in _files(paths, AUDIO_SUFFIXES, "audio"):
-        spec = spectrogram(read_audio(path))
+    files = _files(paths, AUDIO_SUFFIXES, "audio")
+    for path, name in _bar(files, progress, "indexing recordings", "file"):
+        try:
+            spec = spectrogram(read_audio(path))
+        except ScorelinkError as exc:
+            pending.skipped.append(_skip(path, exc))
+            continue
         spans = windows(spec.shape[1])
         pending.add_windows(
             [{"recording": name, "start": a / FPS, "end": b / FPS,
@@ -154,3 +208,30 @@ def from_recordings(paths: Iterable[str | Path], embedder: Embedder) -> Pending:
              for a, b in spans],
             embedder.audio(spec, spans))
     return pending
+
+
+def _skip(path: Path, exc: Exception) -> dict:
+    reason = str(exc)
+    for prefix in (f"{path}: ", f"{path.resolve()}: "):
+        reason = reason.removeprefix(prefix)
+    return {"path": str(path), "reason": reason}
+
+
+def _bar(items, progress: bool, desc: str, unit: str):
+    """`items` with a progress bar on stderr when `progress` (and more than one item)."""
+    items = list(items)
+    if not progress or len(items) < 2:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=False)
+
+
+def _embed_strips(embedder: Embedder, strips: list[np.ndarray], progress: bool,
+                  chunk: int = 64) -> np.ndarray:
+    """embedder.sheet over the strips in chunks (a progress bar's steps)."""
+    if not strips:
+        return np.zeros((0, embedder.dim), np.float32)
+    parts = [embedder.sheet(np.stack(strips[a:a + chunk]))
+             for a in _bar(range(0, len(strips), chunk), progress, "indexing systems", "chunk")]
+    return np.concatenate(parts)

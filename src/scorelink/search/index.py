@@ -4,7 +4,9 @@
     IDX/sheet-<gen>.faiss     one vector per system (inner product on unit vectors = cosine)
     IDX/audio-<gen>.faiss     one vector per audio window
     IDX/meta-<gen>.sqlite     systems(id, piece, page, system, box, page image), windows(id,
-                              recording, start, end, audio path, piece/system when known)
+                              recording, start, end, audio path, piece/system when known),
+                              notes(system id, onset, offset, pitch) for systems engraved
+                              from a symbolic score (score time in seconds, repeats unfolded)
     IDX/pages/<piece>/page-NNN.png   the page images, for display
 
 Writes are atomic: a change writes the files of a new generation, then replaces index.json in
@@ -36,7 +38,10 @@ CREATE TABLE IF NOT EXISTS systems (
 CREATE TABLE IF NOT EXISTS windows (
     id INTEGER PRIMARY KEY, recording TEXT NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL,
     audio_path TEXT, piece TEXT, system INTEGER, source TEXT);
+CREATE TABLE IF NOT EXISTS notes (
+    system INTEGER NOT NULL, onset REAL NOT NULL, offset REAL NOT NULL, pitch INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS windows_recording ON windows (recording);
+CREATE INDEX IF NOT EXISTS notes_system ON notes (system);
 CREATE INDEX IF NOT EXISTS systems_piece ON systems (piece);
 """
 
@@ -70,18 +75,42 @@ class Pending:
     windows: list[dict] = field(default_factory=list)
     window_vectors: list[np.ndarray] = field(default_factory=list)
     pages: dict[str, np.ndarray] = field(default_factory=dict)  # relative path -> image
+    skipped: list[dict] = field(default_factory=list)  # files left out: {"path", "reason"}
+    # per system (parallel to `systems`): its notes, (n, 3) float [onset s, offset s, MIDI
+    # pitch] in the piece's score time, or None (a scan: no notes known)
+    system_notes: list[np.ndarray | None] = field(default_factory=list)
 
-    def add_systems(self, rows: list[dict], vectors: np.ndarray) -> None:
+    def add_systems(self, rows: list[dict], vectors: np.ndarray,
+                    notes: list[np.ndarray | None] | None = None) -> None:
         if len(rows) != len(vectors):
             raise ValueError("one vector per system")
+        if notes is not None and len(notes) != len(rows):
+            raise ValueError("one note array (or None) per system")
+        self._pad_notes()
         self.systems += rows
         self.system_vectors.append(np.asarray(vectors, np.float32))
+        self.system_notes += list(notes) if notes is not None else [None] * len(rows)
+
+    def _pad_notes(self) -> None:  # rows added directly to `systems` have no notes
+        self.system_notes += [None] * (len(self.systems) - len(self.system_notes))
 
     def add_windows(self, rows: list[dict], vectors: np.ndarray) -> None:
         if len(rows) != len(vectors):
             raise ValueError("one vector per window")
         self.windows += rows
         self.window_vectors.append(np.asarray(vectors, np.float32))
+
+    def extend(self, other: Pending) -> None:
+        """Append everything `other` holds."""
+        self._pad_notes()
+        other._pad_notes()
+        self.system_notes += other.system_notes
+        self.systems += other.systems
+        self.system_vectors += other.system_vectors
+        self.windows += other.windows
+        self.window_vectors += other.window_vectors
+        self.pages.update(other.pages)
+        self.skipped += other.skipped
 
 
 class Index:
@@ -118,6 +147,10 @@ class Index:
             self.db.row_factory = sqlite3.Row
             n_sys = self.db.execute("SELECT count(*) FROM systems").fetchone()[0]
             n_win = self.db.execute("SELECT count(*) FROM windows").fetchone()[0]
+            self.has_notes = self.db.execute(  # indexes made before notes were kept have none
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='notes'").fetchone() \
+                is not None and self.db.execute("SELECT 1 FROM notes LIMIT 1").fetchone() \
+                is not None
         except sqlite3.DatabaseError as exc:
             raise SearchIndexError(f"{self.db_path} is corrupt ({exc})") from exc
         if (n_sys, n_win) != (self.sheet.ntotal, self.audio.ntotal):
@@ -165,6 +198,29 @@ class Index:
         table = "systems" if side == "sheet" else "windows"
         return [dict(r) for r in self.db.execute(f"SELECT * FROM {table} ORDER BY id")]
 
+    def notes(self) -> dict[int, np.ndarray]:
+        """System id -> its notes, (n, 3) float64 [onset s, offset s, MIDI pitch] in the
+        piece's score time, sorted by onset; only systems engraved from a symbolic score."""
+        if not self.has_notes:
+            return {}
+        rows = np.array(self.db.execute(
+            "SELECT system, onset, offset, pitch FROM notes ORDER BY system, onset, pitch"
+        ).fetchall(), dtype=np.float64).reshape(-1, 4)
+        cuts = np.flatnonzero(np.diff(rows[:, 0])) + 1
+        return {int(part[0, 0]): part[:, 1:] for part in np.split(rows, cuts) if len(part)}
+
+    def note_matcher(self):
+        """The notes of the indexed scores as a `notes.NoteMatcher` (built on first use and
+        kept), or None when the index keeps no notes."""
+        if not self.has_notes:
+            return None
+        if getattr(self, "_matcher", None) is None:
+            from scorelink.search.notes import NoteMatcher
+
+            piece = {r["id"]: r["piece"] for r in self.db.execute("SELECT id, piece FROM systems")}
+            self._matcher = NoteMatcher(self.notes(), piece)
+        return self._matcher
+
     def vectors(self, side: str) -> np.ndarray:
         """(n, D) stored vectors in id order (for exact checks; reconstructs every vector)."""
         index = self.sheet if side == "sheet" else self.audio
@@ -208,16 +264,20 @@ class Index:
                 db.executescript(_SCHEMA)
                 if gen is not None:
                     pending = _rename_clashes(pending, db)
-                _append(db, sheet, "systems", pending.systems, pending.system_vectors, dim)
+                first = _append(db, sheet, "systems", pending.systems, pending.system_vectors,
+                                dim)
+                _append_notes(db, first, pending)
                 _append(db, audio, "windows", pending.windows, pending.window_vectors, dim)
                 n_sys = db.execute("SELECT count(*) FROM systems").fetchone()[0]
                 n_win = db.execute("SELECT count(*) FROM windows").fetchone()[0]
+                n_notes = db.execute("SELECT count(*) FROM notes").fetchone()[0]
             db.close()
             for rel, image in pending.pages.items():
                 _save_png(building / rel, image)
             faiss.write_index(sheet, str(building / f"sheet-{new}.faiss"))
             faiss.write_index(audio, str(building / f"audio-{new}.faiss"))
-            info = {**info, "generation": new, "systems": n_sys, "windows": n_win}
+            info = {**info, "generation": new, "systems": n_sys, "windows": n_win,
+                    "notes": n_notes}
             tmp = building / "index.json.tmp"
             tmp.write_text(json.dumps(info, indent=1) + "\n")
             tmp.replace(building / "index.json")  # the commit point
@@ -238,9 +298,10 @@ class Index:
 
 
 def _append(db: sqlite3.Connection, index, table: str, rows: list[dict],
-            vectors: list[np.ndarray], dim: int) -> None:
+            vectors: list[np.ndarray], dim: int) -> int:
+    """Insert rows and vectors; returns the id given to the first row."""
     if not rows:
-        return
+        return 0
     matrix = np.ascontiguousarray(np.concatenate(vectors), dtype=np.float32)
     if matrix.shape != (len(rows), dim):
         raise SearchIndexError(f"{len(rows)} {table} but vectors of shape {matrix.shape}")
@@ -252,6 +313,20 @@ def _append(db: sqlite3.Connection, index, table: str, rows: list[dict],
     db.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({marks})",
                    [(int(i), *(r.get(c) for c in columns)) for i, r in zip(ids, rows, strict=True)])
     index.add_with_ids(matrix, ids)
+    return int(start)
+
+
+def _append_notes(db: sqlite3.Connection, first: int, pending: Pending) -> None:
+    pending._pad_notes()
+    rows = []
+    for k, notes in enumerate(pending.system_notes):
+        if notes is None or not len(notes):
+            continue
+        notes = np.asarray(notes, np.float64)
+        if notes.ndim != 2 or notes.shape[1] != 3:
+            raise SearchIndexError(f"notes of shape {notes.shape}; (n, 3) expected")
+        rows += [(first + k, float(a), float(b), int(p)) for a, b, p in notes]
+    db.executemany("INSERT INTO notes (system, onset, offset, pitch) VALUES (?, ?, ?, ?)", rows)
 
 
 def _rename_clashes(pending: Pending, db: sqlite3.Connection) -> Pending:
@@ -283,7 +358,8 @@ def _rename_clashes(pending: Pending, db: sqlite3.Connection) -> Pending:
                 **({"piece": pieces.get(r["piece"], r["piece"])} if r.get("piece") else {})}
                for r in pending.windows]
     return Pending(systems, pending.system_vectors, windows, pending.window_vectors,
-                   {page(rel): image for rel, image in pending.pages.items()})
+                   {page(rel): image for rel, image in pending.pages.items()}, pending.skipped,
+                   pending.system_notes)
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:

@@ -1,9 +1,17 @@
 """Answer queries against an index: audio -> systems, sheet strip -> recording windows.
 
 An audio clip up to one system long is one query vector; a longer clip is cut into windows
-(each about a system long) whose hits are merged, keeping each system's best score. A sheet
+(each about a system long) whose hits are merged, keeping each system's best score. Where the
+index keeps the notes of its scores (symbolic scores, dataset pieces), the clip is also
+aligned to them (`search/notes.py`) and the two scores are fused: an answer's score is
+IMAGE_WEIGHT x the model's cosine similarity minus the notes' alignment cost, and its
+`evidence` says which of the two ranked it where it is. A sheet
 query's hits are recording windows; overlapping windows of one recording are folded into the
 best of them, so the answers are distinct places. `by_piece` ranks pieces by their best hit.
+
+Answers are for people: their `page` and `system` count from 1 (page 1 is the first page,
+system 1 the first system of the piece), as the command line, the web page and the demo report
+print them. The index stores them from 0, as dataset records do.
 """
 
 from __future__ import annotations
@@ -19,6 +27,14 @@ LONG_QUERY_SECONDS = 25.0  # up to this, an audio query is one passage
 QUERY_WINDOW_SECONDS = 10.8  # longer queries: windows of this length ...
 QUERY_HOP_SECONDS = 5.4  # ... every this many seconds
 DEPTH = 200  # hits fetched per query vector before merging
+MODEL_CANDIDATES = 10  # systems the model proposes for note alignment, per query vector
+# Fusion, tuned on validation clips (benchmarks/notes_quality.py --tune, MSMD valid, the
+# shipped model, docs/search.md): fused score = IMAGE_WEIGHT * cosine similarity - notes cost;
+# a system without notes (a scan) is given NO_NOTES_COST, a cost that says nothing either way.
+# The grid's best was 0 (notes alone), 0.02 one clip in 150 below it: the model breaks
+# near-ties of the notes. Re-tune with another model.
+IMAGE_WEIGHT = 0.02
+NO_NOTES_COST = 0.3
 
 
 def query_spans(n_frames: int) -> list[tuple[int, int]]:
@@ -34,25 +50,78 @@ def query_spans(n_frames: int) -> list[tuple[int, int]]:
 
 
 def search_audio(index: Index, embedder: Embedder, samples: np.ndarray, *,
-                 top: int = 10) -> list[dict]:
-    """Systems for an audio clip (float mono samples at SAMPLE_RATE), best first."""
+                 top: int = 10, notes: bool = True) -> list[dict]:
+    """Systems for an audio clip (float mono samples at SAMPLE_RATE), best first.
+
+    notes=False: the model alone, even where the index keeps notes."""
     from scorelink.data.spectrogram import spectrogram
 
+    evidence = audio_evidence(index, embedder, spectrogram(samples), notes=notes)
+    return fuse(index, evidence, top=top)
+
+
+def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
+                   notes: bool = True, depth: int = DEPTH) -> dict:
+    """What an audio query's spectrogram (N_BINS, T) says about the indexed systems:
+    {"image": {system id: best cosine similarity among the model's hits},
+     "notes": {system id: lowest alignment cost} (empty without notes)}."""
     index.check_model(embedder.fingerprint)
     if index.sheet.ntotal == 0:
         raise QueryError(f"{index.root} holds no systems to search (index some scores)")
-    spec = spectrogram(samples)
-    vectors = embedder.audio(spec, query_spans(spec.shape[1]))
-    scores, ids = index.nearest("sheet", vectors, max(top, DEPTH))
-    best: dict[int, float] = {}
+    spans = query_spans(spec.shape[1])
+    vectors = embedder.audio(spec, spans)
+    scores, ids = index.nearest("sheet", vectors, depth)
+    image: dict[int, float] = {}
     for row_scores, row_ids in zip(scores, ids, strict=True):
         for s, i in zip(row_scores, row_ids, strict=True):
-            if i >= 0 and s > best.get(int(i), -np.inf):
-                best[int(i)] = float(s)
-    ranked = sorted(best.items(), key=lambda kv: -kv[1])
-    rows = index.rows("sheet", [i for i, _ in ranked])
-    return [{"rank": k + 1, "score": round(s, 4), **_system(r)}
-            for k, ((_, s), r) in enumerate(zip(ranked, rows, strict=True))][: _limit(top)]
+            if i >= 0 and s > image.get(int(i), -np.inf):
+                image[int(i)] = float(s)
+    costs: dict[int, float] = {}
+    matcher = index.note_matcher() if notes else None
+    if matcher is not None and len(matcher):
+        for (a, b), row_ids in zip(spans, ids, strict=True):
+            proposed = [int(i) for i in row_ids[:MODEL_CANDIDATES] if i >= 0]
+            found = matcher.match(spec[:, a:b], extra=matcher.system_regions(proposed))
+            for i, c in found.items():
+                if c < costs.get(i, np.inf):
+                    costs[i] = c
+    return {"image": image, "notes": costs,
+            "with_notes": matcher.systems if matcher is not None else set()}
+
+
+def fuse(index: Index, evidence: dict, *, top: int = 10, image_weight: float = IMAGE_WEIGHT,
+         paths: str = "fused") -> list[dict]:
+    """Rank systems by the fused score of `audio_evidence` (paths="image" or "notes": by one
+    path alone). Each answer says which evidence ranked it: "notes" or "image" (whichever
+    alone would rank it higher), "both" (the same rank), with the scores of both."""
+    image, costs = evidence["image"], evidence["notes"]
+    if paths == "notes" and not costs:
+        paths = "image"
+    floor = min(image.values(), default=0.0)  # systems the model did not return
+    worst = max(costs.values(), default=NO_NOTES_COST)  # systems with notes not aligned
+    with_notes = evidence["with_notes"]
+
+    def cost(i: int) -> float:
+        return costs.get(i, worst if i in with_notes else NO_NOTES_COST)
+
+    ids = set(image) | set(costs)
+    fused = {i: image_weight * image.get(i, floor) - cost(i) for i in ids}
+    if paths == "image":
+        fused = {i: image.get(i, floor) for i in ids}
+    elif paths == "notes":
+        fused = {i: -costs[i] for i in costs}
+    ranked = sorted(fused, key=lambda i: -fused[i])[: _limit(top)]
+    image_rank = {i: k for k, i in enumerate(sorted(image, key=lambda i: -image[i]))}
+    notes_rank = {i: k for k, i in enumerate(sorted(costs, key=lambda i: costs[i]))}
+    rows = index.rows("sheet", ranked)
+    out = []
+    for k, (i, r) in enumerate(zip(ranked, rows, strict=True)):
+        a, b = image_rank.get(i, len(image)), notes_rank.get(i, len(costs))
+        word = "image" if not costs or a < b else "notes" if b < a else "both"
+        out.append({"rank": k + 1, "score": round(fused[i], 4), **_system(r),
+                    "evidence": word, "image_score": round(image.get(i, floor), 4),
+                    "notes_cost": round(costs[i], 4) if i in costs else None})
+    return out
 
 
 def search_sheet(index: Index, embedder: Embedder, strip: np.ndarray, *,
@@ -98,8 +167,16 @@ def _overlap(a: dict, b: dict) -> float:
     return max(inter, 0.0) / max(min(a["end"] - a["start"], b["end"] - b["start"]), 1e-9)
 
 
+def page_systems(index: Index, piece: str, page: int) -> list[dict]:
+    """Every indexed system of a piece's page (`page` from 1), top to bottom, numbered from 1."""
+    rows = index.db.execute("SELECT * FROM systems WHERE piece = ? AND page = ? ORDER BY system",
+                            (piece, page - 1))
+    return [{"id": r["id"], "system": r["system"] + 1,
+             "box": [r["top"], r["left"], r["bottom"], r["right"]]} for r in rows]
+
+
 def _system(r: dict) -> dict:
-    return {"piece": r["piece"], "page": r["page"], "system": r["system"],
+    return {"piece": r["piece"], "page": r["page"] + 1, "system": r["system"] + 1,
             "box": [r["top"], r["left"], r["bottom"], r["right"]], "page_image": r["page_image"],
             "id": r["id"]}
 
@@ -108,5 +185,5 @@ def _window(r: dict) -> dict:
     out = {"recording": r["recording"], "start": round(r["start"], 2), "end": round(r["end"], 2),
            "id": r["id"], "audio_path": r["audio_path"]}
     if r.get("piece") is not None:
-        out.update(piece=r["piece"], system=r["system"])
+        out.update(piece=r["piece"], system=r["system"] + 1)
     return out

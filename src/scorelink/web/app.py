@@ -82,12 +82,7 @@ def create_app(index_path: str | Path, checkpoint: str | None = None):
             hits = query.search_audio(index, embedder, samples, top=max(1, min(top, 50)))
             for h in hits:
                 h["page_url"] = f"/{h['page_image']}"
-                h["page_systems"] = [
-                    {"id": r["id"], "system": r["system"],
-                     "box": [r["top"], r["left"], r["bottom"], r["right"]]}
-                    for r in index.db.execute(
-                        "SELECT * FROM systems WHERE piece = ? AND page = ? ORDER BY system",
-                        (h["piece"], h["page"]))]
+                h["page_systems"] = query.page_systems(index, h["piece"], h["page"])
         return {"results": hits}
 
     @app.get("/api/systems/{system_id}/recording")

@@ -1,0 +1,226 @@
+"""Benchmark: audio clips against symbolic scores: the model (image), the notes, and both fused.
+
+    python benchmarks/notes_quality.py --data data/msmd [--split test] [--clips 100]
+    python benchmarks/notes_quality.py --data data/msmd --split valid --tune
+
+The index holds the split's systems with their notes (as the dataset's tempo-1.0 rendition
+plays them: score time). Queries: clips of --seconds cut at random places of the split's
+evaluation renditions at every tempo ratio the dataset has (the held-out timbre for test), as
+spectrograms. For each clip the three rankings come from one evidence computation:
+
+- image: the passage model alone (`search --audio` on an index without notes);
+- notes: the alignment cost alone (chroma + subsequence DTW, `search/notes.py`);
+- fused: what `search --audio` answers (IMAGE_WEIGHT x similarity - cost).
+
+Scores: piece identification (the best answer's piece) and system R@1 (the best answer is the
+system holding the clip's midpoint), with 95 % cluster-bootstrap intervals (pieces resampled)
+and paired differences fused - image, fused - notes. --tune: the fused R@1 over a grid of
+image weights and no-notes costs (run it on the validation split; the chosen values go into
+search/query.py). Prints a Markdown block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from _machine import machine  # benchmarks/_machine.py
+
+from scorelink.constants import FPS
+from scorelink.data.store import Dataset
+from scorelink.evaluate.metrics import bootstrap_intervals, paired_difference
+from scorelink.evaluate.retrieval import eval_records
+from scorelink.search import collect, query
+from scorelink.search.embed import Embedder
+from scorelink.search.index import Index
+
+PATHS = ("image", "notes", "fused")
+MISSING = 10**6  # the rank of an answer not returned
+
+
+def _clips(ds: Dataset, split: str, tempo: float, n: int, seconds: float, rng) -> list[dict]:
+    """Random clips of one tempo's renditions: spectrogram, piece, system at the midpoint."""
+    records = eval_records(ds, split=split, tempo=tempo)
+    by_piece: dict[str, list[dict]] = {}
+    for r in records:
+        by_piece.setdefault(r["piece"], []).append(r)
+    pieces = sorted(by_piece)
+    frames = int(seconds * FPS)
+    out = []
+    for _ in range(n):
+        piece = pieces[rng.integers(len(pieces))]
+        group = by_piece[piece]
+        spec = ds.rendition_spec(group[0])
+        length = min(frames, spec.shape[1])
+        a = int(rng.integers(spec.shape[1] - length + 1))
+        mid = a + length // 2
+        # the system sounding at the midpoint; past the last passage's end, the last one
+        holding = [r for r in group if r["start_frame"] <= mid < r["end_frame"]] or \
+            [max(group, key=lambda r: r["end_frame"] if r["start_frame"] <= mid else -1)]
+        out.append({"piece": piece, "system": holding[0]["system"] + 1,  # answers count from 1
+                    "tempo": tempo,
+                    "spec": np.asarray(spec[:, a:a + length], np.float32)})
+    return out
+
+
+def _ranks(hits: list[dict], clip: dict) -> tuple[float, float]:
+    """(rank of the right system, rank of the right piece among pieces); MISSING when absent."""
+    system = next((h["rank"] for h in hits if h["piece"] == clip["piece"]
+                   and h["system"] == clip["system"]), MISSING)
+    pieces = query.by_piece(hits, top=0)
+    piece = next((p["rank"] for p in pieces if p["piece"] == clip["piece"]), MISSING)
+    return system, piece
+
+
+def _pct(x: np.ndarray) -> float:
+    return 100 * float(np.mean(np.asarray(x) <= 1))
+
+
+def _notes_only(args) -> None:
+    """The notes path alone, straight from the dataset's notes: the same clips (same seed)."""
+    from scorelink.search.notes import NoteMatcher
+
+    ds = Dataset(args.data)
+    records = eval_records(ds, split=args.split, tempo=1.0)
+    notes = collect._dataset_notes(ds, records)
+    keys = sorted(notes)
+    matcher = NoteMatcher({i: notes[k] for i, k in enumerate(keys)},
+                          {i: k[0] for i, k in enumerate(keys)})
+    soundfont = ds.test_soundfont if args.split == "test" else ds.valid_soundfont
+    tempi = ([float(t) for t in args.tempi.split(",")] if args.tempi else
+             sorted({r["tempo"] for r in ds.records(split=args.split, soundfont=soundfont)}))
+    rng = np.random.default_rng(args.seed)
+    rows, seconds = [], []
+    for tempo in tempi:
+        for clip in _clips(ds, args.split, tempo, args.clips, args.seconds, rng):
+            t = time.process_time()
+            costs = matcher.match(clip["spec"])
+            seconds.append(time.process_time() - t)
+            best = min(costs, key=costs.get) if costs else None
+            piece, system = keys[best] if best is not None else (None, None)
+            rows.append((tempo, clip["piece"], piece == clip["piece"],
+                         piece == clip["piece"] and system + 1 == clip["system"]))
+    tempo_of = np.array([r[0] for r in rows])
+    print(f"### Notes alone, no model ({date.today()})\n")
+    print(f"- machine: {machine()}")
+    print(f"- `python benchmarks/notes_quality.py --data {args.data} --split {args.split} "
+          f"--clips {args.clips} --seconds {args.seconds:g} --notes-only`")
+    print(f"- {len(keys)} systems of {len({k[0] for k in keys})} pieces; {len(rows)} clips; "
+          f"alignment CPU time p50 {1000 * np.median(seconds):.0f} ms a clip\n")
+    print("| tempo | piece top-1 % | system R@1 % |\n|---|---|---|")
+    for tempo in [*tempi, None]:
+        keep = tempo_of == tempo if tempo is not None else np.ones(len(rows), bool)
+        sel = [r for r, k in zip(rows, keep, strict=True) if k]
+        print(f"| {'all' if tempo is None else f'{tempo:g}'} | "
+              f"{100 * np.mean([r[2] for r in sel]):.1f} | "
+              f"{100 * np.mean([r[3] for r in sel]):.1f} |")
+    pieces = [r[1] for r in rows]
+    for col, name in ((2, "piece top-1"), (3, "system R@1")):
+        ranks = np.array([1 if r[col] else MISSING for r in rows])
+        lo, hi = bootstrap_intervals(ranks, pieces, resamples=1000, ks=(1,))["R@1"]
+        print(f"\n{name}, all tempi: 95 % interval [{lo:.1f}, {hi:.1f}] (pieces resampled)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--checkpoint", help="default: the shipped model")
+    p.add_argument("--clips", type=int, default=100, help="clips per tempo ratio")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--tempi", help="comma-separated (default: every tempo of the split)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tune", action="store_true", help="grid of fusion settings (validation)")
+    p.add_argument("--image-weight", type=float, default=query.IMAGE_WEIGHT)
+    p.add_argument("--save", help="write the clips' evidence here (pickle) to re-score later")
+    p.add_argument("--notes-only", action="store_true",
+                   help="the notes path alone, without the model (no index, no embedding)")
+    args = p.parse_args()
+    if args.notes_only:
+        return _notes_only(args)
+
+    embedder = Embedder.load(args.checkpoint)
+    ds = Dataset(args.data)
+    t0 = time.perf_counter()
+    pending = collect.from_dataset(args.data, embedder, split=args.split)
+    pending.windows, pending.window_vectors = [], []  # systems only: audio -> sheet queries
+    work = Path(tempfile.mkdtemp(prefix="scorelink-notes-"))
+    index = Index.write(work / "idx", pending, model_name=embedder.name,
+                        fingerprint=embedder.fingerprint, dim=embedder.dim)
+    build_s = time.perf_counter() - t0
+    soundfont = ds.test_soundfont if args.split == "test" else ds.valid_soundfont
+    tempi = ([float(t) for t in args.tempi.split(",")] if args.tempi else
+             sorted({r["tempo"] for r in ds.records(split=args.split, soundfont=soundfont)}))
+
+    rng = np.random.default_rng(args.seed)
+    clips, evidence, seconds = [], [], []
+    for tempo in tempi:
+        for clip in _clips(ds, args.split, tempo, args.clips, args.seconds, rng):
+            t = time.perf_counter()
+            evidence.append(query.audio_evidence(index, embedder, clip["spec"]))
+            seconds.append(time.perf_counter() - t)
+            clips.append({k: v for k, v in clip.items() if k != "spec"})
+    pieces = [c["piece"] for c in clips]
+    if args.save:
+        import pickle
+
+        Path(args.save).write_bytes(pickle.dumps({"clips": clips, "evidence": evidence}))
+
+    if args.tune:
+        print(f"### Fusion grid ({args.split}, {len(clips)} clips, {date.today()})\n")
+        print("| image weight | no-notes cost | system R@1 | piece top-1 |\n|---|---|---|---|")
+        for weight in (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0):
+            r = np.array([_ranks(query.fuse(index, e, top=0, image_weight=weight), c)
+                          for e, c in zip(evidence, clips, strict=True)])
+            print(f"| {weight:g} | {query.NO_NOTES_COST:g} | {_pct(r[:, 0]):.1f} | "
+                  f"{_pct(r[:, 1]):.1f} |")
+        index.close()
+        return
+
+    ranks = {path: np.array([_ranks(query.fuse(index, e, top=0, paths=path,
+                                               image_weight=args.image_weight), c)
+                             for e, c in zip(evidence, clips, strict=True)])
+             for path in PATHS}  # (clips, 2): system rank, piece rank
+    tempo_of = np.array([c["tempo"] for c in clips])
+    n_pieces = len({r["piece"] for r in index.all_rows("sheet")})
+    print(f"### Audio clips against symbolic scores: image, notes, fused ({date.today()})\n")
+    print(f"- machine: {machine()}; model {embedder.name}")
+    print(f"- `python benchmarks/notes_quality.py --data {args.data} --split {args.split} "
+          f"--clips {args.clips} --seconds {args.seconds:g} --image-weight {args.image_weight:g}"
+          + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "") + "`")
+    print(f"- index: {index.sheet.ntotal} systems of {n_pieces} {args.split} pieces with "
+          f"{index.info['notes']} notes, built in {build_s:.0f} s; {len(clips)} clips of "
+          f"{args.seconds:g} s ({args.clips} per tempo ratio, random places); evidence "
+          f"(embedding + alignment) p50 {1000 * np.median(seconds):.0f} ms a clip\n")
+    print("| tempo | path | piece top-1 % | system R@1 % |\n|---|---|---|---|")
+    for tempo in [*tempi, None]:
+        keep = tempo_of == tempo if tempo is not None else np.ones(len(clips), bool)
+        for path in PATHS:
+            r = ranks[path][keep]
+            print(f"| {'all' if tempo is None else f'{tempo:g}'} | {path} | "
+                  f"{_pct(r[:, 1]):.1f} | {_pct(r[:, 0]):.1f} |")
+    print("\n95 % intervals (clips grouped by piece, pieces resampled), all tempi:\n")
+    print("| path / difference | piece top-1 | system R@1 |\n|---|---|---|")
+    for path in PATHS:
+        cells = []
+        for col in (1, 0):
+            lo, hi = bootstrap_intervals(ranks[path][:, col], pieces, resamples=1000,
+                                         ks=(1,))["R@1"]
+            cells.append(f"{_pct(ranks[path][:, col]):.1f} [{lo:.1f}, {hi:.1f}]")
+        print(f"| {path} | {cells[0]} | {cells[1]} |")
+    for other in ("image", "notes"):
+        cells = []
+        for col in (1, 0):
+            d = paired_difference(ranks["fused"][:, col], ranks[other][:, col], pieces,
+                                  resamples=1000, ks=(1,))["R@1"]
+            cells.append(f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]")
+        print(f"| fused - {other} | {cells[0]} | {cells[1]} |")
+    index.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Match an audio clip against the notes of symbolic scores: chroma + subsequence DTW.
+
+When a score was engraved from its notes (MusicXML, MEI, kern, LilyPond, or a dataset piece),
+the index keeps them, and an audio query is compared with them directly:
+
+- Features: 12-bin chroma at FEATURE_FPS frames per second. The clip's chroma is read off the
+  same 92-band spectrogram the model sees (each band's energy goes to the pitch classes of the
+  FFT bins under its filter); the score's chroma is the notes' pitch classes, held for their
+  durations, plus their second and third partials (the octave and the twelfth a piano sounds).
+  Every frame is scaled to unit length, so loudness does not count.
+- Candidates: each piece's score chroma is cut into *shingles* (windows of several lengths,
+  from FEATURE_FPS * SHINGLE_SECONDS[0] to [-1] score seconds, described by the mean chroma of
+  their quarters) searched by inner product; the clip, described the same way, finds the
+  shingles whose length matches its tempo. Systems proposed by the passage model can be added.
+- Alignment: subsequence DTW of the clip against the candidates' regions (a shingle and half a
+  shingle either side, all regions in one pass), with steps (1, 1), (1, 2) and (2, 1) so that
+  the clip may be played from half to double the score's tempo, anywhere in the region. Every
+  end point gets the mean cosine distance along its best path and the start of that path; the
+  system holding the middle of the path gets that cost.
+
+`NoteMatcher(index)` holds the features of one index (built once, in memory);
+`matcher.match(spec)` returns {system id: cost} (lower is better, in [0, 2]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from scorelink.constants import FPS
+
+FEATURE_FPS = 10  # chroma frames per second (the spectrogram's FPS averaged in pairs)
+_POOL = FPS // FEATURE_FPS
+SHINGLE_SECONDS = tuple(2.5 * 2 ** (k / 2) for k in range(10))  # 2.5 ... 56.6 s of score time
+SHINGLE_PARTS = 4  # a shingle is described by the mean chroma of each of its quarters
+SHINGLE_HOP = 0.25  # of a shingle's length
+SHINGLE_HITS = 40  # shingles kept per query before alignment
+_STEPS = ((1, 1), (1, 2), (2, 1))  # (query, score) frames; weights below keep costs per frame
+_EPS = 1e-3
+
+
+@lru_cache(maxsize=1)
+def band_chroma() -> np.ndarray:
+    """(12, N_BINS) float32: how much of each spectrogram band goes to each pitch class.
+
+    A band's filter covers a few FFT bins; each bin gives its filter weight to the pitch class
+    nearest its frequency, tapered to nothing half a semitone away. Bands below 100 Hz, where
+    neighbouring FFT bins lie more than a semitone apart, give nothing.
+    """
+    from scorelink.data.spectrogram import fft_frequencies, log_filterbank
+
+    bank = log_filterbank()  # (1024, N_BINS)
+    hz = fft_frequencies()
+    out = np.zeros((12, bank.shape[1]), np.float64)
+    ok = hz >= 100.0
+    midi = 69 + 12 * np.log2(hz[ok] / 440.0)
+    nearest = np.rint(midi)
+    taper = np.clip(1 - 2 * np.abs(midi - nearest), 0, 1)
+    pc = nearest.astype(np.int64) % 12
+    for c in range(12):
+        out[c] = (taper * (pc == c)) @ bank[ok]
+    return out.astype(np.float32)
+
+
+def _unit(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Frames centred (minus their mean) and scaled to unit length: the cosine of two frames
+    is then their correlation, and a flat frame (silence, noise) is all zeros, which matches
+    nothing and mismatches nothing (cosine distance 1)."""
+    x = x - x.mean(axis=axis, keepdims=True)
+    norm = np.linalg.norm(x, axis=axis, keepdims=True)
+    return (x / np.maximum(norm, _EPS)).astype(np.float32)
+
+
+def audio_chroma(spec: np.ndarray) -> np.ndarray:
+    """(12, T // 2) unit chroma frames at FEATURE_FPS of a (N_BINS, T) spectrogram."""
+    c = band_chroma() @ np.asarray(spec, np.float32)  # (12, T)
+    t = c.shape[1] // _POOL * _POOL
+    c = c[:, :t].reshape(12, -1, _POOL).mean(axis=2)
+    return _unit(c)
+
+
+def notes_chroma(notes: np.ndarray, n_frames: int | None = None) -> np.ndarray:
+    """(12, n_frames) unit chroma frames at FEATURE_FPS of notes (n, 3) [onset s, offset s,
+    MIDI pitch], time 0 at frame 0 (by default, up to the last offset)."""
+    notes = np.asarray(notes, np.float64).reshape(-1, 3)
+    if n_frames is None:
+        n_frames = int(np.ceil(notes[:, 1].max() * FEATURE_FPS)) + 1 if len(notes) else 0
+    roll = np.zeros((12, n_frames + 1), np.float64)
+    a = np.clip(np.floor(notes[:, 0] * FEATURE_FPS).astype(np.int64), 0, n_frames)
+    b = np.clip(np.ceil(notes[:, 1] * FEATURE_FPS).astype(np.int64), 0, n_frames)
+    b = np.maximum(b, np.minimum(a + 1, n_frames))
+    pc = notes[:, 2].astype(np.int64) % 12
+    np.add.at(roll, (pc, a), 1.0)  # note on ... (as differences, summed below)
+    np.add.at(roll, (pc, b), -1.0)  # ... note off
+    return _unit(np.cumsum(roll, axis=1)[:, :n_frames])
+
+
+def describe(chroma: np.ndarray) -> np.ndarray:
+    """(12 * SHINGLE_PARTS,) unit vector: the mean chroma of each part of (12, T) frames."""
+    edges = np.linspace(0, chroma.shape[1], SHINGLE_PARTS + 1).round().astype(np.int64)
+    parts = [chroma[:, a:max(b, a + 1)].mean(axis=1)
+             for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return _unit(np.concatenate(parts))
+
+
+@dataclass
+class _Piece:
+    start: int  # first frame in the concatenated score timeline
+    frames: int
+    systems: np.ndarray  # (frames,) system id sounding at each frame
+
+
+class NoteMatcher:
+    """Score chroma, shingles and DTW for the systems of one index that have notes."""
+
+    def __init__(self, system_notes: dict[int, np.ndarray], system_piece: dict[int, str]):
+        by_piece: dict[str, list[tuple[int, np.ndarray]]] = {}
+        for sid, notes in system_notes.items():
+            by_piece.setdefault(system_piece[sid], []).append((sid, np.asarray(notes)))
+        chroma, labels, self.pieces = [], [], {}
+        start = 0
+        gap = np.full(FEATURE_FPS, -1, np.int64)  # a second of nothing between pieces
+        for piece, parts in sorted(by_piece.items()):
+            notes = np.concatenate([n for _, n in parts])
+            owner = np.concatenate([np.full(len(n), sid) for sid, n in parts])
+            order = np.argsort(notes[:, 0], kind="stable")
+            notes, owner = notes[order], owner[order]
+            t0 = notes[:, 0].min()
+            c = notes_chroma(notes - [t0, t0, 0])
+            # the system at each frame: the one whose latest note began at or before it
+            onset_frame = np.floor((notes[:, 0] - t0) * FEATURE_FPS).astype(np.int64)
+            at = np.searchsorted(onset_frame, np.arange(c.shape[1]), side="right") - 1
+            systems = owner[np.maximum(at, 0)]
+            self.pieces[piece] = _Piece(start, c.shape[1], systems)
+            chroma += [c, np.zeros((12, len(gap)), np.float32)]
+            labels += [systems, gap]
+            start += c.shape[1] + len(gap)
+        self.chroma = np.concatenate(chroma, axis=1) if chroma else np.zeros((12, 0), np.float32)
+        self.labels = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+        self._shingles = None
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    @property
+    def systems(self) -> set[int]:
+        return set(self.labels[self.labels >= 0].tolist())
+
+    # -- candidates ---------------------------------------------------------------------------
+    def _build_shingles(self):
+        import faiss
+
+        self._shingles = []
+        for seconds in SHINGLE_SECONDS:
+            length = int(round(seconds * FEATURE_FPS))
+            hop = max(1, int(length * SHINGLE_HOP))
+            starts, ends = [], []
+            for p in self.pieces.values():  # a piece shorter than a shingle: one, all of it
+                last = max(p.start, p.start + p.frames - length)
+                here = list(range(p.start, last + 1, hop))
+                if here[-1] != last:
+                    here.append(last)
+                starts += here
+                ends += [min(a + length, p.start + p.frames) for a in here]
+            starts = np.array(starts, np.int64)
+            vectors = _window_parts(self.chroma, starts, np.array(ends, np.int64))
+            index = faiss.IndexFlatIP(vectors.shape[1])
+            index.add(vectors)
+            self._shingles.append((length, starts, index))
+
+    def candidates(self, query: np.ndarray, *, hits: int = SHINGLE_HITS) -> list[tuple[int, int]]:
+        """Score frame regions [a, b) worth aligning a (12, N) query chroma against."""
+        if self._shingles is None:
+            self._build_shingles()
+        n = query.shape[1]
+        q = describe(query)[None]
+        found = []  # (similarity, start, length)
+        for length, starts, index in self._shingles:
+            if not 0.5 / 1.2 <= length / n <= 2 * 1.2:  # tempo half to double, and a margin
+                continue
+            sims, ids = index.search(q, min(hits, index.ntotal))
+            found += [(s, int(starts[i]), length)
+                      for s, i in zip(sims[0], ids[0], strict=True) if i >= 0]
+        found.sort(key=lambda f: -f[0])
+        return [(a - length // 2, a + length + length // 2) for _, a, length in found[:hits]]
+
+    def system_regions(self, system_ids) -> list[tuple[int, int]]:
+        """Score frame regions around the given systems (for candidates from the model)."""
+        wanted = np.isin(self.labels, np.fromiter(system_ids, np.int64))
+        frames = np.flatnonzero(wanted)
+        if not len(frames):
+            return []
+        cuts = np.flatnonzero(np.diff(frames) > 1) + 1
+        pad = 10 * FEATURE_FPS
+        return [(int(f[0]) - pad, int(f[-1]) + 1 + pad) for f in np.split(frames, cuts)]
+
+    # -- alignment ----------------------------------------------------------------------------
+    def match(self, spec: np.ndarray, *, extra: list[tuple[int, int]] | None = None,
+              exhaustive: bool = False) -> dict[int, float]:
+        """{system id: cost} for a (N_BINS, T) spectrogram: the lowest mean cosine distance of
+        an alignment whose middle lies in the system, over the candidate regions (or over
+        every score with exhaustive=True)."""
+        query = audio_chroma(spec)
+        if query.shape[1] < 2 or not self.pieces:
+            return {}
+        if exhaustive:
+            regions = [(0, self.chroma.shape[1])]
+        else:
+            regions = self.candidates(query) + list(extra or [])
+        columns = _merge(regions, self.chroma.shape[1])
+        if not len(columns):
+            return {}
+        barrier = (columns < 0) | (self.labels[columns] < 0)
+        cost, start = subsequence_dtw(query, self.chroma[:, columns], barrier=barrier)
+        ok = np.isfinite(cost)
+        middle = columns[(start[ok] + np.flatnonzero(ok)) // 2]
+        systems = self.labels[middle]
+        out: dict[int, float] = {}
+        for s, c in zip(systems.tolist(), cost[ok].tolist(), strict=True):
+            if s >= 0 and c < out.get(s, np.inf):
+                out[s] = c
+        return out
+
+
+def _window_parts(chroma: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """(len(starts), 12 * SHINGLE_PARTS) descriptors of the frames [start, end) (as
+    `describe`), from cumulative sums."""
+    csum = np.concatenate([np.zeros((12, 1)), np.cumsum(chroma, axis=1, dtype=np.float64)],
+                          axis=1)
+    parts = []
+    for k in range(SHINGLE_PARTS):
+        a = starts + np.round((ends - starts) * k / SHINGLE_PARTS).astype(np.int64)
+        b = np.maximum(starts + np.round((ends - starts) * (k + 1) / SHINGLE_PARTS)
+                       .astype(np.int64), a + 1)
+        parts.append(((csum[:, b] - csum[:, a]) / (b - a)).T)  # (S, 12)
+    v = np.concatenate(parts, axis=1) + _EPS
+    return np.ascontiguousarray(v / np.linalg.norm(v, axis=1, keepdims=True), np.float32)
+
+
+def _merge(regions: list[tuple[int, int]], total: int) -> np.ndarray:
+    """Column indices of the union of regions, with a barrier column (-1) between separate
+    runs so that no alignment crosses from one region into another."""
+    spans = sorted((max(0, a), min(total, b)) for a, b in regions if min(total, b) > max(0, a))
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    if not merged:
+        return np.zeros(0, np.int64)
+    return np.concatenate([np.r_[np.arange(a, b), -1] for a, b in merged])[:-1]
+
+
+def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
+                    barrier: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Align all of query (12, N) to any part of score (12, M), no path crossing a column where
+    barrier (M,) is True. Returns (cost (M,), start (M,)): for a path ending at score frame m, the
+    mean cosine distance per query frame along the best path (inf where none) and the score
+    frame where it starts. Steps (1, 1), (1, 2), (2, 1) bound the tempo ratio to [1/2, 2];
+    a (2, 1) step counts its frame twice, so every path's cost sums one term per query frame.
+    """
+    n, m = query.shape[1], score.shape[1]
+    dist = 1.0 - query.T.astype(np.float32) @ score.astype(np.float32)  # (N, M)
+    skips = np.zeros(m, bool)  # a (1, 2) step into column j passes over column j - 1
+    if barrier is not None:
+        dist[:, barrier] = np.inf
+        skips[1:] = barrier[:-1]
+    inf = np.float32(np.inf)
+    prev2 = np.full(m, inf, np.float32)  # row n - 2
+    prev2_start = np.zeros(m, np.int64)
+    prev = dist[0].copy()  # row 0: a path may start anywhere
+    prev_start = np.arange(m, dtype=np.int64)
+    for i in range(1, n):
+        d = dist[i]
+        # candidates: (1,1) from prev[j-1], (1,2) from prev[j-2], (2,1) from prev2[j-1] (x2)
+        c11 = np.r_[inf, prev[:-1]] + d
+        c12 = np.r_[inf, inf, prev[:-2]] + d
+        c12[skips] = inf
+        c21 = np.r_[inf, prev2[:-1]] + 2 * d
+        s11 = np.r_[0, prev_start[:-1]]
+        s12 = np.r_[0, 0, prev_start[:-2]]
+        s21 = np.r_[0, prev2_start[:-1]]
+        best = np.minimum(np.minimum(c11, c12), c21)
+        start = np.where(best == c11, s11, np.where(best == c12, s12, s21))
+        prev2, prev2_start, prev, prev_start = prev, prev_start, best, start
+    return prev / n, prev_start

@@ -1,0 +1,194 @@
+"""Notes in the index, and audio matched to them: chroma, subsequence DTW against a naive
+reference, tempo from half to double, fusion with the model, indexes made before notes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+import soundfile
+
+from scorelink.cli import main
+from scorelink.constants import SAMPLE_RATE
+from scorelink.data.spectrogram import spectrogram
+from scorelink.search import collect, query
+from scorelink.search.embed import Embedder
+from scorelink.search.index import Index
+from scorelink.search.notes import (
+    FEATURE_FPS,
+    NoteMatcher,
+    audio_chroma,
+    notes_chroma,
+    subsequence_dtw,
+)
+
+
+def _synth(notes: np.ndarray, *, tempo: float = 1.0, seconds: float | None = None) -> np.ndarray:
+    """Plain additive piano-like tones for notes (n, 3) [onset, offset, pitch], played `tempo`
+    times as fast as written."""
+    end = notes[:, 1].max() / tempo + 0.5 if seconds is None else seconds
+    out = np.zeros(int(end * SAMPLE_RATE), np.float32)
+    for onset, offset, pitch in notes:
+        a, b = int(onset / tempo * SAMPLE_RATE), int(offset / tempo * SAMPLE_RATE)
+        if a >= len(out):
+            continue
+        t = np.arange(min(b, len(out)) - a) / SAMPLE_RATE
+        f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 5) if k * f0 < 5000)
+        out[a:a + len(t)] += 0.1 * np.exp(-2 * t) * tone
+    return out
+
+
+def _random_piece(rng, systems: int, seconds_per_system: float = 8.0) -> list[np.ndarray]:
+    """Notes of a made-up piece, one (n, 3) array per system, chords every quarter second."""
+    out, t = [], 0.0
+    for _ in range(systems):
+        rows = []
+        while t < (len(out) + 1) * seconds_per_system:
+            length = rng.choice([0.25, 0.5, 1.0])
+            for p in rng.choice(np.arange(48, 84), size=3, replace=False):
+                rows.append((t, t + length, p))
+            t += length
+        out.append(np.array(rows, float))
+    return out
+
+
+def _naive_dtw(query: np.ndarray, score: np.ndarray, barrier: np.ndarray):
+    n, m = query.shape[1], score.shape[1]
+    dist = 1 - query.T @ score
+    dist[:, barrier] = np.inf
+    D = np.full((n, m), np.inf)
+    S = np.zeros((n, m), int)
+    for j in range(m):
+        D[0, j], S[0, j] = dist[0, j], j
+    for i in range(1, n):
+        for j in range(m):
+            options = []
+            if j >= 1:
+                options.append((D[i - 1, j - 1] + dist[i, j], S[i - 1, j - 1]))
+            if j >= 2 and not barrier[j - 1]:  # a step may not pass over a barrier
+                options.append((D[i - 1, j - 2] + dist[i, j], S[i - 1, j - 2]))
+            if i >= 2 and j >= 1:
+                options.append((D[i - 2, j - 1] + 2 * dist[i, j], S[i - 2, j - 1]))
+            if options:
+                D[i, j], S[i, j] = min(options, key=lambda o: o[0])
+    return D[-1] / n, S[-1]
+
+
+def test_subsequence_dtw_equals_a_naive_reference():
+    rng = np.random.default_rng(0)
+    query = rng.standard_normal((12, 9)).astype(np.float32)
+    score = rng.standard_normal((12, 40)).astype(np.float32)
+    query /= np.linalg.norm(query, axis=0)
+    score /= np.linalg.norm(score, axis=0)
+    barrier = np.zeros(40, bool)
+    barrier[22] = True
+    cost, start = subsequence_dtw(query, score, barrier=barrier)
+    ref_cost, ref_start = _naive_dtw(query, score, barrier)
+    finite = np.isfinite(ref_cost)
+    assert np.array_equal(np.isfinite(cost), finite)
+    np.testing.assert_allclose(cost[finite], ref_cost[finite], rtol=1e-5)
+    assert np.array_equal(start[finite], ref_start[finite])
+    after = finite & (np.arange(40) > 22)
+    assert after.any() and np.all(start[after] > 22)  # no path crosses the barrier
+
+
+def test_chroma_of_notes_and_of_their_sound():
+    notes = np.array([[0.0, 1.0, 60], [1.0, 2.0, 69]])  # C4 for a second, then A4
+    score = notes_chroma(notes)
+    assert score.shape == (12, 2 * FEATURE_FPS + 1)
+    assert set(score[:, 2:8].argmax(axis=0)) == {0} and set(score[:, 12:18].argmax(axis=0)) == {9}
+    heard = audio_chroma(spectrogram(_synth(notes)))
+    assert set(heard[:, 2:8].argmax(axis=0)) == {0} and set(heard[:, 12:18].argmax(axis=0)) == {9}
+    silent = audio_chroma(np.zeros((92, 40), np.float32))
+    assert np.all(silent == 0)  # silence neither matches nor mismatches
+
+
+@pytest.mark.parametrize("tempo", [0.5, 1.0, 2.0])
+def test_clips_find_their_system_from_half_to_double_tempo(tempo):
+    """Three made-up pieces of four systems; 10 s clips cut anywhere, played at half, the
+    same and double speed, find the system holding their middle (through the shingles)."""
+    rng = np.random.default_rng(1)
+    pieces = [_random_piece(rng, 4) for _ in range(3)]
+    system_notes = {10 * p + s: notes for p, piece in enumerate(pieces)
+                    for s, notes in enumerate(piece)}
+    matcher = NoteMatcher(system_notes, {i: f"piece{i // 10}" for i in system_notes})
+    for p in range(3):
+        notes = np.concatenate(pieces[p])
+        audio = _synth(notes, tempo=tempo)
+        for start in (1.0, 4.0, 9.0)[:3 if tempo <= 1 else 2]:  # s of the recording; the
+            # middles fall 1 s or more inside a system at every tempo
+            clip = audio[int(start * SAMPLE_RATE):int((start + 10) * SAMPLE_RATE)]
+            middle = (start + 5) * tempo  # in score time
+            truth = 10 * p + int(middle // 8.0)
+            costs = matcher.match(spectrogram(clip))
+            assert min(costs, key=costs.get) == truth, (p, start, costs)
+
+
+def _index(tmp_path, tiny_scores, tiny_ckpt):
+    embedder = Embedder.load(str(tiny_ckpt))
+    pending = collect.from_scores([tiny_scores], embedder)
+    return Index.write(tmp_path / "idx", pending, model_name=embedder.name,
+                       fingerprint=embedder.fingerprint, dim=embedder.dim), embedder
+
+
+def test_index_keeps_the_engraved_notes_and_reads_older_indexes(tmp_path, tiny_scores,
+                                                                  tiny_ckpt):
+    from scorelink.data.engrave import engrave
+    from scorelink.data.sources import ScoreSource
+
+    index, embedder = _index(tmp_path, tiny_scores, tiny_ckpt)
+    assert index.has_notes and index.info["notes"] > 0
+    rows = {r["id"]: r for r in index.all_rows("sheet")}
+    kept = index.notes()
+    for piece, path in (("scores/a", tiny_scores / "a.musicxml"),
+                        ("scores/b", tiny_scores / "b.mxl")):
+        data, zipped = ScoreSource(piece, str(path), "file").load()
+        eng = engrave(data, zipped=zipped)
+        mine = np.concatenate([kept[i] for i in sorted(kept) if rows[i]["piece"] == piece])
+        order = np.lexsort((eng.performance.pitch, eng.performance.onset))
+        assert sorted(mine[:, 2].tolist()) == sorted(eng.performance.pitch.tolist())
+        np.testing.assert_allclose(np.sort(mine[:, 0]), eng.performance.onset[order])
+    index.close()
+
+    # an index written before notes were kept: no notes table; it loads, queries by image
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "idx", old)
+    gen = json.loads((old / "index.json").read_text())["generation"]
+    with sqlite3.connect(old / f"meta-{gen}.sqlite") as db:
+        db.execute("DROP TABLE notes")
+    db.close()
+    index = Index(old)
+    assert not index.has_notes and index.note_matcher() is None and index.notes() == {}
+    hits = query.search_audio(index, embedder, _synth(kept[0]), top=5)
+    assert hits and {h["evidence"] for h in hits} == {"image"}
+    assert all(h["notes_cost"] is None for h in hits)
+    index.close()
+
+
+def test_search_cli_says_the_notes_decided(tmp_path, tiny_scores, tiny_ckpt, capsys):
+    """With an untrained model, the notes still name the piece (b is a transposed to a
+    semitone above); --json and the table say which evidence ranked each answer."""
+    index, _ = _index(tmp_path, tiny_scores, tiny_ckpt)
+    notes = index.notes()
+    pieces = {r["id"]: r["piece"] for r in index.all_rows("sheet")}
+    index.close()
+    for piece in ("scores/a", "scores/b"):
+        mine = np.concatenate([n for i, n in notes.items() if pieces[i] == piece])
+        for tempo in (0.6, 1.6):
+            clip = tmp_path / "clip.wav"
+            soundfile.write(clip, _synth(mine, tempo=tempo), SAMPLE_RATE)
+            assert main(["search", "--index", str(tmp_path / "idx"), "--checkpoint",
+                         str(tiny_ckpt), "--audio", str(clip), "--json"]) == 0
+            results = json.loads(capsys.readouterr().out)["results"]
+            assert results[0]["piece"] == piece, (piece, tempo, results)
+            assert results[0]["evidence"] in ("notes", "both")
+            assert results[0]["notes_cost"] < results[1]["notes_cost"]
+    assert main(["search", "--index", str(tmp_path / "idx"), "--checkpoint", str(tiny_ckpt),
+                 "--audio", str(clip)]) == 0
+    table = capsys.readouterr().out
+    header, first = table.splitlines()[:2]
+    assert "evidence" in header and first.split()[4] in ("notes", "both")
