@@ -30,8 +30,8 @@ STEP_SECONDS = AUDIO_SNIPPET_HOP / FPS  # 0.9 s: segment boundaries fall on this
 MIN_SECONDS = 1.8  # shortest segment a system may take
 MAX_SECONDS = 60.0  # longest
 JUMP_PENALTY = 0.5  # in similarity x grid steps: a jump must gain this much over going on
-DURATION_WEIGHT = 4.0  # tempo prior: cost of a segment e (2.7) times longer or shorter than
-# the global tempo makes its system last
+DURATION_WEIGHT = 4.0  # tempo prior: what a segment e (2.7) times longer or shorter than the
+# global tempo makes its system last costs, in similarity x grid steps
 TEMPO_STEP = 1.2  # global tempi tried: seconds per system of median width, this ratio apart
 GAP_LEVEL = 0.15  # similarity credited per grid step left unassigned (silence, foreign audio)
 MIN_SECONDS_PER_SYSTEM = 1.0  # a recording shorter than this per system cannot play the score
