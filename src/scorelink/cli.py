@@ -129,6 +129,16 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--checkpoint", metavar="CKPT", help="default: the model the index names")
     se.add_argument("--json", action="store_true", help="print JSON")
 
+    al = sub.add_parser("align", help="align a whole recording to its score: which system "
+                                      "sounds when")
+    al.add_argument("--score", required=True, metavar="PATH",
+                    help="a score file (MusicXML/MXL/kern/MEI), a PDF, a page image, or a "
+                         "folder of page images/PDFs (pages in name order)")
+    al.add_argument("--recording", required=True, metavar="AUDIO", help="WAV/FLAC/OGG/MP3")
+    al.add_argument("--out", metavar="FILE", help="write the systems as .json or .csv")
+    al.add_argument("--plot", metavar="PNG", help="draw the similarity matrix and the path")
+    al.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
+
     sv = sub.add_parser("serve", help="the web page: search an index from a browser")
     sv.add_argument("--index", required=True, metavar="IDX")
     sv.add_argument("--host", default="127.0.0.1", metavar="H")
@@ -263,6 +273,39 @@ def _format_hits(results: list[dict], by: str, kind: str) -> str:
     return "\n".join(lines)
 
 
+def _align(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from scorelink.search import align
+    from scorelink.search.embed import Embedder
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".json", ".csv"):
+        raise ScorelinkError(f"--out {out}: the file must end in .json or .csv")
+    result, systems = align.align_files(args.score, args.recording,
+                                        embedder=Embedder.load(args.checkpoint))
+    played = align.rows(result, systems)
+    if out is not None and out.suffix.lower() == ".csv":
+        import csv
+
+        with open(out, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["page", "system", "start", "end",
+                                                   "confidence"])
+            writer.writeheader()
+            writer.writerows(played)
+    elif out is not None:
+        out.write_text(json.dumps({"recording": args.recording, "systems": played},
+                                  indent=1) + "\n")
+    if args.plot:
+        align.plot_alignment(result, args.plot, labels=[f"p{s['page'] + 1} s{s['on_page'] + 1}"
+                                                        for s in systems])
+    print(f"{'page':>4}  {'system':>6}  {'start':>8}  {'end':>8}  confidence")
+    for r in played:
+        print(f"{r['page']:>4}  {r['system']:>6}  {r['start']:>8.1f}  {r['end']:>8.1f}  "
+              f"{r['confidence']:.2f}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from scorelink.web.app import serve
 
@@ -388,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("evaluate", None): _evaluate,
                 ("refine-cca", None): _refine_cca, ("index", None): _index,
                 ("search", None): _search, ("serve", None): _serve,
-                ("demo", None): _demo}
+                ("demo", None): _demo, ("align", None): _align}
     try:
         return handlers[(args.command, getattr(args, "data_command", None))](args)
     except ScorelinkError as exc:

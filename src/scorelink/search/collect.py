@@ -235,3 +235,40 @@ def _embed_strips(embedder: Embedder, strips: list[np.ndarray], progress: bool,
     parts = [embedder.sheet(np.stack(strips[a:a + chunk]))
              for a in _bar(range(0, len(strips), chunk), progress, "indexing systems", "chunk")]
     return np.concatenate(parts)
+
+
+def score_systems(path: str | Path) -> list[dict]:
+    """The systems of ONE score in reading order: `path` is a score file (engraved with
+    Verovio), a PDF, a page image, or a folder of page images/PDFs read in name order as
+    consecutive pages. Each system: {"page": 0-based page across the files, "on_page": 0-based
+    top to bottom, "box": (top, left, bottom, right), "strip": (160, W) uint8}. Raises
+    ScoreError when no system of music is found."""
+    from scorelink.data.sources import SCORE_SUFFIXES
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted((f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES),
+                       key=lambda f: f.name)
+        if not files:
+            raise ScoreError(f"no page images or PDFs ({', '.join(IMAGE_SUFFIXES)}) in {path}")
+    elif not path.is_file():
+        raise ScoreError(f"{path} does not exist")
+    elif path.suffix.lower() not in SCORE_SUFFIXES + IMAGE_SUFFIXES:
+        raise ScoreError(f"{path}: not a score ({', '.join(SCORE_SUFFIXES + IMAGE_SUFFIXES)})")
+    else:
+        files = [path]
+    systems: list[dict] = []
+    first_page = 0
+    for f in files:
+        if f.suffix.lower() in IMAGE_SUFFIXES:
+            pages, found = _image_systems(f)
+        else:
+            pages, found = _engraved_systems(f)
+        on_page: dict[int, int] = {}
+        for s in found:  # both readers give systems page by page, top to bottom
+            k = on_page[s["page"]] = on_page.get(s["page"], -1) + 1
+            systems.append({**s, "page": first_page + s["page"], "on_page": k})
+        first_page += len(pages)
+    if not systems:
+        raise ScoreError(f"{path}: no staves of music found; is it printed music?")
+    return systems

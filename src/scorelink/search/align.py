@@ -1,0 +1,318 @@
+"""Align a whole recording to its score: which system sounds when, in the order played.
+
+The recording's spectrogram is cut on the audio snippet grid (AUDIO_SNIPPET_HOP frames, 0.9 s).
+Every segment [i, i + k) of the grid, k from MIN_SECONDS to MAX_SECONDS long, is embedded with
+the passage model exactly as a passage of that span would be (the GRU runs once per start and
+its state after k snippets is the segment's summary), and compared with every system of the
+score (cosine similarity). A semi-Markov decoder then picks the segmentation of the recording
+into systems and gaps that maximises the time-weighted similarity, where going on to the next
+system in reading order is free and any other move (a repeat, da capo, a skip, starting
+elsewhere than the first system) costs `jump_penalty`. Silence or foreign audio may be left
+unassigned as gaps (pausing after a system keeps the place in the score).
+
+`align(spec, sheet, embedder)` returns an `Alignment`: segments in played order with start, end,
+system (0-based reading-order index) and confidence; `plot_alignment` draws it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scorelink.constants import AUDIO_SNIPPET_FRAMES, AUDIO_SNIPPET_HOP, FPS, N_BINS
+from scorelink.errors import ScoreError, ScorelinkError
+from scorelink.search.embed import Embedder
+
+STEP_SECONDS = AUDIO_SNIPPET_HOP / FPS  # 0.9 s: segment boundaries fall on this grid
+MIN_SECONDS = 1.8  # shortest segment a system may take
+MAX_SECONDS = 60.0  # longest
+JUMP_PENALTY = 0.5  # in similarity x grid steps: a jump must gain this much over going on
+DURATION_WEIGHT = 4.0  # tempo prior: what a segment e (2.7) times longer or shorter than the
+# global tempo makes its system last costs, in similarity x grid steps
+TEMPO_STEP = 1.2  # global tempi tried: seconds per system of median width, this ratio apart
+GAP_LEVEL = 0.15  # similarity credited per grid step left unassigned (silence, foreign audio)
+MIN_SECONDS_PER_SYSTEM = 1.0  # a recording shorter than this per system cannot play the score
+
+
+class AlignError(ScorelinkError):
+    """A recording cannot be aligned to a score (no music, far too short, nothing matches)."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of the recording: a system played (system >= 0) or a gap (system == -1)."""
+
+    system: int  # 0-based index in reading order, -1 for a gap
+    start: float  # seconds
+    end: float
+    similarity: float  # cosine similarity of the segment's embedding and the system's
+    confidence: float  # 0..1
+
+
+@dataclass
+class Alignment:
+    segments: list[Segment]  # systems and gaps in played order
+    matrix: np.ndarray = field(repr=False)  # (steps, systems) similarity for display
+    step_seconds: float = STEP_SECONDS
+
+    @property
+    def systems(self) -> list[Segment]:
+        return [s for s in self.segments if s.system >= 0]
+
+
+# --- embedding every segment --------------------------------------------------------------
+
+
+def segment_embeddings(embedder: Embedder, spec: np.ndarray, *,
+                       max_steps: int) -> torch.Tensor:
+    """Unit vectors of every grid segment: (steps, max_steps, D), where [i, k - 1] embeds the
+    spectrogram span of the k snippets from grid step i (frames [18 i, 18 (i + k - 1) + 20)),
+    equal to `embedder.audio(spec, [(18 i, 18 (i + k - 1) + 20)])`. Snippets past the end of
+    the spectrogram are zero-padded; so are segments running past it."""
+    if spec.ndim != 2 or spec.shape[0] != N_BINS:
+        raise ValueError(f"expected a ({N_BINS}, frames) spectrogram, got {spec.shape}")
+    hop, size = AUDIO_SNIPPET_HOP, AUDIO_SNIPPET_FRAMES
+    steps = max(1, -(-spec.shape[1] // hop))
+    padded = np.zeros((N_BINS, steps * hop + size), np.float32)
+    padded[:, : spec.shape[1]] = spec
+    snippets = np.stack([padded[:, j * hop: j * hop + size] for j in range(steps)])
+    tower = embedder.model.audio
+    feats = embedder._features(tower, snippets)  # (steps, snippet_dim)
+    feats = torch.cat([feats, feats.new_zeros(max_steps, feats.shape[1])])
+    out = []
+    with torch.no_grad():
+        for a in range(0, steps, 256):
+            starts = torch.arange(a, min(a + 256, steps))
+            x = feats[starts[:, None] + torch.arange(max_steps)[None, :]]  # (B, K, 32)
+            hidden, _ = tower.rnn(x)  # (B, K, H): the state after each snippet
+            out.append(torch.nn.functional.normalize(tower.proj(hidden), dim=-1))
+    return torch.cat(out)
+
+
+def similarities(embedder: Embedder, spec: np.ndarray, sheet: np.ndarray, *,
+                 min_seconds: float = MIN_SECONDS,
+                 max_seconds: float = MAX_SECONDS) -> tuple[np.ndarray, int]:
+    """Cosine similarity of every segment with every system: (steps, K, systems) float32 with
+    [i, k - k_min] for the segment of k steps from step i; and k_min."""
+    k_min = max(1, round(min_seconds / STEP_SECONDS))
+    k_max = max(k_min, round(max_seconds / STEP_SECONDS))
+    emb = segment_embeddings(embedder, spec, max_steps=k_max)[:, k_min - 1:]  # (N, K, D)
+    sim = emb @ torch.from_numpy(np.ascontiguousarray(sheet, np.float32)).T
+    return sim.numpy(), k_min
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+def decode(sim: np.ndarray, k_min: int, *, jump_penalty: float = JUMP_PENALTY,
+           gap_level: float = GAP_LEVEL, expected: np.ndarray | None = None,
+           duration_weight: float = DURATION_WEIGHT) -> tuple[list[tuple[int, int, int]], float]:
+    """Best segmentation of the grid into (start step, end step, system or -1 for a gap), and
+    its score.
+
+    sim: (N, K, S) from `similarities`. A system segment of k steps scores k x its similarity,
+    a gap step scores gap_level. Entering system s is free after system s - 1 or a gap that
+    followed s - 1 (or, for s = 0, at the start); any other entry costs jump_penalty. With
+    `expected` (S,) steps, a segment of system s also pays
+    duration_weight x log(k / expected[s])^2 (a tempo prior).
+    """
+    n, n_k, n_s = sim.shape
+    ks = np.arange(k_min, k_min + n_k)
+    prior = np.zeros((n_k, n_s))
+    if expected is not None:
+        prior = duration_weight * np.log(ks[:, None] / np.asarray(expected)[None, :]) ** 2
+    neg = -np.inf
+    play = np.full((n + 1, n_s), neg)  # best score of [0, j) ending with system s
+    gap = np.full((n + 1, n_s + 1), neg)  # ... ending in a gap after system s - 1 (0: before all)
+    gap[0, 0] = 0.0
+    play_from = np.zeros((n + 1, n_s, 3), np.int64)  # (k, kind 0 play/1 gap, previous state)
+    gap_from = np.zeros((n + 1, n_s + 1), np.int64)  # 0: gap before, 1: system s - 1 before
+    entry = np.full((n + 1, n_s), neg)
+    entry_from = np.zeros((n + 1, n_s, 2), np.int64)
+
+    def _entries(i: int) -> None:
+        cands = np.stack([np.concatenate([[neg], play[i, :-1]]), gap[i, :n_s]])  # (2, S)
+        best_any = max(play[i].max(), gap[i].max())
+        any_kind = 0 if play[i].max() >= gap[i].max() else 1
+        any_state = int(play[i].argmax() if any_kind == 0 else gap[i].argmax())
+        kind = cands.argmax(0)
+        value = cands.max(0)
+        jump = best_any - jump_penalty
+        take_jump = jump > value
+        entry[i] = np.where(take_jump, jump, value)
+        entry_from[i, :, 0] = np.where(take_jump, any_kind, kind)
+        entry_from[i, :, 1] = np.where(take_jump, any_state,
+                                       np.where(kind == 0, np.arange(n_s) - 1, np.arange(n_s)))
+
+    _entries(0)
+    for j in range(1, n + 1):
+        valid = ks <= j
+        if valid.any():
+            kv = ks[valid]
+            starts = j - kv
+            rows = np.nonzero(valid)[0]
+            cand = entry[starts] + kv[:, None] * sim[starts, rows] - prior[rows]  # (K', S)
+            best = cand.argmax(0)
+            play[j] = cand[best, np.arange(n_s)]
+            play_from[j, :, 0] = kv[best]
+        stay = gap[j - 1]
+        enter = np.concatenate([[neg], play[j - 1]])
+        gap[j] = np.maximum(stay, enter) + gap_level
+        gap_from[j] = enter > stay
+        _entries(j)
+
+    # trace back from the best final state
+    j = n
+    total = float(max(play[n].max(), gap[n].max()))
+    kind = 0 if play[n].max() >= gap[n].max() else 1
+    state = int(play[n].argmax() if kind == 0 else gap[n].argmax())
+    path: list[tuple[int, int, int]] = []
+    while j > 0:
+        if kind == 0:
+            k = int(play_from[j, state, 0])
+            i = j - k
+            path.append((i, j, state))
+            kind, state = (int(v) for v in entry_from[i, state])
+            j = i
+        else:
+            came_from_play = bool(gap_from[j, state])
+            if path and path[-1][2] == -1 and path[-1][0] == j:
+                path[-1] = (j - 1, path[-1][1], -1)
+            else:
+                path.append((j - 1, j, -1))
+            j -= 1
+            if came_from_play:
+                kind, state = 0, state - 1
+    return path[::-1], total
+
+
+def decode_tempo(sim: np.ndarray, k_min: int, *, widths: np.ndarray | None = None,
+                 **options) -> list[tuple[int, int, int]]:
+    """`decode` with the tempo prior at the best of a range of global tempi: a system of median
+    width lasting from the shortest to the longest segment, TEMPO_STEP apart."""
+    n_k, n_s = sim.shape[1], sim.shape[2]
+    w = np.ones(n_s) if widths is None else np.asarray(widths, float)
+    w = w / np.median(w)
+    k_max = k_min + n_k - 1
+    best: tuple[list, float] = ([], -np.inf)
+    steps_per_system = float(k_min)
+    while steps_per_system <= k_max:
+        found = decode(sim, k_min, expected=np.clip(steps_per_system * w, 1, None), **options)
+        if found[1] > best[1]:
+            best = found
+        steps_per_system *= TEMPO_STEP
+    return best[0]
+
+
+# --- the whole thing ------------------------------------------------------------------------
+
+
+def align(spec: np.ndarray, sheet: np.ndarray, embedder: Embedder, *,
+          widths: np.ndarray | None = None, jump_penalty: float = JUMP_PENALTY,
+          gap_level: float = GAP_LEVEL, max_seconds: float = MAX_SECONDS) -> Alignment:
+    """Align a (92, frames) spectrogram to a score's (S, D) system embeddings (reading order).
+
+    widths: (S,) the systems' printed widths (any unit; default: all alike); a system's
+    duration is expected in proportion to it, at one global tempo chosen by the decoder.
+    """
+    n_systems = len(sheet)
+    if n_systems == 0:
+        raise ScoreError("the score has no systems of music")
+    seconds = spec.shape[1] / FPS
+    if seconds < MIN_SECONDS_PER_SYSTEM * n_systems:
+        raise AlignError(f"the recording lasts {seconds:.1f} s, far too short for a score of "
+                         f"{n_systems} systems (at least {MIN_SECONDS_PER_SYSTEM * n_systems:.0f}"
+                         " s); give only the pages it plays")
+    sim, k_min = similarities(embedder, spec, sheet, max_seconds=max_seconds)
+    path = decode_tempo(sim, k_min, widths=widths, jump_penalty=jump_penalty,
+                        gap_level=gap_level)
+    segments = []
+    for i, j, s in path:
+        if s < 0:
+            segments.append(Segment(-1, i * STEP_SECONDS, min(j * STEP_SECONDS, seconds),
+                                    gap_level, 0.0))
+            continue
+        row = sim[i, j - i - k_min]  # (S,)
+        segments.append(Segment(s, i * STEP_SECONDS, min(j * STEP_SECONDS, seconds),
+                                float(row[s]), confidence(row, s)))
+    return Alignment(segments, display_matrix(sim, k_min, path))
+
+
+def confidence(row: np.ndarray, system: int) -> float:
+    """How sure a segment's system is, 0..1, from its similarity to all systems: a softmax
+    at a temperature that spreads the model's similarity range."""
+    z = np.exp((row - row.max()) / 0.05)
+    return float(z[system] / z.sum())
+
+
+def display_matrix(sim: np.ndarray, k_min: int, path: list[tuple[int, int, int]]) -> np.ndarray:
+    """(steps, systems): each step's similarity with each system, for a segment of the
+    alignment's median system length centred on the step."""
+    lengths = [j - i for i, j, s in path if s >= 0] or [k_min]
+    k = int(np.clip(np.median(lengths), k_min, k_min + sim.shape[1] - 1))
+    n = sim.shape[0]
+    starts = np.clip(np.arange(n) - k // 2, 0, n - 1)
+    return sim[starts, k - k_min]
+
+
+def plot_alignment(alignment: Alignment, path: str | Path, *, labels: list[str] | None = None,
+                   title: str = "") -> Path:
+    """The similarity matrix (time x systems) with the decoded path drawn over it, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = alignment.matrix
+    n_sys = m.shape[1]
+    fig, ax = plt.subplots(figsize=(min(16, 4 + m.shape[0] * 0.02), min(12, 2 + n_sys * 0.3)))
+    extent = (0, m.shape[0] * alignment.step_seconds, n_sys - 0.5, -0.5)
+    im = ax.imshow(m.T, aspect="auto", origin="upper", extent=extent, cmap="magma",
+                   interpolation="nearest")
+    for seg in alignment.systems:
+        ax.plot([seg.start, seg.end], [seg.system, seg.system], color="cyan", lw=3)
+    starts = [seg for seg in alignment.systems]
+    for a, b in zip(starts, starts[1:], strict=False):
+        ax.plot([a.end, b.start], [a.system, b.system], color="cyan", lw=1, ls=":")
+    ax.set_xlabel("recording (s)")
+    ax.set_ylabel("system (reading order)")
+    if labels:
+        step = max(1, n_sys // 30)
+        ax.set_yticks(range(0, n_sys, step))
+        ax.set_yticklabels(labels[::step], fontsize=7)
+    fig.colorbar(im, ax=ax, label="cosine similarity")
+    ax.set_title(title or "recording against score: similarity and alignment")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+
+# --- files in, rows out ---------------------------------------------------------------------
+
+
+def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder,
+                **options) -> tuple[Alignment, list[dict]]:
+    """Read a score (file, PDF, page images or a folder of them) and a recording and align
+    them; also returns the score's systems (`collect.score_systems`) the alignment indexes."""
+    from scorelink.data.spectrogram import spectrogram
+    from scorelink.search.collect import score_systems
+    from scorelink.search.recordings import read_audio
+
+    systems = score_systems(score)
+    samples = read_audio(recording)
+    sheet = embedder.sheet(np.stack([s["strip"] for s in systems]))  # all PAGE_WIDTH wide
+    return align(spectrogram(samples), sheet, embedder, **options), systems
+
+
+def rows(alignment: Alignment, systems: list[dict]) -> list[dict]:
+    """The played systems as people number them: page and system (on its page) 1-based,
+    start and end in seconds, confidence 0..1."""
+    return [{"page": systems[s.system]["page"] + 1, "system": systems[s.system]["on_page"] + 1,
+             "start": round(s.start, 2), "end": round(s.end, 2),
+             "confidence": round(s.confidence, 3)} for s in alignment.systems]
