@@ -89,16 +89,17 @@ def soundfont_for(piece: str, performance: str, split: str, *, seed: int,
     return train_soundfonts[int(key[:8], 16) % len(train_soundfonts)]
 
 
-def scan_systems(pdf: Path, kern_systems: int):
+def scan_systems(pdf: Path, kern_systems: int, staves: int = 2):
     """(pages, [(page, SystemBox)], strips (n, STRIP_HEIGHT, PAGE_WIDTH)) of a scan, checked
-    against the kern's number of systems (ScoreError naming both counts and the per-page ones)."""
+    against the kern's number of systems (ScoreError naming both counts and the per-page ones).
+    staves: per system, from the kern (its **kern spines)."""
     from scorelink.search.pages import load_pages, system_strips
     from scorelink.search.staves import find_systems
 
     pages = load_pages(pdf)
     found, strips = [], []
     for p, page in enumerate(pages):
-        boxes = find_systems(page)
+        boxes = find_systems(page, staves_per_system=staves)
         found.extend((p, box) for box in boxes)
         if boxes:
             strips.append(system_strips(page, boxes))
@@ -132,7 +133,7 @@ def build_movement(source: ScoreSource, split: str, root: Path, *, seed: int,
     )
     from scorelink.data.spectrogram import spectrogram
     from scorelink.data.synthesize import render
-    from scorelink.search.pages import strip_scale
+    from scorelink.search.pages import across_scale, strip_scale
 
     stage = stage if stage is not None else ["read"]
     corpus = Path(source.origin).parent.parent
@@ -144,7 +145,7 @@ def build_movement(source: ScoreSource, split: str, root: Path, *, seed: int,
     kern = read_kern(source.origin)
     pdf = corpus / "pdf" / f"{source.piece}.pdf"
     stage[0] = "scan"
-    pages, systems, strips = scan_systems(pdf, kern.systems)
+    pages, systems, strips = scan_systems(pdf, kern.systems, kern.staves)
     perfs = performances(corpus, source.piece)
     if not perfs:
         raise ScoreError(f"no performances of {source.piece} under {corpus / ASAP}")
@@ -196,7 +197,11 @@ def build_movement(source: ScoreSource, split: str, root: Path, *, seed: int,
             rows = np.flatnonzero(passage_of == k)
             first, stop = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
             # No noteheads are known on a scan: x runs across the strip with the time.
-            left, right = box.left * scale[page], box.right * scale[page]
+            across = across_scale(box, scale[page])
+            left, right = box.left * across, box.right * across
+            if right > C.PAGE_WIDTH:  # shifted to fit, as system_strips does
+                shift = max(0.0, min(left - 20, right + 20 - C.PAGE_WIDTH))
+                left, right = left - shift, right - shift
             frac = (perf.onset[first:stop] - span.start) / max(span.end - span.start, 1e-3)
             table["x"][first:stop] = left + np.clip(frac, 0, 1) * (right - left)
             table["y"][first:stop] = C.STRIP_HEIGHT / 2

@@ -50,6 +50,7 @@ class Kern:
     systems: int  # printed systems (breaks + 1)
     page_breaks: list[int]  # first system of each page after the first, where encoded
     tied: int = 0  # tied continuations read (merged into the notes they continue)
+    staves: int = 2  # **kern spines at the start: staves per system
 
     def sections(self) -> dict[str, list[int]]:
         """label -> its measures (file order)."""
@@ -108,7 +109,7 @@ def _parse(lines: list[str], path: Path) -> Kern:
     expansions: dict[str, list[str]] = {}
     measures = [Measure(0, "", 0, "")]
     system, page_breaks, pending_break, pending_page = 0, [], False, False
-    section = ""
+    section, staves = "", 0
     now = Fraction(0)  # within the current measure
     for number, line in enumerate(lines, start=1):
         if not line:
@@ -122,6 +123,7 @@ def _parse(lines: list[str], path: Path) -> Kern:
         if line.startswith("**"):
             kinds = [t[2:] for t in tokens]
             remaining = [Fraction(0)] * len(tokens)
+            staves = kinds.count("kern")
             continue
         if len(tokens) != len(kinds):
             raise ScoreError(f"{path.name}:{number}: {len(tokens)} columns, expected "
@@ -158,7 +160,7 @@ def _parse(lines: list[str], path: Path) -> Kern:
     for i, m in enumerate(measures):
         m.index = i
         m.notes = [Note(Fraction(a), Fraction(b), int(c), bool(d)) for a, b, c, d in m.notes]
-    return Kern(measures, expansions, system + 1, page_breaks, counts[0])
+    return Kern(measures, expansions, system + 1, page_breaks, counts[0], staves)
 
 
 def _spine_ops(tokens: list[str], kinds: list[str],
