@@ -41,13 +41,16 @@ def _parser() -> argparse.ArgumentParser:
 
     b = dsub.add_parser("build", help="engrave, synthesise and cut scores into passages")
     src = b.add_mutually_exclusive_group(required=True)
-    src.add_argument("--corpus", choices=["chorales", "msmd"],
+    src.add_argument("--corpus", choices=["chorales", "msmd", "beethoven"],
                      help="chorales: built in (music21); msmd: MSMD from its LilyPond sources "
-                          "(needs --msmd-dir), with the paper's split")
+                          "(needs --msmd-dir), with the paper's split; beethoven: scanned "
+                          "Beethoven sonatas with human performances (needs --beethoven-dir)")
     src.add_argument("--scores", metavar="FOLDER",
                      help="folder of MusicXML/MXL/kern/MEI/LilyPond files")
     b.add_argument("--msmd-dir", metavar="DIR",
                    help="MSMD sources: splits.json and the Mutopia .ly files it names")
+    b.add_argument("--beethoven-dir", metavar="DIR",
+                   help="the real-scan corpus: kern/, pdf/ and asap/ (docs/realscores.md)")
     b.add_argument("--out", required=True, metavar="DIR")
     b.add_argument("--limit", type=int, help="only the first N pieces")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
@@ -376,7 +379,15 @@ def _data_build(args: argparse.Namespace) -> int:
     from scorelink.data.build import BuildConfig, build
     from scorelink.data.sources import corpus_sources, folder_sources, msmd_sources
 
-    if args.corpus == "msmd":
+    if args.corpus == "beethoven":
+        from scorelink.data.beethoven import beethoven_sources
+
+        if not args.beethoven_dir:
+            raise ScorelinkError("--corpus beethoven needs --beethoven-dir DIR (kern/, pdf/, "
+                                 "asap/)")
+        sources = beethoven_sources(args.beethoven_dir)
+        origin = "corpus:beethoven"
+    elif args.corpus == "msmd":
         if not args.msmd_dir:
             raise ScorelinkError("--corpus msmd needs --msmd-dir DIR (splits.json + sources)")
         sources, origin = msmd_sources(args.msmd_dir), "corpus:msmd"

@@ -103,8 +103,7 @@ def build(
     if not sources:
         raise ScorelinkError("no scores to build")
     root = Path(out)
-    splits = assign_splits([s.piece for s in sources], seed=config.seed)
-    splits.update({s.piece: s.split for s in sources if s.split})  # fixed by the corpus (MSMD)
+    splits = _splits(sources, seed=config.seed)
     if only_split is not None:
         sources = [s for s in sources if splits[s.piece] == only_split]
         if not sources:
@@ -119,6 +118,9 @@ def build(
         if (store.piece_dir(root, source.piece) / "piece.json").exists():
             report.skipped += 1
             continue
+        if source.kind == "beethoven":  # one rendition per real performance
+            todo.append((source, splits[source.piece], config, str(root), config.keep_audio))
+            continue
         renditions = plan_renditions(
             source.piece, splits[source.piece], seed=config.seed, n_train=config.train_renditions,
             train_soundfonts=config.train_soundfonts, valid_soundfont=config.valid_soundfont,
@@ -128,6 +130,11 @@ def build(
 
     for result in _run(todo, workers=workers, progress=progress):
         failure_file = root / "failures" / f"{result['piece']}.json"
+        for old in (root / "failures").glob(f"{result['piece']}@*.json"):
+            old.unlink()
+        for k, partial in enumerate(result.get("partial", [])):  # performances left out
+            store.write_json(root / "failures" / f"{result['piece']}@{k:03d}.json", partial)
+            report.failed.append(partial)
         if result["ok"]:
             report.built += 1
             failure_file.unlink(missing_ok=True)
@@ -137,6 +144,20 @@ def build(
     report.passages = assemble(root, [s.piece for s in sources])
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _splits(sources: list[ScoreSource], *, seed: int) -> dict[str, str]:
+    """piece -> split: fixed by the corpus (MSMD), by sonata (beethoven: every movement of a
+    sonata in its sonata's split), else by piece."""
+    from scorelink.data.beethoven import sonata_of
+
+    real = [s.piece for s in sources if s.kind == "beethoven"]
+    splits = assign_splits([s.piece for s in sources if s.kind != "beethoven"], seed=seed)
+    if real:
+        by_sonata = assign_splits(sorted({sonata_of(p) for p in real}), seed=seed)
+        splits.update({p: by_sonata[sonata_of(p)] for p in real})
+    splits.update({s.piece: s.split for s in sources if s.split})
+    return splits
 
 
 def _open_dataset(root: Path, config: BuildConfig, splits: dict[str, str]) -> None:
@@ -206,6 +227,15 @@ def _build_piece_safe(task: tuple) -> dict:
     source, split, renditions, root, keep_audio = task
     stage = ["read"]
     try:
+        if source.kind == "beethoven":
+            from scorelink.data.beethoven import build_movement
+
+            config = renditions
+            n, partial = build_movement(
+                source, split, Path(root), seed=config.seed,
+                train_soundfonts=config.train_soundfonts, valid_soundfont=config.valid_soundfont,
+                test_soundfont=config.test_soundfont, keep_audio=keep_audio, stage=stage)
+            return {"ok": True, "piece": source.piece, "passages": n, "partial": partial}
         n = build_piece(source, split, renditions, Path(root), keep_audio=keep_audio, stage=stage)
         return {"ok": True, "piece": source.piece, "passages": n}
     except Exception as exc:  # noqa: BLE001 - one bad score must not stop the build

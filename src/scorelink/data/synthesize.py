@@ -113,13 +113,17 @@ def render(
     *,
     soundfont: str,
     tempo: float = 1.0,
-    velocity: int = VELOCITY,
+    velocity: int | np.ndarray = VELOCITY,
+    controls: np.ndarray | None = None,
 ) -> np.ndarray:
     """Synthesise notes to mono float32 audio at SAMPLE_RATE.
 
     onset, offset: (N,) seconds at the score tempo; they are divided by `tempo`
-    (tempo 2.0 plays twice as fast). pitch: (N,) MIDI numbers. Returns (samples,) in [-1, 1],
-    lasting until the last note-off plus TAIL_SECONDS.
+    (tempo 2.0 plays twice as fast). pitch: (N,) MIDI numbers. velocity: one for all notes or
+    (N,) per note (a performance's dynamics). controls: (K, 3) rows (seconds, controller,
+    value), MIDI control changes sent to every channel (64 = sustain pedal, 66 = sostenuto,
+    67 = soft pedal). Returns (samples,) in [-1, 1], lasting until the last note-off plus
+    TAIL_SECONDS.
     """
     if soundfont not in SOUNDFONTS:
         raise AudioError(f"unknown soundfont {soundfont!r}; known: {', '.join(SOUNDFONTS)}")
@@ -132,16 +136,24 @@ def render(
     for channel in _CHANNELS:
         synth.program_select(channel, sfid, sf.bank, sf.program)
 
-    events = _schedule(np.asarray(onset) / tempo, np.asarray(offset) / tempo, np.asarray(pitch))
+    velocities = np.broadcast_to(np.asarray(velocity, dtype=np.int64), np.shape(onset))
+    events = _schedule(np.asarray(onset) / tempo, np.asarray(offset) / tempo, np.asarray(pitch),
+                       np.clip(velocities, 1, 127))
+    for seconds, controller, value in (() if controls is None else np.asarray(controls)):
+        sample = int(round(float(seconds) / tempo * SAMPLE_RATE))
+        events.extend((sample, 2, channel, (int(controller), int(value))) for channel in _CHANNELS)
+    events.sort(key=lambda e: (e[0], e[1] != 0, e[1] != 2))  # offs, then pedals, then ons
     chunks, now = [], 0
     for sample, kind, channel, key in events:
         if sample > now:
             chunks.append(synth.get_samples(sample - now))
             now = sample
-        if kind:
-            synth.noteon(channel, key, velocity)
+        if kind == 2:
+            synth.cc(channel, *key)
+        elif kind:
+            synth.noteon(channel, key[0], key[1])
         else:
-            synth.noteoff(channel, key)
+            synth.noteoff(channel, key[0])
     chunks.append(synth.get_samples(int(TAIL_SECONDS * SAMPLE_RATE)))
     stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2)
     audio = (stereo[:, 0] + stereo[:, 1]) * np.float32(0.5) / 32768.0  # = mean(axis=1), 10x faster
@@ -150,8 +162,9 @@ def render(
     return audio
 
 
-def _schedule(onset: np.ndarray, offset: np.ndarray, pitch: np.ndarray) -> list[tuple]:
-    """Note on/off events as (sample, is_on, channel, key), in time order.
+def _schedule(onset: np.ndarray, offset: np.ndarray, pitch: np.ndarray,
+              velocity: np.ndarray) -> list[tuple]:
+    """Note on/off events as (sample, is_on, channel, (key, velocity)), in time order.
 
     A key struck again while it still sounds (two voices in unison) goes to another channel,
     so that one voice's note-off does not silence the other.
@@ -166,7 +179,7 @@ def _schedule(onset: np.ndarray, offset: np.ndarray, pitch: np.ndarray) -> list[
             (c for c in _CHANNELS if busy_until.get((c, key), -1) <= on_samples[i]), _CHANNELS[0]
         )
         busy_until[(channel, key)] = int(off_samples[i])
-        events.append((int(on_samples[i]), 1, channel, key))
-        events.append((int(off_samples[i]), 0, channel, key))
+        events.append((int(on_samples[i]), 1, channel, (key, int(velocity[i]))))
+        events.append((int(off_samples[i]), 0, channel, (key, 0)))
     events.sort(key=lambda e: (e[0], e[1]))  # note-offs before note-ons at the same sample
     return events

@@ -24,7 +24,7 @@ from scorelink.search.staves import SystemBox
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-__all__ = ["SUFFIXES", "load_pages", "strip_scale", "system_strips"]
+__all__ = ["SUFFIXES", "across_scale", "load_pages", "strip_scale", "system_strips"]
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf")
 MAX_PIXELS = 80_000_000  # per image or rendered PDF page, checked before decoding (below
@@ -37,10 +37,12 @@ _LEFT_MARGIN = 20  # px kept left of a system shifted to fit a strip (engraved o
 # --- reading files -----------------------------------------------------------
 
 
-def load_pages(path: str | Path) -> list[np.ndarray]:
+def load_pages(path: str | Path, *, normalise: bool = True) -> list[np.ndarray]:
     """Every page of a PNG, JPEG or PDF file as (H, PAGE_WIDTH) uint8 grayscale, 255 = white.
 
-    Colour is converted to gray, transparency is composited on white, the aspect ratio is kept.
+    Colour is converted to gray, transparency is composited on white, the aspect ratio is kept,
+    and the page is normalised as a scan (`scorelink.search.scan.normalise_page`: white paper,
+    no black borders, no speckle; `normalise=False` leaves the page as read, for comparisons).
     Raises ScoreError naming the file when it is missing, of another type, unreadable, larger
     than MAX_PIXELS, encrypted or without pages.
     """
@@ -51,7 +53,10 @@ def load_pages(path: str | Path) -> list[np.ndarray]:
                          f"pages are read from {', '.join(SUFFIXES)}")
     if not path.is_file():
         raise ScoreError(f"{path} does not exist or is not a file")
-    return _pdf_pages(path) if suffix == ".pdf" else [_to_page_width(_image(path))]
+    from scorelink.search.scan import normalise_page
+
+    pages = _pdf_pages(path) if suffix == ".pdf" else [_to_page_width(_image(path))]
+    return [normalise_page(page) for page in pages] if normalise else pages
 
 
 def _image(path: Path) -> Image:
@@ -147,8 +152,9 @@ def system_strips(page: np.ndarray, systems: list[SystemBox]) -> np.ndarray:
 
     The page is resized by `strip_scale(systems)` so that staves are STAFF_HEIGHT px tall, and
     each strip is deskewed when its lines drift by more than a pixel. At scale 1 and no skew
-    this is exactly `scorelink.data.passages.strip`. A system wider than PAGE_WIDTH after
-    resizing keeps its left end and loses its right.
+    this is exactly `scorelink.data.passages.strip`. A system that would be wider than the strip
+    (less a margin of _LEFT_MARGIN px) after resizing is narrowed to fit: scans whose
+    staves are enlarged to STAFF_HEIGHT keep their right ends.
     """
     from PIL import Image
 
@@ -156,18 +162,28 @@ def system_strips(page: np.ndarray, systems: list[SystemBox]) -> np.ndarray:
     if not systems:
         return out
     scale = strip_scale(systems)
-    image = Image.fromarray(np.asarray(page, dtype=np.uint8))
-    if scale != 1.0:
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    pixels = np.asarray(image)
+    original = Image.fromarray(np.asarray(page, dtype=np.uint8))
+    resized: dict[float, Image] = {}
     for n, system in enumerate(systems):
-        left, right = system.left * scale, system.right * scale
+        # A system that would not fit the strip at this scale is narrowed to fit (its height
+        # kept), rather than losing its right end.
+        across = across_scale(system, scale)
+        if across not in resized:
+            image = original
+            if (across, scale) != (1.0, 1.0):
+                size = (max(1, round(original.width * across)),
+                        max(1, round(original.height * scale)))
+                image = original.resize(size, Image.Resampling.LANCZOS)
+            resized[across] = image
+        image = resized[across]
+        pixels = np.asarray(image)
+        left, right = system.left * across, system.right * across
         centre = system.centre * scale
         source = pixels
-        drift = abs(np.tan(np.radians(system.skew)) * (right - left))
+        drift = abs(np.tan(np.radians(system.skew)) * (right - left) * scale / across)
         if drift > 1.0:
-            rotated = image.rotate(system.skew, resample=Image.Resampling.BICUBIC,
+            angle = np.degrees(np.arctan(np.tan(np.radians(system.skew)) * scale / across))
+            rotated = image.rotate(angle, resample=Image.Resampling.BICUBIC,
                                    center=((left + right) / 2, centre), fillcolor=255)
             source = np.asarray(rotated)
         x0 = 0  # as passages.strip; a system too wide is shifted to keep what fits
@@ -175,6 +191,13 @@ def system_strips(page: np.ndarray, systems: list[SystemBox]) -> np.ndarray:
             x0 = int(max(0, min(left - _LEFT_MARGIN, right + _LEFT_MARGIN - PAGE_WIDTH)))
         out[n] = _window(source, int(round(centre)) - STRIP_HEIGHT // 2, x0)
     return out
+
+
+def across_scale(system: SystemBox, scale: float) -> float:
+    """The horizontal factor `system_strips` resizes a system by: `scale`, or less for a
+    system that would not fit the strip (less a margin of _LEFT_MARGIN px) at that scale."""
+    room = PAGE_WIDTH - _LEFT_MARGIN - 4
+    return min(scale, room / max(system.right - system.left, 1.0))
 
 
 def _window(pixels: np.ndarray, top: int, left: int) -> np.ndarray:

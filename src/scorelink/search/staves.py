@@ -44,12 +44,14 @@ class SystemBox:
         return (self.top + self.bottom) / 2
 
 
-def find_systems(page: np.ndarray) -> list[SystemBox]:
+def find_systems(page: np.ndarray, *, staves_per_system: int | None = None) -> list[SystemBox]:
     """The systems of a (H, W) uint8 grayscale page, top to bottom; [] when it has no staves.
 
     Skew (up to a few degrees), scan noise, text, lyrics and titles are tolerated. When no
     vertical stroke joins any two staves of the page, staves are grouped by the larger gaps
-    between them, or each is a system when the gaps are even.
+    between them, or each is a system when the gaps are even. staves_per_system: when known
+    (a piano score: 2) and the page's staves divide by it, staves are grouped by that number
+    from the top instead (stems and pencil strokes between systems cannot join them then).
     """
     from scipy.ndimage import uniform_filter1d
 
@@ -77,7 +79,9 @@ def find_systems(page: np.ndarray) -> list[SystemBox]:
     if not staves:
         return []
     joined = _joined_by_strokes(staves, frame, distance)
-    if not any(joined):  # nothing drawn between staves: go by the spacing
+    if staves_per_system and len(staves) % staves_per_system == 0:
+        joined = [(k + 1) % staves_per_system != 0 for k in range(len(staves) - 1)]
+    elif not any(joined):  # nothing drawn between staves: go by the spacing
         joined = _joined_by_gaps(staves)
     groups = [[0]]
     for k, join in enumerate(joined, start=1):

@@ -1,0 +1,212 @@
+"""Numbers of docs/realscores.md: scans vs kern, the note check, and the shipped model before
+and after scan normalisation.
+
+    python benchmarks/realscores.py counts --beethoven-dir ../shared/data/beethoven
+    python benchmarks/realscores.py checks DIR
+    python benchmarks/realscores.py alignments --beethoven-dir ../shared/data/beethoven
+    python benchmarks/realscores.py evaluate DIR [--checkpoint CKPT] [--pairs 534]
+    python benchmarks/realscores.py figure PDF PAGE OUT.png
+
+`counts`: systems found on every scan (normalised pages, two staves per system) against the
+kern's systems. `checks`: the note check over the built passages. `evaluate`: the test split in
+the paper's Table 2 layout (534 passages drawn at random, and all), on the dataset as built
+(normalised scans) and on a copy whose strips are cut from the pages as read (no
+normalisation; same systems, same audio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from _machine import machine
+
+
+def counts(root: Path) -> dict:
+    from scorelink.data.humdrum import read_kern
+    from scorelink.search.pages import load_pages
+    from scorelink.search.staves import find_systems
+
+    rows = {}
+    for kern_path in sorted((root / "kern").glob("*.krn")):
+        kern = read_kern(kern_path)
+        pages = load_pages(root / "pdf" / f"{kern_path.stem}.pdf")
+        found = [len(find_systems(p, staves_per_system=kern.staves)) for p in pages]
+        rows[kern_path.stem] = {"kern": kern.systems, "scan": sum(found), "per_page": found}
+        print(kern_path.stem, kern.systems, sum(found), found, flush=True)
+    agree = [r for r in rows.values() if r["kern"] == r["scan"]]
+    total = sum(r["kern"] for r in rows.values())
+    print(f"movements agreeing: {len(agree)} of {len(rows)}; systems in them: "
+          f"{sum(r['kern'] for r in agree)} of {total} "
+          f"({100 * sum(r['kern'] for r in agree) / total:.1f} %)")
+    return rows
+
+
+def checks(data: Path) -> None:
+    from scorelink.data.store import Dataset
+
+    ds = Dataset(data)
+    scores = np.array([r["note_check"] for r in ds])
+    print(f"passages {len(scores)}, note check >= 0.8: {100 * np.mean(scores >= 0.8):.1f} %, "
+          f"median F {np.median(scores):.3f}, below 0.5: {np.sum(scores < 0.5)}")
+    for split in ("train", "valid", "test"):
+        s = np.array([r["note_check"] for r in ds.records(split=split)])
+        if len(s):
+            print(f"  {split}: {len(s)} passages, {100 * np.mean(s >= 0.8):.1f} % pass")
+
+
+def alignments(root: Path) -> None:
+    """The note check of every performance of the corpus (no audio, no scans): the alignment
+    alone, movement by movement, with running totals."""
+    from scorelink.data.beethoven import performances
+    from scorelink.data.humdrum import read_kern
+    from scorelink.data.performance import (
+        align_bars,
+        note_check,
+        read_downbeats,
+        read_midi,
+        system_spans,
+    )
+
+    scores, failed, done = [], [], 0
+    for kern_path in sorted((root / "kern").glob("*.krn")):
+        kern = read_kern(kern_path)
+        for perf in performances(root, kern_path.stem):
+            try:
+                notes = read_midi(perf.midi)
+                alignment = align_bars(kern, notes, read_downbeats(perf.annotations))
+            except Exception as exc:  # noqa: BLE001 - listed, the count goes on
+                failed.append((kern_path.stem, perf.name, str(exc)))
+                continue
+            mine = [note_check(kern, notes, s) for s in system_spans(kern, alignment)]
+            scores.extend(mine)
+            done += 1
+            low = sum(v < 0.8 for v in mine)
+            print(f"{kern_path.stem} {perf.name}: {alignment.scheme}, cost "
+                  f"{alignment.cost:.3f}, {len(mine)} passages, {low} below 0.8", flush=True)
+        s = np.array(scores)
+        print(f"  so far: {done} performances, {len(s)} passages, "
+              f"{100 * np.mean(s >= 0.8):.1f} % pass, median {np.median(s):.3f}, "
+              f"failed {len(failed)}", flush=True)
+    for f in failed:
+        print("failed:", *f)
+
+
+def unnormalised_copy(data: Path, out: Path) -> None:
+    """A copy of the dataset (links) whose strips are cut from the scans as read."""
+    from scorelink.search.pages import load_pages, system_strips
+    from scorelink.search.staves import SystemBox
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for item in data.iterdir():
+        if item.name != "pieces":
+            os.symlink(item.resolve(), out / item.name)
+    for piece in sorted((data / "pieces").iterdir()):
+        if not (piece / "piece.json").exists():
+            continue
+        (out / "pieces" / piece.name).mkdir(parents=True)
+        for item in piece.iterdir():
+            if item.name != "strips.npy":
+                os.symlink(item.resolve(), out / "pieces" / piece.name / item.name)
+        info = json.loads((piece / "piece.json").read_text())
+        pages = load_pages(info["scan"], normalise=False)
+        fields = SystemBox.__dataclass_fields__
+        strips = []
+        for p, page in enumerate(pages):
+            boxes = [SystemBox(**{k: v for k, v in s.items() if k in fields})
+                     for s in info["systems"] if s["page"] == p]
+            if boxes:
+                strips.append(system_strips(page, boxes))
+        np.save(out / "pieces" / piece.name / "strips.npy", np.concatenate(strips))
+
+
+def evaluate(data: Path, checkpoint: str | None, pairs: int, seed: int) -> dict:
+    from scorelink import checkpoint as ckpt
+    from scorelink.data.store import Dataset
+    from scorelink.evaluate.metrics import bootstrap_intervals, retrieval_metrics
+    from scorelink.evaluate.retrieval import eval_records, query_pieces, rank_records
+
+    model, _ = ckpt.load_model(checkpoint)
+    records = eval_records(Dataset(data), split="test")
+    rng = np.random.default_rng(seed)
+    drawn = [records[i] for i in sorted(rng.choice(len(records), min(pairs, len(records)),
+                                                   replace=False))]
+    out = {}
+    for name, subset in ((f"{pairs} drawn", drawn), ("all", records)):
+        ranks = rank_records(model, data, subset)
+        pieces = query_pieces(subset)
+        out[name] = {d: {**retrieval_metrics(ranks[d]), "queries": len(ranks[d]),
+                         "ci95": bootstrap_intervals(ranks[d], pieces[d])}
+                     for d in ("a2s", "s2a")}
+        for d in ("a2s", "s2a"):
+            m = out[name][d]
+            ci = m["ci95"]["MRR"]
+            print(f"{name:>10} {d}: R@1 {m['R@1']:.1f} % R@10 {m['R@10']:.1f} % "
+                  f"MRR {m['MRR']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] MR {m['MR']:.0f} "
+                  f"({m['queries']} queries)", flush=True)
+    return out
+
+
+def figure(pdf: Path, page_number: int, out: Path, staves: int = 2) -> None:
+    """The page as the dataset reads it, its detected systems drawn in red (1-based numbers)."""
+    from PIL import Image, ImageDraw
+
+    from scorelink.search.pages import load_pages
+    from scorelink.search.staves import find_systems
+
+    page = load_pages(pdf)[page_number - 1]
+    image = Image.fromarray(page).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for k, box in enumerate(find_systems(page, staves_per_system=staves), start=1):
+        draw.rectangle([box.left, box.top, box.right, box.bottom], outline=(220, 0, 0), width=2)
+        draw.text((box.left + 4, box.top - 12), f"system {k}", fill=(220, 0, 0))
+    image.save(out)
+    print(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("counts")
+    c.add_argument("--beethoven-dir", required=True)
+    a = sub.add_parser("alignments")
+    a.add_argument("--beethoven-dir", required=True)
+    k = sub.add_parser("checks")
+    k.add_argument("data")
+    e = sub.add_parser("evaluate")
+    e.add_argument("data")
+    e.add_argument("--checkpoint")
+    e.add_argument("--pairs", type=int, default=534)
+    e.add_argument("--seed", type=int, default=0)
+    f = sub.add_parser("figure")
+    f.add_argument("pdf")
+    f.add_argument("page", type=int)
+    f.add_argument("out")
+    args = parser.parse_args()
+    print(machine())
+    if args.command == "counts":
+        counts(Path(args.beethoven_dir))
+    elif args.command == "checks":
+        checks(Path(args.data))
+    elif args.command == "alignments":
+        alignments(Path(args.beethoven_dir))
+    elif args.command == "figure":
+        figure(Path(args.pdf), args.page, Path(args.out))
+    else:
+        data = Path(args.data)
+        print("scans normalised (as built):")
+        evaluate(data, args.checkpoint, args.pairs, args.seed)
+        raw = data.with_name(data.name + "-unnormalised")
+        unnormalised_copy(data, raw)
+        print("scans as read (no normalisation):")
+        evaluate(raw, args.checkpoint, args.pairs, args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""The real-scan corpus: kern reading, performance alignment, scans, the build (tiny, generated)."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scorelink.data.humdrum import read_kern
+from scorelink.data.performance import (
+    PerformedNotes,
+    align_bars,
+    note_check,
+    system_spans,
+)
+from scorelink.errors import ScoreError
+
+# A pickup, a repeated section A (two systems), a section B (one system); a tie, a chord,
+# a spine split. Each measure has its own pitches so that a shift by one bar is visible.
+KERN = """**kern\t**kern
+*>[A,A,B]\t*>[A,A,B]
+*>norep[A,B]\t*>norep[A,B]
+*>A\t*>A
+*M2/4\t*M2/4
+4C\t4c
+=1\t=1
+4D\t4d 4f
+4E\t[4e
+=2\t=2
+4F\t4e]
+*\t*^
+4G\t4g\t4b
+=3\t=3\t=3
+4A\t4a\t4cc
+*\t*v\t*v
+4B\t4b
+!!LO:LB:g=original
+=4\t=4
+2c\t2dd
+=5:|!\t=5:|!
+*>B\t*>B
+2d\t2ee
+=6\t=6
+!!LO:LB:g=original
+2e\t2ff
+=7\t=7
+2f\t2gg
+==\t==
+*-\t*-
+"""
+
+
+def _kern(tmp_path: Path, text: str = KERN) -> Path:
+    path = tmp_path / "sonata01-1.krn"
+    path.write_text(text)
+    return path
+
+
+def test_kern_reader_reads_every_measure(tmp_path):
+    kern = read_kern(_kern(tmp_path))
+    assert [m.label for m in kern.measures] == ["", "1", "2", "3", "4", "5", "6", "7"]
+    assert kern.systems == 3
+    assert [m.system for m in kern.measures] == [0, 0, 0, 0, 1, 1, 1, 2]
+    assert [m.section for m in kern.measures] == ["A"] * 5 + ["B"] * 3
+    assert kern.measures[0].duration == 1 and kern.measures[3].duration == 2
+    tied = [n for n in kern.measures[1].notes if n.pitch == 64]
+    assert len(tied) == 1 and tied[0].duration == 2  # e tied over the barline: one note
+    assert sorted(n.pitch for n in kern.measures[1].notes) == [50, 52, 62, 64, 65]
+    assert sorted(n.pitch for n in kern.measures[3].notes) == [57, 59, 69, 71, 72]  # split
+    assert kern.measures[3].notes[0].onset == Fraction(0)
+    assert kern.expand(kern.expansions[""]) == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6, 7]
+    assert kern.expand(kern.expansions["norep"]) == list(range(8))
+
+
+def test_kern_without_breaks_or_with_a_broken_line_fails(tmp_path):
+    with pytest.raises(ScoreError, match="no system breaks"):
+        read_kern(_kern(tmp_path, KERN.replace("!!LO:LB:g=original\n", "")))
+    with pytest.raises(ScoreError, match="columns"):
+        read_kern(_kern(tmp_path, KERN.replace("4A\t4a\t4cc", "4A\t4a")))
+    with pytest.raises(ScoreError, match="cannot read"):
+        read_kern(tmp_path / "missing.krn")
+
+
+def _play(kern, order: list[int], *, seconds_per_quarter: float = 0.5, pickup_db: bool = False):
+    """A performance of the measures in `order` (notes at their written times, a little
+    rubato) and its downbeats; pickup_db: the pickup is annotated as a downbeat too."""
+    rng = np.random.default_rng(0)
+    now, rows, downbeats = 0.2, [], []
+    for k in order:
+        m = kern.measures[k]
+        if m.label or pickup_db:
+            downbeats.append(now)
+        tempo = seconds_per_quarter * rng.uniform(0.9, 1.1)
+        for n in m.notes:
+            onset = now + float(n.onset) * tempo + rng.uniform(-0.01, 0.01)
+            rows.append((onset, onset + max(float(n.duration), 0.1) * tempo, n.pitch, 64))
+        now += float(m.duration) * tempo
+    rows.sort()
+    t = np.array(rows)
+    perf = PerformedNotes(t[:, 0], t[:, 1], t[:, 2].astype(int), t[:, 3].astype(int),
+                          np.zeros((0, 3)))
+    return perf, np.array(downbeats)
+
+
+@pytest.mark.parametrize("scheme", ["repeats", "norep"])
+@pytest.mark.parametrize("pickup_db", [False, True])
+def test_bars_are_aligned_by_their_notes(tmp_path, scheme, pickup_db):
+    """Repeats as performed, and no shift by a bar when the pickup is annotated as a bar (the
+    mistake a count of downbeats makes)."""
+    kern = read_kern(_kern(tmp_path))
+    order = kern.expand(kern.expansions["" if scheme == "repeats" else "norep"])
+    perf, downbeats = _play(kern, order, pickup_db=pickup_db)
+    alignment = align_bars(kern, perf, downbeats)
+    assert alignment.scheme == scheme and alignment.order == order
+    spans = system_spans(kern, alignment)
+    expected = [0, 1, 0, 1, 2] if scheme == "repeats" else [0, 1, 2]
+    assert [s.system for s in spans] == expected
+    assert [s.occurrence for s in spans] == ([0, 0, 1, 1, 0] if scheme == "repeats"
+                                             else [0, 0, 0])
+    assert all(note_check(kern, perf, s) == 1.0 for s in spans)
+    # The check sees a shift: the same spans one bar late score lower.
+    late = [type(s)(s.system, s.occurrence, s.start + 1.0, s.end + 1.0, s.measures)
+            for s in spans[:-1]]
+    assert min(note_check(kern, perf, s) for s in late) < 0.8
+
+
+def test_a_section_left_out_is_found(tmp_path):
+    """A performance that skips the repeat of A and plays B (a `_no_repeat` folder)."""
+    kern = read_kern(_kern(tmp_path))
+    order = [0, 1, 2, 3, 4, 5, 6, 7]
+    perf, downbeats = _play(kern, order)
+    alignment = align_bars(kern, perf, downbeats)
+    assert alignment.order == order
+
+
+# --- scans -------------------------------------------------------------------
+
+
+def _page(systems: int = 2, *, space: int = 7, left: int = 40, right: int = 800) -> np.ndarray:
+    """An A4 page with `systems` two-staff systems (staves 4 * space px tall, a start line and
+    barlines) from x = left to right."""
+    page = np.full((1181, 835), 255, dtype=np.uint8)
+    rng = np.random.default_rng(1)
+    for s in range(systems):
+        top = 120 + 260 * s
+        for staff in (0, 1):
+            y0 = top + staff * 10 * space
+            for line in range(5):
+                page[y0 + space * line : y0 + space * line + 2, left:right] = 0
+            for x in rng.integers(left + 20, right - 20, 30):  # noteheads
+                y = y0 + int(rng.integers(0, 5)) * space - 2
+                page[y : y + 6, x : x + 8] = 0
+        page[top : top + 14 * space + 2, left : left + 2] = 0  # start line
+        for x in np.linspace(left, right - 2, 5)[1:].astype(int):
+            page[top : top + 14 * space + 2, x : x + 2] = 0
+    return page
+
+
+def test_grey_paper_is_found_as_the_white_page():
+    from scorelink.search.pages import system_strips
+    from scorelink.search.scan import normalise_page
+    from scorelink.search.staves import find_systems
+
+    white = _page(3)
+    grey = np.where(white == 255, 240, white).astype(np.uint8)  # paper at 240/255
+    assert np.array_equal(normalise_page(white), white)
+    assert np.array_equal(normalise_page(grey), white)
+    boxes = find_systems(normalise_page(grey))
+    assert len(boxes) == 3
+    strips = system_strips(normalise_page(grey), boxes)
+    assert np.array_equal(strips, system_strips(white, find_systems(white)))
+
+
+def test_pages_read_from_files_are_normalised(tmp_path):
+    """The index, the search and the dataset read pages through load_pages: a grey scan comes
+    out as its white original."""
+    from PIL import Image
+
+    from scorelink.search.pages import load_pages
+
+    white = _page(3)
+    Image.fromarray(np.where(white == 255, 240, white).astype(np.uint8)).save(tmp_path / "g.png")
+    (page,) = load_pages(tmp_path / "g.png")
+    assert np.array_equal(page, white)
+
+
+def test_borders_and_speckle_are_removed():
+    from scorelink.search.scan import normalise_page
+    from scorelink.search.staves import find_systems
+
+    white = _page(3)
+    scan = white.copy()
+    scan[:, :25] = 0  # a black scanner border on the left
+    scan[:, 828:830] = 0  # a dark line along the right edge, joining every staff
+    rng = np.random.default_rng(2)
+    ys, xs = rng.integers(0, 1181, 300), rng.integers(30, 820, 300)
+    scan[ys, xs] = 0  # speckle
+    clean = normalise_page(scan)
+    assert clean[:, :25].min() == 255 and clean[:, 828:].min() == 255
+    assert (clean != white).mean() < 0.001
+    assert len(find_systems(clean)) == 3
+
+
+def test_enlarged_systems_keep_their_right_end():
+    """Staves of 24 px are enlarged to 28 px: the system, 790 px wide, is narrowed to fit the
+    strip instead of losing its right end (its last barline stays in the strip)."""
+    from scorelink.search.pages import system_strips
+    from scorelink.search.staves import find_systems
+
+    wide = _page(2, space=6, left=25, right=815)
+    boxes = find_systems(wide)
+    assert len(boxes) == 2 and abs(boxes[0].staff_height - 24) < 1.5
+    for strip in system_strips(wide, boxes):
+        (again,) = find_systems(strip)
+        assert abs(again.staff_height - 28) < 1.5
+        dark = np.flatnonzero((strip < 128).mean(axis=0) > 0.3)
+        barlines = 1 + np.count_nonzero(np.diff(dark) > 3)  # groups of dark columns
+        assert barlines == 5  # the start line and the four barlines, the last one included
+        assert again.right < 835 - 2 and again.right - again.left > 0.9 * (835 - 20)
+
+
+# --- the build -----------------------------------------------------------------
+
+
+def _corpus(tmp_path: Path) -> Path:
+    """Two movements: sonata01-1 (kern, a 3-system scan, two performances, one of them a broken
+    MIDI file) and sonata02-1 (kern, no scan)."""
+    import mido
+    from PIL import Image
+
+    root = tmp_path / "beethoven"
+    (root / "kern").mkdir(parents=True)
+    (root / "pdf").mkdir()
+    (root / "kern" / "sonata01-1.krn").write_text(KERN)
+    (root / "kern" / "sonata02-1.krn").write_text(KERN)
+    Image.fromarray(_page(3)).save(root / "pdf" / "sonata01-1.pdf", resolution=72.0)
+    kern = read_kern(root / "kern" / "sonata01-1.krn")
+    perf, downbeats = _play(kern, kern.expand(kern.expansions[""]))
+    folder = root / "asap" / "Beethoven" / "Piano_Sonatas" / "1-1"
+    folder.mkdir(parents=True)
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    events = sorted([(t, 1, p) for t, p in zip(perf.onset, perf.pitch, strict=True)]
+                    + [(t, 0, p) for t, p in zip(perf.offset, perf.pitch, strict=True)])
+    now = 0.0
+    for t, on, p in events:  # 120 bpm: 960 ticks a second
+        track.append(mido.Message("note_on", note=int(p), velocity=70 * on,
+                                  time=int(round((t - now) * 960))))
+        now += int(round((t - now) * 960)) / 960
+    midi.save(folder / "Good01.mid")
+    (folder / "Good01_annotations.txt").write_text(
+        "".join(f"{t}\t{t}\tdb\n" for t in downbeats))
+    (folder / "Broken02.mid").write_bytes(b"not a midi file")
+    (folder / "Broken02_annotations.txt").write_text("0.0\t0.0\tdb\n1.0\t1.0\tdb\n")
+    return root
+
+
+def test_build_with_bad_files_goes_on_and_resumes(tmp_path):
+    from scorelink.data.beethoven import beethoven_sources
+    from scorelink.data.build import BuildConfig, build
+    from scorelink.data.store import Dataset
+
+    root = _corpus(tmp_path)
+    config = BuildConfig(source="corpus:beethoven")
+    out = tmp_path / "data"
+    report = build(beethoven_sources(root), out, config=config, workers=1, progress=False)
+    assert report.built == 1
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    reasons = {(f["piece"], f.get("performance")): f["reason"] for f in failures}
+    assert "does not exist" in reasons[("sonata02-1", None)]
+    assert "not a readable MIDI" in reasons[("sonata01-1", "Broken02")]
+    ds = Dataset(out)
+    records = ds.records(piece="sonata01-1")
+    assert [r["system"] for r in records] == [0, 1, 0, 1, 2]  # the repeat, as performed
+    assert all(r["note_check"] >= 0.95 for r in records)
+    assert ds.strip(records[0]).shape == (160, 835)
+    info = json.loads((out / "pieces" / "sonata01-1" / "piece.json").read_text())
+    (timeline,) = [p["timeline"] for p in info["performances"]]
+    assert [t[0] for t in timeline] == [0, 1, 0, 1, 2]
+    again = build(beethoven_sources(root), out, config=config, workers=1, progress=False)
+    assert again.skipped == 1 and again.built == 0 and len(again.failed) == 1  # retried
+    assert len((out / "failures.jsonl").read_text().splitlines()) == 2  # both still listed
