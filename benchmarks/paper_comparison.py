@@ -1,14 +1,18 @@
 """Benchmark: our models beside the paper's, in the layout of its Table 2 (row I) and Table 3.
 
     python benchmarks/paper_comparison.py --data data/msmd \
-        --model BL=runs/msmd-bl/best.pt --model RNN=runs/msmd-rnn/best.pt [--json out.json]
+        --model BL=runs/msmd-bl/best.pt --model RNN=runs/msmd-rnn/best.pt [--against BL] \
+        [--json out.json]
 
 The paper's protocol (`scorelink evaluate`): every test passage of the held-out piano timbre is
 a query, all the others of that rendition the candidates, both directions. Table 2 is measured
 twice: on all test passages, and on 534 of them drawn at random (seeded), the paper's test
 size, since the number of candidates sets how hard the ranking is. Table 3 (MRR per tempo
 ratio) uses all test passages of each tempo rendition. The paper's numbers are printed beside
-ours. Prints Markdown.
+ours. Under each of our rows, the 95 % interval of every metric from resampling test pieces
+(`metrics.bootstrap_intervals`); with --against LABEL, every other model's MRR minus that
+model's on the same queries with paired intervals. Each rendition is embedded once per model;
+the 534-passage subset is ranked from the same embeddings. Prints Markdown.
 """
 
 from __future__ import annotations
@@ -23,9 +27,15 @@ from _machine import machine  # benchmarks/_machine.py
 
 from scorelink import checkpoint
 from scorelink.data.store import Dataset
-from scorelink.evaluate.metrics import retrieval_metrics
+from scorelink.evaluate.metrics import bootstrap_intervals, paired_difference, retrieval_metrics
 from scorelink.evaluate.report import METRICS
-from scorelink.evaluate.retrieval import eval_records, rank_records
+from scorelink.evaluate.retrieval import (
+    embed,
+    eval_records,
+    query_pieces,
+    rank_passages,
+    rank_records,
+)
 
 TEMPI = (0.5, 0.66, 1.0, 1.33, 2.0)
 PAPER_TEST_SIZE = 534
@@ -43,9 +53,28 @@ PAPER_TABLE3 = {
 }
 
 
-def measure(model, data: str, records: list[dict]) -> dict:
-    ranks = rank_records(model, data, records)
-    return {d: retrieval_metrics(r) for d, r in ranks.items()} | {"queries": len(records)}
+def ranks_of(model, data: str, records: list[dict], subset: list[int] | None = None) -> tuple:
+    """(ranks on all records, ranks on records[subset] among themselves): one embedding pass
+    for a passage model; snippet voting (BL) ranks each set on its own."""
+    if getattr(model, "kind", "rnn") == "snippet":
+        part = [records[i] for i in subset] if subset is not None else None
+        return (rank_records(model, data, records),
+                rank_records(model, data, part) if part is not None else None)
+    sheet, audio = embed(model, data, records)
+    keys = [(r["piece"], r["system"]) for r in records]
+    full = rank_passages(sheet, audio, keys)
+    if subset is None:
+        return full, None
+    return full, rank_passages(sheet[subset], audio[subset], [keys[i] for i in subset])
+
+
+def summary(ranks: dict, records: list[dict]) -> dict:
+    """Metrics per direction, their 95 % intervals by piece, and the ranks themselves."""
+    pieces = query_pieces(records)
+    return {**{d: retrieval_metrics(r) for d, r in ranks.items()},
+            "ci95": {d: bootstrap_intervals(r, pieces[d]) for d, r in ranks.items()},
+            "ranks": {d: r.tolist() for d, r in ranks.items()},
+            "pieces": pieces, "queries": len(records)}
 
 
 def row(label: str, m: dict) -> str:
@@ -57,11 +86,28 @@ def row(label: str, m: dict) -> str:
     return f"| {label} | " + " | ".join(cells) + " |"
 
 
+def interval_row(m: dict) -> str:
+    cells = []
+    for d in ("a2s", "s2a"):
+        ci = m["ci95"][d]
+        cells += [f"{ci[k][0]:.1f}–{ci[k][1]:.1f}" for k in ("R@1", "R@10", "R@25")]
+        cells += [f"{ci['MRR'][0]:.3f}–{ci['MRR'][1]:.3f}", f"{ci['MR'][0]:g}–{ci['MR'][1]:g}"]
+    return "| 95 % interval | " + " | ".join(cells) + " |"
+
+
+def difference_cell(m: dict, base: dict, direction: str) -> str:
+    d = paired_difference(np.array(m["ranks"][direction]), np.array(base["ranks"][direction]),
+                          m["pieces"][direction])["MRR"]
+    return f"{d['diff']:+.3f} ({d['lo']:+.3f}, {d['hi']:+.3f})"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True)
     p.add_argument("--model", action="append", required=True, metavar="LABEL=CKPT")
     p.add_argument("--seed", type=int, default=0, help="draws the 534-passage subset")
+    p.add_argument("--against", metavar="LABEL",
+                   help="paired MRR differences of every other model against this one")
     p.add_argument("--json", metavar="FILE", help="also write every figure here")
     args = p.parse_args()
 
@@ -69,18 +115,22 @@ def main() -> None:
     by_tempo = {t: eval_records(ds, split="test", tempo=t) for t in TEMPI}
     full = by_tempo[1.0]
     rng = np.random.default_rng(args.seed)
-    subset = [full[i] for i in sorted(rng.choice(len(full), min(PAPER_TEST_SIZE, len(full)),
-                                                 replace=False))]
+    subset = sorted(rng.choice(len(full), min(PAPER_TEST_SIZE, len(full)), replace=False))
     results: dict = {}
     t0 = time.perf_counter()
     for item in args.model:
         label, _, path = item.partition("=")
         model = checkpoint.load_model(path)[0]
-        results[label] = {"checkpoint": path, "subset": measure(model, args.data, subset),
-                          "tempo": {}}
+        results[label] = {"checkpoint": path, "tempo": {}}
         for t in TEMPI:
-            results[label]["tempo"][t] = measure(model, args.data, by_tempo[t])
+            ranks, part = ranks_of(model, args.data, by_tempo[t], subset if t == 1.0 else None)
+            results[label]["tempo"][t] = summary(ranks, by_tempo[t])
+            if part is not None:
+                results[label]["subset"] = summary(part, [full[i] for i in subset])
+            print(f"{label} ρ = {t:g}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     seconds = time.perf_counter() - t0
+    if args.against is not None and args.against not in results:
+        raise SystemExit(f"--against {args.against}: no model of that label")
 
     head = ("| model | A2S R@1 | R@10 | R@25 | MRR | MR | S2A R@1 | R@10 | R@25 | MRR | MR |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|")
@@ -89,10 +139,12 @@ def main() -> None:
     print(f"Table 2 layout, all {len(full)} test passages:\n\n{head}")
     for label, r in results.items():
         print(row(label, r["tempo"][1.0]))
+        print(interval_row(r["tempo"][1.0]))
     print(f"\nTable 2 layout, {len(subset)} test passages drawn at random (seed {args.seed}), "
           f"the paper's test size:\n\n{head}")
     for label, r in results.items():
         print(row(label, r["subset"]))
+        print(interval_row(r["subset"]))
     for label, values in PAPER_TABLE2.items():
         print(row(f"*paper: {label}*", values))
     print("\nTable 3 layout, MRR A2S / S2A per tempo ratio ρ (all test passages):\n")
@@ -106,6 +158,19 @@ def main() -> None:
         print(f"| *paper: {label}* | " + " | ".join(
             f"{a:.2f} / {s:.2f}" for a, s in zip(values["a2s"], values["s2a"], strict=True))
             + " |")
+    if args.against is not None:
+        base = results[args.against]
+        print(f"\nMRR minus {args.against}'s on the same queries, paired 95 % intervals "
+              "(pieces resampled):\n")
+        print("| model | ρ | A2S | S2A |\n|---|---|---|---|")
+        for label, r in results.items():
+            if label == args.against:
+                continue
+            parts = [("534", r["subset"], base["subset"])] + [
+                (f"{t:g}", r["tempo"][t], base["tempo"][t]) for t in TEMPI]
+            for name, m, b in parts:
+                print(f"| {label} | {name} | {difference_cell(m, b, 'a2s')} | "
+                      f"{difference_cell(m, b, 's2a')} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"data": args.data, "machine": machine(), "date": str(date.today()),
