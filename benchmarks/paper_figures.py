@@ -74,7 +74,7 @@ def figure4(data: str, ckpt: str, out: Path) -> dict:
 
 
 def figure3(data: str, ckpt: str, runs: Path, out: Path, *, dims: tuple[int, ...], epochs: int,
-            passages: int, views: int, workers: int) -> dict:
+            passages: int, views: int, workers: int, train_passages: int = 0) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,7 +111,7 @@ def figure3(data: str, ckpt: str, runs: Path, out: Path, *, dims: tuple[int, ...
         config = TrainConfig(data=data, out=str(run), init_from=ckpt, init_cnns_only=True,
                              freeze_cnn=True, cache_features=views, embed_dim=dim,
                              epochs=epochs, passages_per_epoch=passages, lr=1e-3,
-                             workers=workers, patience=3)
+                             workers=workers, patience=3, train_passages=train_passages)
         t0 = time.perf_counter()
         Trainer(config).fit()
         for cache in (shared, shared_valid):
@@ -131,14 +131,16 @@ def figure3(data: str, ckpt: str, runs: Path, out: Path, *, dims: tuple[int, ...
     ax.set_xticks(list(results), [str(d) for d in results])
     ax.set_xlabel("embedding dimension")
     ax.set_ylabel("test MRR (tempo 1)")
-    ax.set_title(f"RNN-FZ on {Path(ckpt).name}'s CNNs, {epochs} x {passages} passages each",
+    pool = f" from {train_passages:,} training passages" if train_passages else ""
+    ax.set_title(f"RNN-FZ on {Path(ckpt).name}'s CNNs, {epochs} x {passages} passages each{pool}",
                  fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
-    return {"budget": {"epochs": epochs, "passages_per_epoch": passages, "views": views},
+    return {"budget": {"epochs": epochs, "passages_per_epoch": passages, "views": views,
+                       "train_passages": train_passages or "all"},
             "results": results}
 
 
@@ -153,6 +155,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--passages", type=int, default=8192, help="passages per epoch")
     parser.add_argument("--views", type=int, default=1, help="augmented views cached")
+    parser.add_argument("--train-passages", type=int, default=0,
+                        help="train on this many training passages drawn at random (0: all)")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -161,7 +165,7 @@ def main() -> None:
     else:
         summary = figure3(args.data, args.checkpoint, args.runs, args.out, dims=tuple(args.dims),
                           epochs=args.epochs, passages=args.passages, views=args.views,
-                          workers=args.workers)
+                          workers=args.workers, train_passages=args.train_passages)
     summary.update({"date": str(date.today()), "machine": machine(),
                     "seconds": round(time.perf_counter() - t0, 1), "checkpoint": args.checkpoint,
                     "data": args.data})

@@ -123,6 +123,18 @@ def test_training_on_two_folders(chorale_dataset, copy_dataset, tmp_path):
         Trainer(_config(chorale_dataset, tmp_path / "r3", extra_data=str(copy_dataset)))
 
 
+def test_train_passages_draws_a_seeded_subset(chorale_dataset, tmp_path):
+    everything = Trainer(_config(chorale_dataset, tmp_path / "all")).train_records
+    some = Trainer(_config(chorale_dataset, tmp_path / "some", train_passages=10)).train_records
+    again = Trainer(_config(chorale_dataset, tmp_path / "again", train_passages=10)).train_records
+    assert len(some) == 10 < len(everything)
+    assert some == again and all(r in everything for r in some)
+    assert Trainer(_config(chorale_dataset, tmp_path / "more",
+                           train_passages=10**6)).train_records == everything
+    with pytest.raises(ConfigError, match="train_passages"):
+        TrainConfig.load(None, ["train_passages=-1"])
+
+
 def test_bad_configs_and_checkpoints(chorale_dataset, tmp_path):
     with pytest.raises(ConfigError, match="unknown config key"):
         TrainConfig.load(None, ["learning_rate=0.1"])

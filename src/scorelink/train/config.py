@@ -56,6 +56,8 @@ class TrainConfig:
     cache_features: int = 0  # > 0 (with freeze_cnn): the frozen CNNs' outputs are computed once
     # for this many augmented views of every training passage and the GRUs train on them
     max_steps: int = 0  # stop after this many optimizer steps (0: no limit; for smoke tests)
+    train_passages: int = 0  # > 0: train on this many training passages drawn at random
+    # (seeded), not all of them: a smaller budget for sweeps such as Figure 3's
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +95,9 @@ class TrainConfig:
                 merged["bf16"] = precision.setting(merged["bf16"])
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+        if int(merged.get("train_passages", 0)) < 0:
+            raise ConfigError(f"train_passages counts passages (0: all), not "
+                              f"{merged['train_passages']!r}")
         if not 0.0 <= float(merged.get("ema", 0.0)) < 1.0:
             raise ConfigError(f"ema is a decay in [0, 1), not {merged['ema']!r}")
         if int(merged.get("cache_features", 0)) and not merged.get("freeze_cnn"):

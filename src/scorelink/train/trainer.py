@@ -178,8 +178,11 @@ class Trainer:
         self.out = Path(config.out)
         parts = _training_parts(config.folders())
         self.train_records = [r for _, _, records in parts for r in records]
-        valid = eval_records(parts[0][1], split="valid")
         rng = np.random.default_rng(config.seed)
+        if 0 < config.train_passages < len(self.train_records):
+            keep = sorted(rng.choice(len(self.train_records), config.train_passages, replace=False))
+            self.train_records = [self.train_records[i] for i in keep]
+        valid = eval_records(parts[0][1], split="valid")
         if len(valid) > config.valid_passages:
             valid = [valid[i] for i in sorted(rng.choice(len(valid), config.valid_passages,
                                                          replace=False))]
