@@ -75,6 +75,13 @@ def test_kern_reader_reads_every_measure(tmp_path):
     assert kern.expand(kern.expansions["norep"]) == list(range(8))
 
 
+def test_a_local_layout_comment_is_not_a_system_break(tmp_path):
+    """`!LO:LB` in one spine's column (sonata 4, movement 1 has one on its dynamics spine, in
+    the middle of a measure) breaks no printed system: only global `!!LO:LB` comments do."""
+    local = KERN.replace("4E\t[4e\n", "4E\t[4e\n!\t!LO:LB:g=original\n")
+    assert read_kern(_kern(tmp_path, local)).systems == read_kern(_kern(tmp_path)).systems == 3
+
+
 def test_kern_without_breaks_or_with_a_broken_line_fails(tmp_path):
     with pytest.raises(ScoreError, match="no system breaks"):
         read_kern(_kern(tmp_path, KERN.replace("!!LO:LB:g=original\n", "")))
