@@ -229,6 +229,71 @@ def test_enlarged_systems_keep_their_right_end():
         assert again.right < 835 - 2 and again.right - again.left > 0.9 * (835 - 20)
 
 
+def _rotated_systems(angles: list[float], space: int = 6) -> tuple[np.ndarray, list[float]]:
+    """A page of len(angles) systems (as _page), each rotated about its own centre by its
+    angle in degrees (counter-clockwise): a curled page tilts its systems differently.
+    Returns the page and each system's centre row."""
+    from PIL import Image
+
+    flat = _page(len(angles), space=space)
+    page = np.full_like(flat, 255)
+    centres = []
+    for s, angle in enumerate(angles):
+        top = 120 + 260 * s
+        alone = np.full_like(flat, 255)
+        alone[top - 60 : top + 14 * space + 62] = flat[top - 60 : top + 14 * space + 62]
+        centre = top + (14 * space + 2) / 2
+        turned = Image.fromarray(alone).rotate(angle, resample=Image.Resampling.BICUBIC,
+                                               center=(420, centre), fillcolor=255)
+        page = np.minimum(page, np.asarray(turned))
+        centres.append(centre)
+    return page, centres
+
+
+def test_systems_tilted_differently_are_all_found():
+    """The top and bottom systems of a curled page are tilted by a degree or more against the
+    page's skew (sonata 8, 12, 22 of the Beethoven scans lost staves there): each band of the
+    page is searched under its own skew."""
+    from scorelink.search.staves import find_systems
+
+    angles = [1.2, 0.0, 0.0, -1.0]
+    page, centres = _rotated_systems(angles)
+    for per_system in (None, 2):
+        boxes = find_systems(page, staves_per_system=per_system)
+        assert [b.staves for b in boxes] == [2, 2, 2, 2]
+        for box, angle, centre in zip(boxes, angles, centres, strict=True):
+            assert abs(box.skew + angle) < 0.1
+            assert abs(box.centre - centre) < 2
+            assert box.left < 45 and box.right > 795  # the whole width, not a slice of it
+
+
+def test_lines_that_bend_at_the_end_are_followed():
+    """A page curled at its right edge: the last 100 px of every line rise by up to 3 px.
+    The systems still end at their last barline (a strip is scaled by the system's width)."""
+    from scorelink.search.staves import find_systems
+
+    page = _page(2, space=6)
+    for x in range(700, 835):
+        rise = min(3, (x - 700) // 30)
+        page[: page.shape[0] - rise, x] = page[rise:, x]
+    for box in find_systems(page, staves_per_system=2):
+        assert box.staves == 2 and abs(box.right - 800) < 4
+
+
+def test_a_small_staff_alone_is_not_a_system():
+    """A footnote printed below the music on a small staff (a variant, as on a page of sonata
+    24) joins no system: it is not one (a movement's count would be one too many)."""
+    from scorelink.search.staves import find_systems
+
+    page = _page(2, space=6)
+    for line in range(5):  # a staff of 4-px spaces, 200 px long, with a few notes
+        page[900 + 4 * line : 901 + 4 * line, 100:300] = 0
+    page[898:904, 150:156] = page[906:912, 220:226] = 0
+    for per_system in (None, 2):
+        boxes = find_systems(page, staves_per_system=per_system)
+        assert [b.staves for b in boxes] == [2, 2]
+
+
 # --- the build -----------------------------------------------------------------
 
 

@@ -30,8 +30,10 @@ import numpy as np
 _SKEW_RANGE = 5.0  # degrees searched either way
 _LINE_BLUR = 5  # px, horizontal blur before looking for staff lines
 _MIN_SPACE = 4  # px, the smallest staff-line distance read at PAGE_WIDTH (16-px staves)
+_SAMPLE = 100_000  # thin-run pixels the skew is judged on, at most
 _BAND = 24  # staff-line distances: bands whose own skew is measured (a system and its gap)
 _BAND_SKEW = 2.0  # degrees either way of the page's skew searched in a band
+_SMALL_STAFF = 0.8  # a staff less tall than this share of the median is small (a footnote)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,16 @@ def find_systems(page: np.ndarray, *, staves_per_system: int | None = None) -> l
     if not staves:
         return []
     joined = _joined_by_strokes(staves, dark, distance)
+    # A staff much smaller than the page's others and joined to none of them is a footnote
+    # (a variant printed below the music), an ossia or an incipit: not a system of the music.
+    # (A smaller staff inside a system, a violin part over the piano, is joined to it.)
+    heights = np.array([s.lines[-1] - s.lines[0] for s in staves])
+    alone = [not (k > 0 and joined[k - 1]) and not (k < len(joined) and joined[k])
+             for k in range(len(staves))]
+    aside = (heights < _SMALL_STAFF * np.median(heights)) & np.array(alone)
+    if aside.any() and not aside.all():
+        staves = [s for s, out in zip(staves, aside, strict=True) if not out]
+        joined = _joined_by_strokes(staves, dark, distance)
     if staves_per_system and len(staves) % staves_per_system == 0:
         joined = [(k + 1) % staves_per_system != 0 for k in range(len(staves) - 1)]
     elif not any(joined):  # nothing drawn between staves: go by the spacing
@@ -201,7 +213,7 @@ def _skew_slope(thin: np.ndarray, *, around: float = 0.0, span: float = _SKEW_RA
     ys, xs = np.nonzero(thin)
     if len(ys) == 0:
         return float(np.tan(np.radians(around)))
-    step = max(1, len(ys) // 200_000)  # a sample is enough to judge sharpness
+    step = max(1, len(ys) // _SAMPLE)  # a sample is enough to judge sharpness
     ys, xs = ys[::step], xs[::step].astype(np.float64) - thin.shape[1] / 2
     reach = int(np.ceil(abs(thin.shape[1] * np.tan(np.radians(abs(around) + span)))))
 
@@ -209,8 +221,8 @@ def _skew_slope(thin: np.ndarray, *, around: float = 0.0, span: float = _SKEW_RA
         rows = ys - np.rint(np.tan(np.radians(angle)) * xs).astype(np.int64) + reach
         return float(np.sum(np.bincount(rows).astype(np.float64) ** 2))
 
-    best = around
-    for width, count in ((span, 41), (span / 20, 21)):  # span / 20, then span / 200 apart
+    best, coarse = around, int(np.ceil(span / 0.25)) * 2 + 1  # 0.25 degrees apart at most
+    for width, count in ((span, coarse), (2 * span / (coarse - 1), 21)):  # then 10x finer
         angles = best + np.linspace(-width, width, count)
         # Ties (shears too small to move a pixel) go to the angle nearest `around`.
         best = max(sorted(angles, key=lambda a: abs(a - around)), key=sharpness)
@@ -364,14 +376,56 @@ def _extent(lines: tuple[float, ...], frame: _Sheared, distance: int) -> _Staff 
     continuity = min(float(frame.lined[r, start:stop].any(axis=0).mean()) for r in rows)
     if continuity < 0.75:
         return None
-    barline = sum(frame.dark[r].any(axis=0).astype(np.int32) for r in rows) >= 4
-    left, right = start, stop
-    while left > 0 and barline[left - 1] and start - left < distance:
+    # On a curled page the lines bend away from the shear's rows near the ends: follow them.
+    start, left_bend = _follow(lines, frame, start, -1, distance)
+    stop, right_bend = _follow(lines, frame, stop - 1, 1, distance)
+    stop += 1
+    left, right = start, stop  # widened over the barlines that end the staff
+    while left > 0 and _barline(lines, frame, left - 1, left_bend) and start - left < distance:
         left -= 1
-    while right < len(barline) and barline[right] and right - stop < distance:
+    while (right < frame.dark.shape[1] and _barline(lines, frame, right, right_bend)
+           and right - stop < distance):
         right += 1
     return _Staff(lines, left, right, continuity, frame.slope, frame.origin,
                   frame.ink.shape[1] / 2)
+
+
+def _follow(lines: tuple[float, ...], frame: _Sheared, end: int, step: int,
+            distance: int) -> tuple[int, int]:
+    """Follow the five lines from column `end`, where they were last found, in direction
+    `step` (+1 right, -1 left), as they bend by up to half a line distance from their rows
+    (a pixel a column at most), across gaps of up to two distances (noteheads, barlines) and
+    beams that cover them. Returns the last column where at least three of the lines have
+    thin-run ink, and the bend there in rows."""
+    limit = max(1, distance // 2)
+    bends = range(-limit, limit + 1)
+    ys = [int(y) for y in lines]
+
+    def lines_with(layer: np.ndarray) -> np.ndarray:  # (bends, W): lines with ink, per column
+        return np.array([sum(layer[max(y + b - 1, 0) : max(y + b + 2, 0)].any(axis=0)
+                             .astype(np.int32) for y in ys) for b in bends])
+
+    thin = lines_with(frame.ink > 0) >= 3
+    covered = lines_with(frame.lined) >= 4  # a beam or chord over the lines
+    bend, last, gap, under = 0, end, 0, 0
+    x = end + step
+    while 0 <= x < thin.shape[1] and gap <= 2 * distance and under <= 8 * distance:
+        found = next((b for b in (bend, bend - 1, bend + 1)
+                      if abs(b) <= limit and thin[b + limit, x]), None)
+        if found is not None:
+            bend, last, gap, under = found, x, 0, 0
+        elif covered[bend + limit, x]:
+            under += 1
+        else:
+            gap += 1
+        x += step
+    return last, bend
+
+
+def _barline(lines: tuple[float, ...], frame: _Sheared, x: int, bend: int) -> bool:
+    """Whether column x is dark on at least four of the lines (bent by `bend` rows)."""
+    return sum(bool(frame.dark[max(int(y) + bend - 1, 0) : max(int(y) + bend + 2, 0), x].any())
+               for y in lines) >= 4
 
 
 def _solid_line(y: float, staff: _Staff, dark: np.ndarray) -> bool:
