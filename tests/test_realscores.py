@@ -356,3 +356,31 @@ def test_build_with_bad_files_goes_on_and_resumes(tmp_path):
     again = build(beethoven_sources(root), out, config=config, workers=1, progress=False)
     assert again.skipped == 1 and again.built == 0 and len(again.failed) == 1  # retried
     assert len((out / "failures.jsonl").read_text().splitlines()) == 2  # both still listed
+
+
+def test_a_scan_whose_count_disagrees_fails_the_movement(tmp_path):
+    """One system fewer on the scan than in the kern: the movement fails with both counts and
+    the count on each page, and nothing of it is written (the k-th system found is matched to
+    the k-th kern system, so a guess would shift every later one)."""
+    from PIL import Image
+
+    from scorelink.data.beethoven import beethoven_sources, scan_systems
+    from scorelink.data.build import BuildConfig, build
+
+    root = tmp_path / "beethoven"
+    (root / "kern").mkdir(parents=True)
+    (root / "pdf").mkdir()
+    (root / "kern" / "sonata01-1.krn").write_text(KERN)  # 3 systems
+    first, second = Image.fromarray(_page(2)), Image.fromarray(_page(0))
+    first.save(root / "pdf" / "sonata01-1.pdf", resolution=72.0, save_all=True,
+               append_images=[second])
+    with pytest.raises(ScoreError, match=r"2 systems found on the scan, the kern has 3 "
+                                         r"\(per page: 2 0\)"):
+        scan_systems(root / "pdf" / "sonata01-1.pdf", 3)
+    out = tmp_path / "data"
+    report = build(beethoven_sources(root), out, config=BuildConfig(source="corpus:beethoven"),
+                   workers=1, progress=False)
+    assert report.built == 0
+    (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["piece"] == "sonata01-1" and "the kern has 3" in failure["reason"]
+    assert not (out / "pieces" / "sonata01-1").exists()
