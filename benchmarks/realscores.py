@@ -1,14 +1,15 @@
 """Numbers of docs/realscores.md: scans vs kern, the note check, and the shipped model before
 and after scan normalisation.
 
-    python benchmarks/realscores.py counts --beethoven-dir ../shared/data/beethoven
+    python benchmarks/realscores.py counts --beethoven-dir ../shared/data/beethoven [MOVEMENT ...]
     python benchmarks/realscores.py checks DIR
     python benchmarks/realscores.py alignments --beethoven-dir ../shared/data/beethoven
     python benchmarks/realscores.py evaluate DIR [--checkpoint CKPT] [--pairs 534]
     python benchmarks/realscores.py figure PDF PAGE OUT.png
 
 `counts`: systems found on every scan (normalised pages, two staves per system) against the
-kern's systems. `checks`: the note check over the built passages. `evaluate`: the test split in
+kern's systems, movement by movement (or only those named: `sonata08-3 sonata12-1`); no audio,
+no alignment. `checks`: the note check over the built passages. `evaluate`: the test split in
 the paper's Table 2 layout (534 passages drawn at random, and all), on the dataset as built
 (normalised scans) and on a copy whose strips are cut from the pages as read (no
 normalisation; same systems, same audio).
@@ -26,13 +27,15 @@ import numpy as np
 from _machine import machine
 
 
-def counts(root: Path) -> dict:
+def counts(root: Path, only: list[str] | None = None) -> dict:
     from scorelink.data.humdrum import read_kern
     from scorelink.search.pages import load_pages
     from scorelink.search.staves import find_systems
 
     rows = {}
     for kern_path in sorted((root / "kern").glob("*.krn")):
+        if only and kern_path.stem not in only:
+            continue
         kern = read_kern(kern_path)
         pages = load_pages(root / "pdf" / f"{kern_path.stem}.pdf")
         found = [len(find_systems(p, staves_per_system=kern.staves)) for p in pages]
@@ -164,8 +167,16 @@ def figure(pdf: Path, page_number: int, out: Path, staves: int = 2) -> None:
     image = Image.fromarray(page).convert("RGB")
     draw = ImageDraw.Draw(image)
     for k, box in enumerate(find_systems(page, staves_per_system=staves), start=1):
-        draw.rectangle([box.left, box.top, box.right, box.bottom], outline=(220, 0, 0), width=2)
-        draw.text((box.left + 4, box.top - 12), f"system {k}", fill=(220, 0, 0))
+        # The staff lines' outline, tilted as found: the box spans it at both ends.
+        slope = np.tan(np.radians(box.skew))
+        half = (box.bottom - box.top - abs(slope) * (box.right - box.left)) / 2
+        mid = (box.left + box.right) / 2
+        corners = [(x, box.centre + slope * (x - mid) + side * half)
+                   for side, xs in ((-1, (box.left, box.right)), (1, (box.right, box.left)))
+                   for x in xs]
+        draw.polygon(corners, outline=(220, 0, 0), width=2)
+        draw.text((box.left + 4, min(y for _, y in corners) - 12), f"system {k}",
+                  fill=(220, 0, 0))
     image.save(out)
     print(out)
 
@@ -175,6 +186,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("counts")
     c.add_argument("--beethoven-dir", required=True)
+    c.add_argument("movements", nargs="*", help="only these (default: all)")
     a = sub.add_parser("alignments")
     a.add_argument("--beethoven-dir", required=True)
     k = sub.add_parser("checks")
@@ -191,7 +203,7 @@ def main() -> None:
     args = parser.parse_args()
     print(machine())
     if args.command == "counts":
-        counts(Path(args.beethoven_dir))
+        counts(Path(args.beethoven_dir), args.movements)
     elif args.command == "checks":
         checks(Path(args.data))
     elif args.command == "alignments":
