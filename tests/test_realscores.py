@@ -384,3 +384,22 @@ def test_a_scan_whose_count_disagrees_fails_the_movement(tmp_path):
     (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert failure["piece"] == "sonata01-1" and "the kern has 3" in failure["reason"]
     assert not (out / "pieces" / "sonata01-1").exists()
+
+
+def test_a_staff_crowded_with_chords_is_found():
+    """Chords of sixteenths on its outer lines (sonata 16, as beamed chords fill an upper staff)
+    leave those lines few thin runs, but they are dark all along: the staff is found, and its
+    system has both staves."""
+    from scorelink.search.staves import find_systems
+
+    space = 6
+    page = _page(2, space=space)
+    top = 120  # the upper staff of the first system
+    for x in range(60, 790, 10):
+        for line in (0, 4):  # noteheads on the top and bottom lines, 7 px of every 10
+            y = top + line * space
+            page[y - 2 : y + 3, x : x + 7] = 0
+        page[top - 3 * space : top + 4 * space, x + 6] = 0  # their stems
+    boxes = find_systems(page, staves_per_system=2)
+    assert [b.staves for b in boxes] == [2, 2]
+    assert abs(boxes[0].top - top) < 1.5 and abs(boxes[1].top - (top + 260)) < 1.5

@@ -320,10 +320,15 @@ def _staves(lines: np.ndarray, lengths: np.ndarray, widths: np.ndarray, frame: _
     """Candidate staves: five evenly spaced lines that run side by side. Candidates may overlap
     (ledger lines above a staff, say): `_find_staves` chooses among them."""
     candidates: list[_Staff] = []
+    dark_length = [np.count_nonzero(frame.lined[max(int(y) - 1, 0) : int(y) + 2].any(axis=0))
+                   for y in lines]  # columns where the line's rows are dark (thin or not)
     for i, y0 in enumerate(lines):
         for j in np.flatnonzero((lines > y0 + 0.6 * distance) & (lines < y0 + 1.6 * distance)):
             chosen = _evenly_spaced(lines, i, int(j))
-            if chosen is None or lengths[chosen].min() < 0.25 * lengths[chosen].max():
+            # Each line is long, as thin runs or under beams and chords: on a staff crowded
+            # with beamed chords an outer line shows few thin runs, yet is dark all along.
+            if chosen is None or min(max(lengths[k], dark_length[k]) for k in chosen) < (
+                    0.25 * lengths[chosen].max()):
                 continue
             gap = (lines[chosen[-1]] - y0) / 4
             if np.median(widths[chosen]) > max(3.0, 0.35 * gap):
