@@ -403,3 +403,17 @@ def test_a_staff_crowded_with_chords_is_found():
     boxes = find_systems(page, staves_per_system=2)
     assert [b.staves for b in boxes] == [2, 2]
     assert abs(boxes[0].top - top) < 1.5 and abs(boxes[1].top - (top + 260)) < 1.5
+
+
+def test_a_system_cut_by_the_page_edge_keeps_its_place():
+    """A scan cropped through the last system's lower staff (as pages of sonatas 18 and 21 are):
+    the system is still counted, and its box reaches where the lost staff would be, so that its
+    strip is centred on the system."""
+    from scorelink.search.staves import find_systems
+
+    whole = _page(2, space=6)
+    (_, second) = find_systems(whole, staves_per_system=2)
+    cut = whole[: 120 + 260 + 10 * 6 + 9]  # two lines of the lower staff left: no staff
+    boxes = find_systems(cut, staves_per_system=2)
+    assert [b.staves for b in boxes] == [2, 1]
+    assert abs(boxes[1].top - second.top) < 1.5 and abs(boxes[1].centre - second.centre) < 1.5

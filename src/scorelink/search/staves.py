@@ -107,15 +107,33 @@ def find_systems(page: np.ndarray, *, staves_per_system: int | None = None) -> l
         else:
             groups.append([k])
 
+    # A system cut by the page's edge (a scan cropped through the bottom staff) keeps its
+    # place: its box reaches where its missing staves would be, as far apart as in the page's
+    # whole systems, so that its strip is centred on the system, not on the staves left. The
+    # edge is where the ink ends (a scan may be padded with white below the cut).
+    inked = np.flatnonzero(dark.any(axis=1))
+    first_ink, last_ink = (int(inked[0]), int(inked[-1]) + 1) if len(inked) else (0, 0)
+    centre = gray.shape[1] / 2
+    steps = [staves[k + 1].y(0, centre) - staves[k].y(0, centre)
+             for g in groups if len(g) == staves_per_system for k in g[:-1]]
+    step = float(np.median(steps)) if steps else 0.0
     systems = []
-    for group in groups:
+    for n, group in enumerate(groups):
         first, last = staves[group[0]], staves[group[-1]]
         left = min(staves[k].left for k in group)
         right = max(staves[k].right for k in group)
         slope = float(np.mean([staves[k].slope for k in group]))
+        top = min(first.y(0, x) for x in (left, right))
+        bottom = max(last.y(4, x) for x in (left, right))
+        missing = (staves_per_system or 0) - len(group)
+        if step and missing > 0 and n == len(groups) - 1 and (
+                bottom + missing * step > last_ink - distance):
+            bottom += missing * step
+        elif step and missing > 0 and n == 0 and top - missing * step < first_ink + distance:
+            top -= missing * step
         systems.append(SystemBox(
-            top=min(first.y(0, x) for x in (left, right)),
-            bottom=max(last.y(4, x) for x in (left, right)),
+            top=top,
+            bottom=bottom,
             left=float(left),
             right=float(right),
             staves=len(group),
