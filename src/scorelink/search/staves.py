@@ -11,7 +11,7 @@ start barline, a bracket, barlines drawn through) make a system. Lines are looke
 of the page blurred along its rows, which averages scan noise out and keeps lines.
 
 A scanned page is not skewed as one piece: a curled page or one that lay unevenly on the glass
-tilts its top and bottom systems differently (by a degree on the 600-dpi Beethoven scans). So
+tilts its top and bottom systems differently (by up to a degree on the Beethoven scans). So
 the skew is also measured in bands of the page about a system tall, and each band whose skew
 differs is looked at again under its own shear; where staves found under different shears
 cover the same lines, the one with the most continuous, then the longest lines wins.
