@@ -57,11 +57,14 @@ class SystemBox:
 def find_systems(page: np.ndarray, *, staves_per_system: int | None = None) -> list[SystemBox]:
     """The systems of a (H, W) uint8 grayscale page, top to bottom; [] when it has no staves.
 
-    Skew (up to a few degrees), scan noise, text, lyrics and titles are tolerated. When no
+    Skew (up to a few degrees, and varying down the page), scan noise, text, lyrics and titles
+    are tolerated; a small staff joined to no other (a footnote, an ossia) is left out. When no
     vertical stroke joins any two staves of the page, staves are grouped by the larger gaps
     between them, or each is a system when the gaps are even. staves_per_system: when known
     (a piano score: 2) and the page's staves divide by it, staves are grouped by that number
-    from the top instead (stems and pencil strokes between systems cannot join them then).
+    from the top instead (stems and pencil strokes between systems cannot join them then); and
+    a first or last system short of staves at the edge of the ink (a scan cropped through it)
+    gets a box that reaches where its missing staves would be (`staves` counts those found).
     """
     from scipy.ndimage import uniform_filter1d
 
