@@ -417,3 +417,16 @@ def test_a_system_cut_by_the_page_edge_keeps_its_place():
     boxes = find_systems(cut, staves_per_system=2)
     assert [b.staves for b in boxes] == [2, 1]
     assert abs(boxes[1].top - second.top) < 1.5 and abs(boxes[1].centre - second.centre) < 1.5
+
+
+def test_two_systems_close_together_stay_apart():
+    """Two systems whose gap is smaller than the one between a system's own staves, joined by a
+    pencil stroke: with the staves per system known they are still two systems of two staves."""
+    from scorelink.search.staves import find_systems
+
+    one = _page(1, space=6)  # staves at rows 120 and 180, the system 86 px tall
+    page = np.minimum(one, np.roll(one, 104, axis=0))  # the next one 18 px below it
+    page[200:230, 400] = 90  # a pencil stroke from the first system to the second
+    boxes = find_systems(page, staves_per_system=2)
+    assert [b.staves for b in boxes] == [2, 2]
+    assert abs(boxes[0].top - 120) < 1.5 and abs(boxes[1].top - 224) < 1.5
