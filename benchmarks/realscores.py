@@ -6,13 +6,16 @@ and after scan normalisation.
     python benchmarks/realscores.py alignments --beethoven-dir ../shared/data/beethoven
     python benchmarks/realscores.py evaluate DIR [--checkpoint CKPT] [--pairs 534]
     python benchmarks/realscores.py figure PDF PAGE OUT.png
+    python benchmarks/realscores.py robustness --beethoven-dir ../shared/data/beethoven
 
 `counts`: systems found on every scan (normalised pages, two staves per system) against the
 kern's systems, movement by movement (or only those named: `sonata08-3 sonata12-1`); no audio,
-no alignment. `checks`: the note check over the built passages. `evaluate`: the test split in
-the paper's Table 2 layout (534 passages drawn at random, and all), on the dataset as built
-(normalised scans) and on a copy whose strips are cut from the pages as read (no
-normalisation; same systems, same audio).
+no alignment. `robustness`: pages of the scans made unlike themselves (turned, printed
+smaller, scanned at 3x the resolution, on grey paper with a black border and specks, 1-bit at
+3x) and read from PNG files: are the same systems found? `checks`: the note check over the
+built passages. `evaluate`: the test split in the paper's Table 2 layout (534 passages drawn
+at random, and all), on the dataset as built (normalised scans) and on a copy whose strips are
+cut from the pages as read (no normalisation; same systems, same audio).
 """
 
 from __future__ import annotations
@@ -181,6 +184,56 @@ def figure(pdf: Path, page_number: int, out: Path, staves: int = 2) -> None:
     print(out)
 
 
+def _variants(page: np.ndarray, rng: np.random.Generator):
+    """(name, PIL image) of a page as other scanners and printings would give it."""
+    from PIL import Image
+
+    img = Image.fromarray(page)
+    height, width = page.shape
+    yield "turned +1.5 deg", img.rotate(1.5, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    yield "turned -2.5 deg", img.rotate(-2.5, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    smaller = Image.new("L", (int(width * 1.35), int(height * 1.35)), 255)
+    smaller.paste(img, (40, 60))  # more paper around it: staves 0.74 as tall at PAGE_WIDTH
+    yield "printed smaller", smaller
+    large = img.resize((3 * width, 3 * height), Image.Resampling.LANCZOS)
+    yield "3x resolution", large
+    grey = page.astype(np.float32) * (225 / 255) + 5 * rng.standard_normal(page.shape)
+    grey[:, :30] = 20  # a black scanner border on the left, a dark band at the bottom
+    grey[height - 25 :] = 30
+    grey[rng.integers(0, height, 400), rng.integers(0, width, 400)] = 0  # specks
+    yield "grey, border, specks", Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8))
+    yield "1-bit at 3x", Image.fromarray(((np.asarray(large) > 150) * 255).astype(np.uint8))
+
+
+def robustness(root: Path, pages: int, seed: int) -> None:
+    """Systems found on sampled scan pages against those found on the same pages altered."""
+    import tempfile
+
+    from scorelink.search.pages import load_pages
+    from scorelink.search.staves import find_systems
+
+    rng = np.random.default_rng(seed)
+    pdfs = sorted((root / "pdf").glob("*.pdf"))
+    failed: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for pdf in rng.choice(pdfs, min(pages, len(pdfs)), replace=False):
+            read = load_pages(pdf, normalise=False)
+            k = int(rng.integers(0, len(read)))
+            base = [b.staves for b in find_systems(load_pages(pdf)[k], staves_per_system=2)]
+            for name, image in _variants(read[k], rng):
+                image.save(Path(tmp) / "page.png")
+                (page,) = load_pages(Path(tmp) / "page.png")
+                found = [b.staves for b in find_systems(page, staves_per_system=2)]
+                if found != base:
+                    failed.setdefault(name, []).append(f"{pdf.stem} p{k + 1}: {base} -> {found}")
+            print(f"{pdf.stem} page {k + 1}: {len(base)} systems", flush=True)
+    print(f"{pages} pages x 6 alterations; differing: "
+          + (", ".join(f"{k} {len(v)}" for k, v in failed.items()) or "none"))
+    for name, rows in failed.items():
+        for row in rows:
+            print(f"  {name}: {row}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +249,10 @@ def main() -> None:
     e.add_argument("--checkpoint")
     e.add_argument("--pairs", type=int, default=534)
     e.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("robustness")
+    r.add_argument("--beethoven-dir", required=True)
+    r.add_argument("--pages", type=int, default=24)
+    r.add_argument("--seed", type=int, default=0)
     f = sub.add_parser("figure")
     f.add_argument("pdf")
     f.add_argument("page", type=int)
@@ -208,6 +265,8 @@ def main() -> None:
         checks(Path(args.data))
     elif args.command == "alignments":
         alignments(Path(args.beethoven_dir))
+    elif args.command == "robustness":
+        robustness(Path(args.beethoven_dir), args.pages, args.seed)
     elif args.command == "figure":
         figure(Path(args.pdf), args.page, Path(args.out))
     else:
