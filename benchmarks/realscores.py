@@ -1,17 +1,21 @@
 """Numbers of docs/realscores.md: scans vs kern, the note check, and the shipped model before
 and after scan normalisation.
 
-    python benchmarks/realscores.py counts --beethoven-dir ../shared/data/beethoven
+    python benchmarks/realscores.py counts --beethoven-dir ../shared/data/beethoven [MOVEMENT ...]
     python benchmarks/realscores.py checks DIR
     python benchmarks/realscores.py alignments --beethoven-dir ../shared/data/beethoven
     python benchmarks/realscores.py evaluate DIR [--checkpoint CKPT] [--pairs 534]
     python benchmarks/realscores.py figure PDF PAGE OUT.png
+    python benchmarks/realscores.py robustness --beethoven-dir ../shared/data/beethoven
 
 `counts`: systems found on every scan (normalised pages, two staves per system) against the
-kern's systems. `checks`: the note check over the built passages. `evaluate`: the test split in
-the paper's Table 2 layout (534 passages drawn at random, and all), on the dataset as built
-(normalised scans) and on a copy whose strips are cut from the pages as read (no
-normalisation; same systems, same audio).
+kern's systems, movement by movement (or only those named: `sonata08-3 sonata12-1`); no audio,
+no alignment. `robustness`: pages of the scans made unlike themselves (turned, printed
+smaller, scanned at 3x the resolution, on grey paper with a black border and specks, 1-bit at
+3x) and read from PNG files: are the same systems found? `checks`: the note check over the
+built passages. `evaluate`: the test split in the paper's Table 2 layout (534 passages drawn
+at random, and all), on the dataset as built (normalised scans) and on a copy whose strips are
+cut from the pages as read (no normalisation; same systems, same audio).
 """
 
 from __future__ import annotations
@@ -26,13 +30,15 @@ import numpy as np
 from _machine import machine
 
 
-def counts(root: Path) -> dict:
+def counts(root: Path, only: list[str] | None = None) -> dict:
     from scorelink.data.humdrum import read_kern
     from scorelink.search.pages import load_pages
     from scorelink.search.staves import find_systems
 
     rows = {}
     for kern_path in sorted((root / "kern").glob("*.krn")):
+        if only and kern_path.stem not in only:
+            continue
         kern = read_kern(kern_path)
         pages = load_pages(root / "pdf" / f"{kern_path.stem}.pdf")
         found = [len(find_systems(p, staves_per_system=kern.staves)) for p in pages]
@@ -164,10 +170,68 @@ def figure(pdf: Path, page_number: int, out: Path, staves: int = 2) -> None:
     image = Image.fromarray(page).convert("RGB")
     draw = ImageDraw.Draw(image)
     for k, box in enumerate(find_systems(page, staves_per_system=staves), start=1):
-        draw.rectangle([box.left, box.top, box.right, box.bottom], outline=(220, 0, 0), width=2)
-        draw.text((box.left + 4, box.top - 12), f"system {k}", fill=(220, 0, 0))
+        # The staff lines' outline, tilted as found: the box spans it at both ends.
+        slope = np.tan(np.radians(box.skew))
+        half = (box.bottom - box.top - abs(slope) * (box.right - box.left)) / 2
+        mid = (box.left + box.right) / 2
+        corners = [(x, box.centre + slope * (x - mid) + side * half)
+                   for side, xs in ((-1, (box.left, box.right)), (1, (box.right, box.left)))
+                   for x in xs]
+        draw.polygon(corners, outline=(220, 0, 0), width=2)
+        draw.text((box.left + 4, min(y for _, y in corners) - 12), f"system {k}",
+                  fill=(220, 0, 0))
     image.save(out)
     print(out)
+
+
+def _variants(page: np.ndarray, rng: np.random.Generator):
+    """(name, PIL image) of a page as other scanners and printings would give it."""
+    from PIL import Image
+
+    img = Image.fromarray(page)
+    height, width = page.shape
+    yield "turned +1.5 deg", img.rotate(1.5, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    yield "turned -2.5 deg", img.rotate(-2.5, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    smaller = Image.new("L", (int(width * 1.35), int(height * 1.35)), 255)
+    smaller.paste(img, (40, 60))  # more paper around it: staves 0.74 as tall at PAGE_WIDTH
+    yield "printed smaller", smaller
+    large = img.resize((3 * width, 3 * height), Image.Resampling.LANCZOS)
+    yield "3x resolution", large
+    grey = page.astype(np.float32) * (225 / 255) + 5 * rng.standard_normal(page.shape)
+    grey[:, :30] = 20  # a black scanner border on the left, a dark band at the bottom
+    grey[height - 25 :] = 30
+    grey[rng.integers(0, height, 400), rng.integers(0, width, 400)] = 0  # specks
+    yield "grey, border, specks", Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8))
+    yield "1-bit at 3x", Image.fromarray(((np.asarray(large) > 150) * 255).astype(np.uint8))
+
+
+def robustness(root: Path, pages: int, seed: int) -> None:
+    """Systems found on sampled scan pages against those found on the same pages altered."""
+    import tempfile
+
+    from scorelink.search.pages import load_pages
+    from scorelink.search.staves import find_systems
+
+    rng = np.random.default_rng(seed)
+    pdfs = sorted((root / "pdf").glob("*.pdf"))
+    failed: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for pdf in rng.choice(pdfs, min(pages, len(pdfs)), replace=False):
+            read = load_pages(pdf, normalise=False)
+            k = int(rng.integers(0, len(read)))
+            base = [b.staves for b in find_systems(load_pages(pdf)[k], staves_per_system=2)]
+            for name, image in _variants(read[k], rng):
+                image.save(Path(tmp) / "page.png")
+                (page,) = load_pages(Path(tmp) / "page.png")
+                found = [b.staves for b in find_systems(page, staves_per_system=2)]
+                if found != base:
+                    failed.setdefault(name, []).append(f"{pdf.stem} p{k + 1}: {base} -> {found}")
+            print(f"{pdf.stem} page {k + 1}: {len(base)} systems", flush=True)
+    print(f"{pages} pages x 6 alterations; differing: "
+          + (", ".join(f"{k} {len(v)}" for k, v in failed.items()) or "none"))
+    for name, rows in failed.items():
+        for row in rows:
+            print(f"  {name}: {row}")
 
 
 def main() -> None:
@@ -175,6 +239,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("counts")
     c.add_argument("--beethoven-dir", required=True)
+    c.add_argument("movements", nargs="*", help="only these (default: all)")
     a = sub.add_parser("alignments")
     a.add_argument("--beethoven-dir", required=True)
     k = sub.add_parser("checks")
@@ -184,6 +249,10 @@ def main() -> None:
     e.add_argument("--checkpoint")
     e.add_argument("--pairs", type=int, default=534)
     e.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("robustness")
+    r.add_argument("--beethoven-dir", required=True)
+    r.add_argument("--pages", type=int, default=24)
+    r.add_argument("--seed", type=int, default=0)
     f = sub.add_parser("figure")
     f.add_argument("pdf")
     f.add_argument("page", type=int)
@@ -191,11 +260,13 @@ def main() -> None:
     args = parser.parse_args()
     print(machine())
     if args.command == "counts":
-        counts(Path(args.beethoven_dir))
+        counts(Path(args.beethoven_dir), args.movements)
     elif args.command == "checks":
         checks(Path(args.data))
     elif args.command == "alignments":
         alignments(Path(args.beethoven_dir))
+    elif args.command == "robustness":
+        robustness(Path(args.beethoven_dir), args.pages, args.seed)
     elif args.command == "figure":
         figure(Path(args.pdf), args.page, Path(args.out))
     else:

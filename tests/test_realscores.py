@@ -75,6 +75,13 @@ def test_kern_reader_reads_every_measure(tmp_path):
     assert kern.expand(kern.expansions["norep"]) == list(range(8))
 
 
+def test_a_local_layout_comment_is_not_a_system_break(tmp_path):
+    """`!LO:LB` in one spine's column (sonata 4, movement 1 has one on its dynamics spine, in
+    the middle of a measure) breaks no printed system: only global `!!LO:LB` comments do."""
+    local = KERN.replace("4E\t[4e\n", "4E\t[4e\n!\t!LO:LB:g=original\n")
+    assert read_kern(_kern(tmp_path, local)).systems == read_kern(_kern(tmp_path)).systems == 3
+
+
 def test_kern_without_breaks_or_with_a_broken_line_fails(tmp_path):
     with pytest.raises(ScoreError, match="no system breaks"):
         read_kern(_kern(tmp_path, KERN.replace("!!LO:LB:g=original\n", "")))
@@ -222,6 +229,71 @@ def test_enlarged_systems_keep_their_right_end():
         assert again.right < 835 - 2 and again.right - again.left > 0.9 * (835 - 20)
 
 
+def _rotated_systems(angles: list[float], space: int = 6) -> tuple[np.ndarray, list[float]]:
+    """A page of len(angles) systems (as _page), each rotated about its own centre by its
+    angle in degrees (counter-clockwise): a curled page tilts its systems differently.
+    Returns the page and each system's centre row."""
+    from PIL import Image
+
+    flat = _page(len(angles), space=space)
+    page = np.full_like(flat, 255)
+    centres = []
+    for s, angle in enumerate(angles):
+        top = 120 + 260 * s
+        alone = np.full_like(flat, 255)
+        alone[top - 60 : top + 14 * space + 62] = flat[top - 60 : top + 14 * space + 62]
+        centre = top + (14 * space + 2) / 2
+        turned = Image.fromarray(alone).rotate(angle, resample=Image.Resampling.BICUBIC,
+                                               center=(420, centre), fillcolor=255)
+        page = np.minimum(page, np.asarray(turned))
+        centres.append(centre)
+    return page, centres
+
+
+def test_systems_tilted_differently_are_all_found():
+    """The top and bottom systems of a curled page are tilted by a degree or more against the
+    page's skew (sonata 8, 12, 22 of the Beethoven scans lost staves there): each band of the
+    page is searched under its own skew."""
+    from scorelink.search.staves import find_systems
+
+    angles = [1.2, 0.0, 0.0, -1.0]
+    page, centres = _rotated_systems(angles)
+    for per_system in (None, 2):
+        boxes = find_systems(page, staves_per_system=per_system)
+        assert [b.staves for b in boxes] == [2, 2, 2, 2]
+        for box, angle, centre in zip(boxes, angles, centres, strict=True):
+            assert abs(box.skew + angle) < 0.1
+            assert abs(box.centre - centre) < 2
+            assert box.left < 45 and box.right > 795  # the whole width, not a slice of it
+
+
+def test_lines_that_bend_at_the_end_are_followed():
+    """A page curled at its right edge: the last 100 px of every line rise by up to 3 px.
+    The systems still end at their last barline (a strip is scaled by the system's width)."""
+    from scorelink.search.staves import find_systems
+
+    page = _page(2, space=6)
+    for x in range(700, 835):
+        rise = min(3, (x - 700) // 30)
+        page[: page.shape[0] - rise, x] = page[rise:, x]
+    for box in find_systems(page, staves_per_system=2):
+        assert box.staves == 2 and abs(box.right - 800) < 4
+
+
+def test_a_small_staff_alone_is_not_a_system():
+    """A footnote printed below the music on a small staff (a variant, as on a page of sonata
+    24) joins no system: it is not one (a movement's count would be one too many)."""
+    from scorelink.search.staves import find_systems
+
+    page = _page(2, space=6)
+    for line in range(5):  # a staff of 4-px spaces, 200 px long, with a few notes
+        page[900 + 4 * line : 901 + 4 * line, 100:300] = 0
+    page[898:904, 150:156] = page[906:912, 220:226] = 0
+    for per_system in (None, 2):
+        boxes = find_systems(page, staves_per_system=per_system)
+        assert [b.staves for b in boxes] == [2, 2]
+
+
 # --- the build -----------------------------------------------------------------
 
 
@@ -284,3 +356,77 @@ def test_build_with_bad_files_goes_on_and_resumes(tmp_path):
     again = build(beethoven_sources(root), out, config=config, workers=1, progress=False)
     assert again.skipped == 1 and again.built == 0 and len(again.failed) == 1  # retried
     assert len((out / "failures.jsonl").read_text().splitlines()) == 2  # both still listed
+
+
+def test_a_scan_whose_count_disagrees_fails_the_movement(tmp_path):
+    """One system fewer on the scan than in the kern: the movement fails with both counts and
+    the count on each page, and nothing of it is written (the k-th system found is matched to
+    the k-th kern system, so a guess would shift every later one)."""
+    from PIL import Image
+
+    from scorelink.data.beethoven import beethoven_sources, scan_systems
+    from scorelink.data.build import BuildConfig, build
+
+    root = tmp_path / "beethoven"
+    (root / "kern").mkdir(parents=True)
+    (root / "pdf").mkdir()
+    (root / "kern" / "sonata01-1.krn").write_text(KERN)  # 3 systems
+    first, second = Image.fromarray(_page(2)), Image.fromarray(_page(0))
+    first.save(root / "pdf" / "sonata01-1.pdf", resolution=72.0, save_all=True,
+               append_images=[second])
+    with pytest.raises(ScoreError, match=r"2 systems found on the scan, the kern has 3 "
+                                         r"\(per page: 2 0\)"):
+        scan_systems(root / "pdf" / "sonata01-1.pdf", 3)
+    out = tmp_path / "data"
+    report = build(beethoven_sources(root), out, config=BuildConfig(source="corpus:beethoven"),
+                   workers=1, progress=False)
+    assert report.built == 0
+    (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["piece"] == "sonata01-1" and "the kern has 3" in failure["reason"]
+    assert not (out / "pieces" / "sonata01-1").exists()
+
+
+def test_a_staff_crowded_with_chords_is_found():
+    """Chords of sixteenths on its outer lines (sonata 16, as beamed chords fill an upper staff)
+    leave those lines few thin runs, but they are dark all along: the staff is found, and its
+    system has both staves."""
+    from scorelink.search.staves import find_systems
+
+    space = 6
+    page = _page(2, space=space)
+    top = 120  # the upper staff of the first system
+    for x in range(60, 790, 10):
+        for line in (0, 4):  # noteheads on the top and bottom lines, 7 px of every 10
+            y = top + line * space
+            page[y - 2 : y + 3, x : x + 7] = 0
+        page[top - 3 * space : top + 4 * space, x + 6] = 0  # their stems
+    boxes = find_systems(page, staves_per_system=2)
+    assert [b.staves for b in boxes] == [2, 2]
+    assert abs(boxes[0].top - top) < 1.5 and abs(boxes[1].top - (top + 260)) < 1.5
+
+
+def test_a_system_cut_by_the_page_edge_keeps_its_place():
+    """A scan cropped through the last system's lower staff (as pages of sonatas 18 and 21 are):
+    the system is still counted, and its box reaches where the lost staff would be, so that its
+    strip is centred on the system."""
+    from scorelink.search.staves import find_systems
+
+    whole = _page(2, space=6)
+    (_, second) = find_systems(whole, staves_per_system=2)
+    cut = whole[: 120 + 260 + 10 * 6 + 9]  # two lines of the lower staff left: no staff
+    boxes = find_systems(cut, staves_per_system=2)
+    assert [b.staves for b in boxes] == [2, 1]
+    assert abs(boxes[1].top - second.top) < 1.5 and abs(boxes[1].centre - second.centre) < 1.5
+
+
+def test_two_systems_close_together_stay_apart():
+    """Two systems whose gap is smaller than the one between a system's own staves, joined by a
+    pencil stroke: with the staves per system known they are still two systems of two staves."""
+    from scorelink.search.staves import find_systems
+
+    one = _page(1, space=6)  # staves at rows 120 and 180, the system 86 px tall
+    page = np.minimum(one, np.roll(one, 104, axis=0))  # the next one 18 px below it
+    page[200:230, 400] = 90  # a pencil stroke from the first system to the second
+    boxes = find_systems(page, staves_per_system=2)
+    assert [b.staves for b in boxes] == [2, 2]
+    assert abs(boxes[0].top - 120) < 1.5 and abs(boxes[1].top - 224) < 1.5

@@ -107,3 +107,36 @@ def test_crop_keeps_a_run_of_onsets_in_both_modalities(chorale_dataset):
         assert strip.shape[0] == passage.strip.shape[0] and spec.shape[0] == passage.spec.shape[0]
         assert strip.shape[1] <= width and spec.shape[1] <= frames
     assert cropped > 10
+
+
+def test_scan_like_strips_keep_their_staves():
+    """The scan degradation (scan_augment) changes a strip's pixels as a scan would, but every
+    staff line stays darker than the spaces beside it: slight, seeded, same shape."""
+    from scorelink.train.scanlike import scan_like
+
+    strip = np.full((160, 835), 255, dtype=np.uint8)
+    lines = [top + 7 * k for top in (30, 100) for k in range(5)]  # 7-px spaces, the models'
+    for y in lines:
+        strip[y : y + 2, 40:800] = 0
+    for top in (30, 100):
+        strip[top + 4 : top + 10, 100:780:40] = 0  # noteheads
+    strip[30:130, 40:42] = 0  # the start line
+    for seed in range(8):
+        scanned = scan_like(strip, np.random.default_rng(seed))
+        assert scanned.shape == strip.shape and scanned.dtype == np.uint8
+        assert np.array_equal(scanned, scan_like(strip, np.random.default_rng(seed)))
+        assert np.mean(scanned != strip) > 0.05  # the paper and stroke edges at least
+        # Rows averaged near the centre, where the slight turn moves a line least.
+        rows = scanned[:, 300:540].astype(np.float64).mean(axis=1)
+        for y in lines:
+            assert rows[y - 1 : y + 3].min() < rows[y + 3 : y + 5].mean() - 60, (seed, y)
+
+
+def test_scan_augment_is_off_by_default_and_checked():
+    from scorelink.errors import ConfigError
+    from scorelink.train.config import TrainConfig
+
+    assert TrainConfig().scan_augment == 0.0
+    assert TrainConfig.load(overrides=["scan_augment=0.5"]).scan_augment == 0.5
+    with pytest.raises(ConfigError, match="scan_augment"):
+        TrainConfig.load(overrides=["scan_augment=2"])

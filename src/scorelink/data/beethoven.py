@@ -103,10 +103,8 @@ def scan_systems(pdf: Path, kern_systems: int, staves: int = 2):
         found.extend((p, box) for box in boxes)
         if boxes:
             strips.append(system_strips(page, boxes))
-    per_page = {}
-    for p, _ in found:
-        per_page[p + 1] = per_page.get(p + 1, 0) + 1
     if len(found) != kern_systems:
+        per_page = " ".join(str(sum(q == p for q, _ in found)) for p in range(len(pages)))
         raise ScoreError(f"{pdf.name}: {len(found)} systems found on the scan, the kern has "
                          f"{kern_systems} (per page: {per_page})")
     return pages, found, np.concatenate(strips)

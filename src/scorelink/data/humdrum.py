@@ -19,7 +19,9 @@ from pathlib import Path
 
 from scorelink.errors import ScoreError
 
-BREAK = re.compile(r"LO:(LB|PB):.*g=original")
+# A system or page break is a global layout comment (`!!`, all spines): a local one (`!` in one
+# spine's column, as on a dynamics spine of sonata 4) is not a break of the printed page.
+BREAK = re.compile(r"!!LO:(LB|PB):.*g=original")
 _DURATION = re.compile(r"(\d+)(?:%(\d+))?(\.*)")
 _PITCH = re.compile(r"([A-Ga-g])\1*([#\-n]*)")
 _STEP = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
@@ -115,7 +117,7 @@ def _parse(lines: list[str], path: Path) -> Kern:
         if not line:
             continue
         if line.startswith("!"):
-            if BREAK.search(line):
+            if BREAK.match(line):
                 pending_break = True
                 pending_page = pending_page or "LO:PB" in line
             continue

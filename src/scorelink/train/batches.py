@@ -15,6 +15,7 @@ from torch.utils.data import Sampler
 
 from scorelink.constants import STRIP_HEIGHT
 from scorelink.models.snippets import audio_snippets, sheet_snippets
+from scorelink.train.scanlike import scan_like
 
 SHEET_SHIFT = 5  # px: training augmentation, random vertical shift of the strip
 # Timbre augmentation (optional): a random smooth equaliser curve and a random gain, so the
@@ -40,7 +41,7 @@ class PassageSnippets(TorchDataset):
 
     def __init__(self, root: str | Path, records: list[dict], *, augment: bool = False,
                  timbre: bool = False, tempo: float = 0.0, crop: float = 0.0,
-                 first_index: int = 0):
+                 scan: float = 0.0, first_index: int = 0):
         self.root = Path(root)
         self.records = records
         self.first_index = first_index
@@ -48,6 +49,7 @@ class PassageSnippets(TorchDataset):
         self.timbre = timbre
         self.tempo = tempo
         self.crop = crop
+        self.scan = scan
         self._ds = None
 
     def __len__(self) -> int:
@@ -66,7 +68,7 @@ class PassageSnippets(TorchDataset):
         if self.augment:
             strip = _shift_rows(strip, int(torch.randint(-SHEET_SHIFT, SHEET_SHIFT + 1, ())))
         spec = ds.spec(r)
-        if self.timbre or self.tempo > 1.0 or self.crop > 0:
+        if self.timbre or self.tempo > 1.0 or self.crop > 0 or self.scan > 0:
             # seeded from torch's generator, which the DataLoader seeds per worker and epoch
             rng = np.random.default_rng(int(torch.randint(2**31, ())))
             if self.crop > 0 and rng.random() < self.crop:
@@ -75,6 +77,8 @@ class PassageSnippets(TorchDataset):
                 spec = recolour(spec, rng)
             if self.tempo > 1.0 and rng.random() < 0.5:  # half the passages keep their tempo
                 spec = stretch(spec, float(np.exp(rng.uniform(-1, 1) * np.log(self.tempo))))
+            if self.scan > 0 and rng.random() < self.scan:
+                strip = scan_like(strip, rng)
         return sheet_snippets(strip), audio_snippets(spec), self.first_index + i
 
 

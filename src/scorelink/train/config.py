@@ -41,6 +41,8 @@ class TrainConfig:
     tempo_augment: float = 0.0  # > 1: half the passages stretched by a factor in [1/x, x]
     crop_augment: float = 0.0  # this share of passages cut to a run of their onsets (not in
     # the paper: more distinct training pairs from the note alignment, as the BL has)
+    scan_augment: float = 0.0  # this share of sheet strips degraded as scans (slight skew, blur,
+    # 1-bit threshold, specks, off-white paper: scorelink.train.scanlike; not in the paper)
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights,
     # this decay per optimizer step (not in the paper; 0.995 averages about 200 steps)
     workers: int = 2  # data-loading processes
@@ -100,6 +102,8 @@ class TrainConfig:
                               f"{merged['train_passages']!r}")
         if not 0.0 <= float(merged.get("ema", 0.0)) < 1.0:
             raise ConfigError(f"ema is a decay in [0, 1), not {merged['ema']!r}")
+        if not 0.0 <= float(merged.get("scan_augment", 0.0)) <= 1.0:
+            raise ConfigError(f"scan_augment is a share in [0, 1], not {merged['scan_augment']!r}")
         if int(merged.get("cache_features", 0)) and not merged.get("freeze_cnn"):
             raise ConfigError("cache_features needs freeze_cnn=true: only frozen CNNs give "
                               "features that stay valid while the rest trains")

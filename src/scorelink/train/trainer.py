@@ -219,7 +219,8 @@ class Trainer:
                 sets.append(PassageSnippets(folder, records, augment=config.augment,
                                             timbre=config.timbre_augment,
                                             tempo=config.tempo_augment,
-                                            crop=config.crop_augment, first_index=first))
+                                            crop=config.crop_augment, scan=config.scan_augment,
+                                            first_index=first))
             first += len(records)
         self.train_set = ConcatDataset(sets)
         # the snippet model's fixed-size snippets stack by default collation
