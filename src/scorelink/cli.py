@@ -164,13 +164,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=["rnn", "snippet"],
                    help="rnn: the passage model (default); snippet: the baseline (BL)")
     t.add_argument("--preset", choices=["paper", "tiny"],
-                   help="model size: the paper's, or a tiny one for trying things out")
+                   help="model size: the paper's, or a tiny one for trying things out "
+                        "(default: the run config's; paper)")
     t.add_argument("--init-from", metavar="CKPT",
                    help="start from this checkpoint: a snippet model's CNNs (RNN-FT/FZ), "
                         "or all the weights of a passage model (warm start)")
     t.add_argument("--freeze-cnn", action="store_true", default=None,
                    help="with --init-from: keep the CNNs fixed, train the rest (RNN-FZ)")
-    t.add_argument("--epochs", type=_count, metavar="N", help="epochs to train")
+    t.add_argument("--epochs", type=_count, metavar="N",
+                   help="epochs to train (default: the run config's)")
     t.add_argument("--config", metavar="FILE", help="JSON run config (keys of TrainConfig)")
     t.add_argument("overrides", nargs="*", metavar="key=value",
                    help="any TrainConfig key, e.g. lr=0.0005 batch_size=64")

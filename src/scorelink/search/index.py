@@ -185,12 +185,16 @@ class Index:
         """Whether another generation was committed since this index was opened (cheap: a
         stat of index.json, read only when the stat differs)."""
         meta = self.root / "index.json"
-        if signature(meta) == self._stat:
+        now = signature(meta)
+        if now == self._stat:
             return False
         try:
-            return json.loads(meta.read_text())["generation"] != self.generation
+            generation = json.loads(meta.read_text())["generation"]
         except (OSError, ValueError, KeyError, TypeError):
             return False  # gone or unreadable: keep answering from what is open
+        if generation == self.generation:
+            self._stat = now  # rewritten, same generation: nothing to reload
+        return generation != self.generation
 
     def check_model(self, fingerprint: str) -> None:
         if fingerprint != self.fingerprint:
