@@ -122,6 +122,10 @@ def test_answers_count_pages_and_systems_from_one(data_index, chorale_dataset, t
     direct = query.search_sheet(index, Embedder.load(tiny_ckpt),
                                 system_strips(page, found[:1])[0])
     assert [h["id"] for h in cli] == [h["id"] for h in direct]
+    with pytest.raises(SystemExit) as exit_:  # refused by the parser, before any work
+        main(["search", "--index", str(data_index), "--image", str(tmp_path / "page.png"),
+              "--system", "0"])
+    assert exit_.value.code == 2 and "--system: must be 1 or more" in capsys.readouterr().err
     assert main(["search", "--index", str(data_index), "--image", str(tmp_path / "page.png"),
-                 "--system", "0"]) == 2
+                 "--system", str(len(found) + 1)]) == 2
     assert f"1 to {len(found)}" in capsys.readouterr().err

@@ -129,6 +129,54 @@ def test_add_is_atomic_and_checks_the_model(tmp_path, data_index, tiny_ckpt):
         Index.write(idx, Pending(), model_name="x", fingerprint=emb.fingerprint, dim=emb.dim)
 
 
+def test_opening_an_index_removes_what_an_interrupted_write_left(tmp_path, data_index):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from scorelink.search.generations import writer_lock
+
+    idx = tmp_path / "idx"
+    shutil.copytree(data_index, idx)
+    index = Index(idx)
+    gen, n_audio, fingerprint, dim = (index.generation, index.audio.ntotal, index.fingerprint,
+                                      index.info["dim"])
+    index.close()
+    # `kill -9` of an `index --add` at the moment it writes the next generation's vectors
+    killed_while_writing = f"""
+import os, signal, faiss
+from scorelink.search.index import Index, Pending
+faiss.write_index = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+Index.write({str(idx)!r}, Pending(), model_name="x", fingerprint={fingerprint!r}, dim={dim},
+            add=True)
+"""
+    run = subprocess.run([sys.executable, "-c", killed_while_writing], env=dict(os.environ))
+    assert run.returncode == -9
+    left = {f"meta-{gen + 1}.sqlite", f"meta-{gen + 1}.sqlite-journal", "index.json.tmp"}
+    (idx / f"meta-{gen + 1}.sqlite-journal").write_bytes(b"")  # as a kill mid-copy leaves
+    (idx / "index.json.tmp").write_text('{"gener')
+    (idx / "notes.txt").write_text("the user's own file")
+    files = {p.name for p in idx.iterdir()}
+    assert left <= files
+
+    with writer_lock(idx, wait=True):  # a writer at work: readers leave its files alone
+        Index(idx).close()
+        assert left <= {p.name for p in idx.iterdir()}
+    index = Index(idx)
+    assert {p.name for p in idx.iterdir()} == files - left
+    assert index.audio.ntotal == n_audio and index.generation == gen
+    assert "notes.txt" in files and f"sheet-{gen}.faiss" in files
+
+    # a new index whose build was killed leaves OUT.partial-PID: removed once that PID is gone
+    abandoned = tmp_path / "new.partial-4194999"  # above Linux's largest PID
+    abandoned.mkdir()
+    (abandoned / "meta-0.sqlite").write_bytes(b"")
+    Index.write(tmp_path / "new", Pending(), model_name="x", fingerprint=fingerprint,
+                dim=dim).close()
+    assert not abandoned.exists() and (tmp_path / "new" / "index.json").is_file()
+
+
 def test_search_cli(data_index, chorale_dataset, tiny_ckpt, tmp_path, capsys):
     flac = next(Path(chorale_dataset).rglob("musescore-grand@1.00.flac"))
     assert main(["search", "--index", str(data_index), "--audio", str(flac), "--start", "2",

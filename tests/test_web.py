@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,24 +55,38 @@ def test_api_answers(client, clip):
 
 
 def test_api_refuses_bad_requests(client, clip):
-    def post(data: bytes, name: str = "x.wav"):
-        return client.post("/api/search/audio", files={"file": (name, data, "audio/wav")})
+    def post(data: bytes, name: str = "x.wav", **fields):
+        return client.post("/api/search/audio", files={"file": (name, data, "audio/wav")},
+                           data=fields)
 
-    assert post(b"").status_code == 400
-    bad = post(b"RIFF....not really audio" * 50)
-    assert bad.status_code == 422 and "cannot read" in bad.json()["error"]
+    def refused(r, status: int, words: str = "") -> str:
+        """One error shape everywhere: {"error": message}, naming uploads by their name."""
+        assert r.status_code == status, r.text
+        assert set(r.json()) == {"error"}, r.text
+        message = r.json()["error"]
+        assert words in message and "/tmp" not in message and tempfile.gettempdir() not in \
+            message, message
+        return message
+
+    refused(post(b""), 422, "x.wav: the upload is empty")
+    refused(post(b"RIFF....not really audio" * 50, name="take 3.wav"), 422,
+            "cannot read take 3.wav as audio")
     silence = io.BytesIO()
     soundfile.write(silence, np.zeros(3 * SAMPLE_RATE), SAMPLE_RATE, format="WAV")
-    assert "silent" in post(silence.getvalue()).json()["error"]
+    refused(post(silence.getvalue()), 422, "x.wav: the audio is silent")
     short = io.BytesIO()
     soundfile.write(short, 0.3 * np.ones(SAMPLE_RATE // 4), SAMPLE_RATE, format="WAV")
-    assert post(short.getvalue()).status_code == 422
-    assert post(b"\0" * (MAX_UPLOAD_BYTES + 10)).status_code == 413
-    assert client.get("/pages/../index.json").status_code == 404
-    assert client.get("/pages/%2e%2e/index.json").status_code == 404
-    assert client.get("/api/systems/99999/recording").status_code == 404
-    assert client.get("/audio/99999").status_code == 404
-    assert client.post("/api/search/audio").status_code == 422  # no file at all
+    refused(post(short.getvalue()), 422, "x.wav")
+    refused(post(clip, start="6", end="2"), 422, "must be after the start")
+    refused(post(clip, start="soon"), 422, "start")
+    refused(post(clip, top="0"), 422, "top: must be 1 to 50")
+    refused(post(b"\0" * (MAX_UPLOAD_BYTES + 10)), 413, "larger than")
+    refused(client.get("/pages/../index.json"), 404)
+    refused(client.get("/pages/%2e%2e/index.json"), 404)
+    refused(client.get("/api/systems/99999/recording"), 404, "no system 99999")
+    refused(client.get("/audio/99999"), 404)
+    refused(client.get("/no/such/thing"), 404)
+    refused(client.post("/api/search/audio"), 422, "file")  # no file at all
     # after all that, and under concurrent load, the server still answers
     with ThreadPoolExecutor(4) as pool:
         codes = list(pool.map(lambda _: client.post(
@@ -131,3 +146,32 @@ def test_page_in_headless_chromium(data_index, clip, tmp_path):
         thread.join(timeout=10)
     assert (tmp_path / "page.png").stat().st_size > 10_000
     shutil.copy(tmp_path / "page.png", Path("/tmp/scorelink-web-test.png"))
+
+
+def test_server_picks_up_what_index_add_added(data_index, tiny_ckpt, clip, tmp_path):
+    """`index --add` while the server runs: the next request answers from the new generation,
+    without a restart; while nothing changes, the open index is kept."""
+    from scorelink.cli import main
+
+    idx = tmp_path / "idx"
+    shutil.copytree(data_index, idx)
+    client = TestClient(create_app(idx))
+    live = client.app.state.live
+    before = client.get("/api/info").json()
+    opened = live.index
+    assert client.get("/api/info").json() == before and live.index is opened
+
+    song = tmp_path / "song.wav"
+    t = np.arange(int(12 * SAMPLE_RATE)) / SAMPLE_RATE
+    soundfile.write(song, 0.3 * np.sin(2 * np.pi * 440 * t * (1 + t / 12)), SAMPLE_RATE)
+    assert main(["index", "--out", str(idx), "--checkpoint", str(tiny_ckpt), "--add",
+                 "--recordings", str(song), "--no-progress"]) == 0
+    after = client.get("/api/info").json()
+    assert after["generation"] == before["generation"] + 1
+    assert after["windows"] > before["windows"] and after["systems"] == before["systems"]
+    assert live.reloads == 1 and live.index is not opened
+    r = client.post("/api/search/audio", files={"file": ("clip.wav", clip, "audio/wav")})
+    assert r.status_code == 200, r.text
+    last = after["windows"] - 1  # a window of the added recording
+    assert client.get(f"/audio/{last}").status_code == 200
+    assert live.reloads == 1

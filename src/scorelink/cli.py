@@ -20,6 +20,61 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _count(text: str) -> int:
+    """A whole number of 1 or more (--top, --workers, --system, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A time in seconds, 0 or more (--start, --end)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, not {text}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    """A positive number (--tempo)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value}")
+    return value
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default after its help, unless there is none to show (None, False)
+    or the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or action.default is False or action.default == [] \
+                or action.default == argparse.SUPPRESS or "default" in text:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
@@ -33,13 +88,25 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="scorelink",
         description="Link audio recordings and sheet-music images passage by passage.",
+        formatter_class=_Help,
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    from scorelink import __version__
 
-    data = sub.add_parser("data", help="build and look at passage datasets")
-    dsub = data.add_subparsers(dest="data_command", required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = dsub.add_parser("build", help="engrave, synthesise and cut scores into passages")
+    def command(parent, name: str, text: str, description: str) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=text, description=description,
+                                 formatter_class=_Help)
+
+    data = command(sub, "data", "build and look at passage datasets",
+                   "Build passage datasets (engraved systems paired with synthesised audio), "
+                   "count them and draw their passages.")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+
+    b = command(dsub, "build", "engrave, synthesise and cut scores into passages",
+                "Engrave scores, synthesise renditions, and cut both into passages (one "
+                "system each) in a dataset folder; rerun the same command to resume.")
     src = b.add_mutually_exclusive_group(required=True)
     src.add_argument("--corpus", choices=["chorales", "msmd", "beethoven"],
                      help="chorales: built in (music21); msmd: MSMD from its LilyPond sources "
@@ -51,16 +118,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="MSMD sources: splits.json and the Mutopia .ly files it names")
     b.add_argument("--beethoven-dir", metavar="DIR",
                    help="the real-scan corpus: kern/, pdf/ and asap/ (docs/realscores.md)")
-    b.add_argument("--out", required=True, metavar="DIR")
-    b.add_argument("--limit", type=int, help="only the first N pieces")
-    b.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
+    b.add_argument("--out", required=True, metavar="DIR", help="the dataset folder")
+    b.add_argument("--limit", type=_count, metavar="N", help="only the first N pieces")
+    b.add_argument("--workers", type=_count, default=os.cpu_count() or 1, metavar="N",
+                   help="processes (default: one per CPU)")
     b.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
-                   help="build only every N-th piece starting at I (0-based)")
+                   help="build only every N-th piece starting at I (0-based; default 0/1: "
+                        "all)")
     b.add_argument("--seed", type=int, default=0, help="seed of the splits and renditions")
     b.add_argument("--only-split", choices=["train", "valid", "test"],
                    help="build just the pieces of this split (same split as a full build)")
-    b.add_argument("--renditions", type=int, default=8,
-                   help="renditions per training piece (default 8)")
+    b.add_argument("--renditions", type=_count, default=8, metavar="N",
+                   help="renditions per training piece")
     b.add_argument("--train-soundfonts", type=_names, default=TRAIN_SOUNDFONTS, metavar="A,B,..",
                    help=f"training timbres (default {','.join(TRAIN_SOUNDFONTS)})")
     b.add_argument("--valid-soundfont", default=VALID_SOUNDFONT, metavar="NAME",
@@ -69,41 +138,59 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"held-out timbre of the test renditions (default {TEST_SOUNDFONT})")
     b.add_argument("--keep-audio", choices=["none", "test", "all"], default="test",
                    help="which renditions to keep as FLAC (test: held-out timbre, tempo 1.0)")
-    b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    s = dsub.add_parser("stats", help="counts and the passage-duration histogram")
-    s.add_argument("dir")
+    s = command(dsub, "stats", "counts and the passage-duration histogram",
+                "Count a dataset's pieces, passages and hours by split, and draw the histogram "
+                "of passage durations.")
+    s.add_argument("dir", help="a dataset folder")
     s.add_argument("--histogram", metavar="PNG", help="where to save it (DIR/durations.png)")
     s.add_argument("--json", action="store_true", help="print the numbers as JSON")
 
-    sh = dsub.add_parser("show", help="draw one passage: system strip above its spectrogram")
-    sh.add_argument("dir")
-    sh.add_argument("--passage", required=True, metavar="ID")
-    sh.add_argument("--out", required=True, metavar="PNG")
-    t = sub.add_parser("train", help="train the passage model on a dataset folder")
+    sh = command(dsub, "show", "draw one passage: system strip above its spectrogram",
+                 "Draw one passage of a dataset: its system strip above its spectrogram.")
+    sh.add_argument("dir", help="a dataset folder")
+    sh.add_argument("--passage", required=True, metavar="ID",
+                    help="the passage's id (as in the dataset's manifest)")
+    sh.add_argument("--out", required=True, metavar="PNG", help="the picture to write")
+    t = command(sub, "train", "train the passage model on a dataset folder",
+                "Train the passage model (or the snippet baseline) on one or more dataset "
+                "folders; a run folder keeps checkpoints, the resolved config and the log, and "
+                "rerunning the command resumes it.")
     t.add_argument("--data", metavar="DIR", action="append",
                    help="dataset folder; repeat it to train on several (the first one's "
                         "validation split selects the checkpoint)")
     t.add_argument("--out", metavar="RUN", help="run folder (rerun the same command to resume)")
     t.add_argument("--model", choices=["rnn", "snippet"],
                    help="rnn: the passage model (default); snippet: the baseline (BL)")
-    t.add_argument("--preset", choices=["paper", "tiny"])
+    t.add_argument("--preset", choices=["paper", "tiny"],
+                   help="model size: the paper's, or a tiny one for trying things out "
+                        "(default: the run config's; paper)")
     t.add_argument("--init-from", metavar="CKPT",
                    help="start from this checkpoint: a snippet model's CNNs (RNN-FT/FZ), "
                         "or all the weights of a passage model (warm start)")
-    t.add_argument("--freeze-cnn", action="store_true", default=None)
-    t.add_argument("--epochs", type=int)
+    t.add_argument("--freeze-cnn", action="store_true", default=None,
+                   help="with --init-from: keep the CNNs fixed, train the rest (RNN-FZ)")
+    t.add_argument("--epochs", type=_count, metavar="N",
+                   help="epochs to train (default: the run config's)")
     t.add_argument("--config", metavar="FILE", help="JSON run config (keys of TrainConfig)")
-    t.add_argument("overrides", nargs="*", metavar="key=value")
+    t.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="any TrainConfig key, e.g. lr=0.0005 batch_size=64")
 
-    r = sub.add_parser("refine-cca", help="fit the CCA layer of a snippet model (BL -> BL-CCA)")
+    r = command(sub, "refine-cca", "fit the CCA layer of a snippet model (BL -> BL-CCA)",
+                "Fit the CCA layer of a trained snippet model on training snippet pairs "
+                "(the paper's BL-CCA) and write the refined checkpoint.")
     r.add_argument("--checkpoint", required=True, metavar="CKPT", help="a snippet-model checkpoint")
     r.add_argument("--data", required=True, metavar="DIR", help="dataset with training passages")
     r.add_argument("--out", required=True, metavar="CKPT", help="the refined checkpoint (new file)")
-    r.add_argument("--pairs", type=int, default=25_000, help="training snippet pairs to fit on")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--pairs", type=_count, default=25_000, metavar="N",
+                   help="training snippet pairs to fit on")
+    r.add_argument("--seed", type=int, default=0, help="seed of the pairs drawn")
 
-    ix = sub.add_parser("index", help="embed scores and recordings into a search index")
+    ix = command(sub, "index", "embed scores and recordings into a search index",
+                 "Embed score files, page images, PDFs, recordings and/or a dataset's split "
+                 "into an index folder (a new one, or an existing one with --add); files that "
+                 "cannot be indexed are skipped and listed.")
     ix.add_argument("--out", required=True, metavar="IDX", help="index folder")
     ix.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
     ix.add_argument("--data", metavar="DIR", help="a dataset folder: its test split")
@@ -118,22 +205,34 @@ def _parser() -> argparse.ArgumentParser:
                     help="HNSW graph instead of exact search (for millions of passages)")
     ix.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    se = sub.add_parser("search", help="query an index by audio or by a sheet image")
-    se.add_argument("--index", required=True, metavar="IDX")
+    se = command(sub, "search", "query an index by audio or by a sheet image",
+                 "Query an index with an audio clip (which systems does it play?) or an image "
+                 "of a system (where does it sound?): one query, or many from a JSON Lines "
+                 "file (--queries) with one model load.")
+    se.add_argument("--index", required=True, metavar="IDX",
+                    help="an index folder (scorelink index)")
     q = se.add_mutually_exclusive_group(required=True)
     q.add_argument("--audio", metavar="FILE", help="find the systems this audio plays")
     q.add_argument("--image", metavar="FILE", help="find where this system sounds")
-    se.add_argument("--start", type=float, metavar="S", help="audio: from S seconds")
-    se.add_argument("--end", type=float, metavar="E", help="audio: until E seconds")
-    se.add_argument("--system", type=int, metavar="N",
+    q.add_argument("--queries", metavar="JSONL",
+                   help="many queries, one JSON object a line ('-': standard input): "
+                        '{"audio": FILE, "start": S, "end": E} or {"image": FILE, "system": '
+                        "N}; answers one JSON line each")
+    se.add_argument("--start", type=_seconds, metavar="S", help="audio: from S seconds")
+    se.add_argument("--end", type=_seconds, metavar="E", help="audio: until E seconds")
+    se.add_argument("--system", type=_count, metavar="N",
                     help="image: the N-th system of the page (1 = the top one)")
-    se.add_argument("--top", type=int, default=10, metavar="K")
-    se.add_argument("--by", choices=["passage", "piece"], default="passage")
+    se.add_argument("--top", type=_count, default=10, metavar="K",
+                    help="how many answers")
+    se.add_argument("--by", choices=["passage", "piece"], default="passage",
+                    help="passage: systems or recording places; piece: pieces ranked by "
+                         "their best passage")
     se.add_argument("--checkpoint", metavar="CKPT", help="default: the model the index names")
     se.add_argument("--json", action="store_true", help="print JSON")
 
-    al = sub.add_parser("align", help="align a whole recording to its score: which system "
-                                      "sounds when")
+    al = command(sub, "align", "align a whole recording to its score: which system sounds when",
+                 "Align a whole recording to its score: which system sounds when, in the order "
+                 "played (repeats, skips and pauses included).")
     al.add_argument("--score", required=True, metavar="PATH",
                     help="a score file (MusicXML/MXL/kern/MEI), a PDF, a page image, or a "
                          "folder of page images/PDFs (pages in name order)")
@@ -142,30 +241,70 @@ def _parser() -> argparse.ArgumentParser:
     al.add_argument("--plot", metavar="PNG", help="draw the similarity matrix and the path")
     al.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
 
-    sv = sub.add_parser("serve", help="the web page: search an index from a browser")
-    sv.add_argument("--index", required=True, metavar="IDX")
-    sv.add_argument("--host", default="127.0.0.1", metavar="H")
-    sv.add_argument("--port", type=int, default=8000, metavar="P")
+    sv = command(sub, "serve", "the web page: search an index from a browser",
+                 "Serve the web page: upload or record a clip and see where it is in the "
+                 "indexed scores. Additions to the index (index --add) are picked up without "
+                 "a restart.")
+    sv.add_argument("--index", required=True, metavar="IDX",
+                    help="an index folder (scorelink index)")
+    sv.add_argument("--host", default="127.0.0.1", metavar="H",
+                    help="address to listen on (0.0.0.0: every interface)")
+    sv.add_argument("--port", type=_port, default=8000, metavar="P", help="port to listen on")
     sv.add_argument("--checkpoint", metavar="CKPT", help="default: the model the index names")
 
-    dm = sub.add_parser("demo", help="build, index and query the built-in demo collection")
+    dm = command(sub, "demo", "build, index and query the built-in demo collection",
+                 "Build the built-in corpus's test split, index it, query every passage and "
+                 "write a report (DIR/report.html); rerunning resumes.")
     dm.add_argument("--out", default="demo", metavar="DIR", help="where everything goes")
     dm.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
-    dm.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    dm.add_argument("--limit", type=int, help="only the first N corpus pieces (a quick look)")
+    dm.add_argument("--workers", type=_count, default=os.cpu_count() or 1, metavar="N",
+                    help="processes building the collection (default: one per CPU)")
+    dm.add_argument("--limit", type=_count, metavar="N",
+                    help="only the first N corpus pieces (a quick look)")
 
-    e = sub.add_parser("evaluate", help="retrieval metrics of a model on a dataset split")
-    e.add_argument("--data", required=True, metavar="DIR")
+    e = command(sub, "evaluate", "retrieval metrics of a model on a dataset split",
+                "Retrieval metrics (R@1, R@10, R@25, MRR, median rank) of a model on a "
+                "dataset split, both directions, as in the paper.")
+    e.add_argument("--data", required=True, metavar="DIR", help="a dataset folder")
     e.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
-    e.add_argument("--split", default="test", choices=["test", "valid"])
-    e.add_argument("--direction", default="both", choices=["a2s", "s2a", "both"])
-    e.add_argument("--tempo", type=float, default=1.0, metavar="RHO",
+    e.add_argument("--split", default="test", choices=["test", "valid"],
+                   help="which split's passages")
+    e.add_argument("--direction", default="both", choices=["a2s", "s2a", "both"],
+                   help="a2s: audio queries, systems answer; s2a: the other way")
+    e.add_argument("--tempo", type=_ratio, default=1.0, metavar="RHO",
                    help="tempo ratio of the test rendition (0.5, 0.66, 1, 1.33, 2)")
     e.add_argument("--json", metavar="FILE", help="also write the metrics here")
     e.add_argument("--against", metavar="FILE",
                    help="another model's --json of the same split and tempo: print the "
                         "differences with paired 95%% intervals")
     return p
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Refuse arguments that parse but make no sense together, before any work is done."""
+    from pathlib import Path
+
+    def wrong(text: str) -> None:
+        raise ScorelinkError(f"{args.command}: {text}")
+
+    if args.command == "search":
+        if not args.audio and (args.start is not None or args.end is not None):
+            wrong("--start and --end choose a part of an --audio query"
+                  + (" (in --queries, give them on each line)" if args.queries else ""))
+        if not args.image and args.system is not None:
+            wrong("--system chooses a system of an --image query"
+                  + (" (in --queries, give it on each line)" if args.queries else ""))
+        if args.start is not None and args.end is not None and args.end <= args.start:
+            wrong(f"--end ({args.end:g} s) must be after --start ({args.start:g} s)")
+    outputs = {"align": ("out", "plot"), "evaluate": ("json",)}.get(args.command, ())
+    for name in outputs:
+        target = getattr(args, name)
+        if target and not Path(target).resolve().parent.is_dir():
+            wrong(f"--{name} {target}: the folder {Path(target).parent} does not exist")
+    if args.command == "align":
+        for name in ("score", "recording"):
+            if not Path(getattr(args, name)).exists():
+                wrong(f"--{name} {getattr(args, name)} does not exist")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -212,50 +351,34 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from scorelink.search import query
+    from scorelink.search.batch import answer, answer_all, parse_query, read_queries
     from scorelink.search.embed import Embedder
     from scorelink.search.index import Index
-    from scorelink.search.recordings import MAX_QUERY_SECONDS, read_audio
 
+    queries = read_queries(args.queries) if args.queries else None  # all checked before loading
     index = Index(args.index)
     name = index.info["model"]["name"]
     embedder = Embedder.load(args.checkpoint or (None if name.startswith("shipped:") else name))
     index.check_model(embedder.fingerprint)
-    if args.audio:
-        samples = read_audio(args.audio, start=args.start, end=args.end,
-                             max_seconds=MAX_QUERY_SECONDS)
-        hits = query.search_audio(index, embedder, samples,
-                                  top=0 if args.by == "piece" else args.top)
-    else:
-        hits = query.search_sheet(index, embedder, _query_strip(args.image, args.system),
-                                  top=0 if args.by == "piece" else args.top)
-    results = query.by_piece(hits, top=args.top) if args.by == "piece" else hits
+    if queries is not None:
+        failed = 0
+        for line in answer_all(index, embedder, queries, top=args.top, by=args.by):
+            failed += "error" in line
+            print(json.dumps(line), flush=True)
+        if failed:
+            raise ScorelinkError(f"{failed} of {len(queries)} queries could not be answered "
+                                 "(their lines carry \"error\")")
+        return 0
+    given = {"audio": args.audio, "image": args.image, "start": args.start, "end": args.end,
+             "system": args.system}
+    one = parse_query({k: v for k, v in given.items() if v is not None})
+    results = answer(index, embedder, one, top=args.top, by=args.by)
     if args.json:
         print(json.dumps({"query": args.audio or args.image, "by": args.by,
                           "results": results}, indent=1))
     else:
         print(_format_hits(results, args.by, "audio" if args.audio else "image"))
     return 0
-
-
-def _query_strip(path: str, system: int | None):
-    from scorelink.errors import QueryError
-    from scorelink.search.pages import load_pages, system_strips
-    from scorelink.search.staves import find_systems
-
-    page = load_pages(path)[0]
-    found = find_systems(page)
-    if not found:
-        raise QueryError(f"{path}: no staves found; is it an image of printed music?")
-    if system is None:
-        if len(found) > 1:
-            raise QueryError(f"{path} shows {len(found)} systems; choose one with --system N "
-                             f"(1 to {len(found)}, top to bottom)")
-        system = 1
-    if not 1 <= system <= len(found):
-        raise QueryError(f"{path} shows {len(found)} systems; --system must be 1 to "
-                         f"{len(found)}")
-    return system_strips(page, [found[system - 1]])[0]
 
 
 def _format_hits(results: list[dict], by: str, kind: str) -> str:
@@ -444,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("search", None): _search, ("serve", None): _serve,
                 ("demo", None): _demo, ("align", None): _align}
     try:
+        _check(args)
         return handlers[(args.command, getattr(args, "data_command", None))](args)
     except ScorelinkError as exc:
         print(f"scorelink: error: {exc}", file=sys.stderr)

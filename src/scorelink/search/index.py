@@ -12,6 +12,12 @@
 Writes are atomic: a change writes the files of a new generation, then replaces index.json in
 one rename, then removes the old generation. A reader (or a crash) sees the old index or the new
 one, never a mix. `add` appends vectors and rows; nothing already indexed is embedded again.
+
+A writer holds IDX/.lock (an exclusive `flock`, which the system releases when the process dies,
+even by `kill -9`); writers queue on it. Files of another generation found while nobody holds it
+are what an interrupted write left (a half-written meta-N.sqlite, its journal): opening the
+index removes them. A reader can ask `changed()` (one stat of index.json) whether a newer
+generation was committed since it opened, and open the index again (the web server does).
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from scorelink.errors import SearchIndexError
+from scorelink.search.generations import (
+    remove_abandoned_builds,
+    remove_orphans,
+    remove_orphans_locked,
+    signature,
+    writer_lock,
+)
 
 FORMAT = "scorelink-index"
 VERSION = 1
@@ -122,6 +135,8 @@ class Index:
         if not meta.is_file():
             raise SearchIndexError(f"{self.root} is not a scorelink index (no index.json); "
                                    "make one with `scorelink index --out DIR ...`")
+        remove_orphans(self.root)
+        self._stat = signature(meta)
         try:
             self.info = json.loads(meta.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -161,6 +176,25 @@ class Index:
     @property
     def fingerprint(self) -> str:
         return self.info["model"]["fingerprint"]
+
+    @property
+    def generation(self) -> int:
+        return self.info["generation"]
+
+    def changed(self) -> bool:
+        """Whether another generation was committed since this index was opened (cheap: a
+        stat of index.json, read only when the stat differs)."""
+        meta = self.root / "index.json"
+        now = signature(meta)
+        if now == self._stat:
+            return False
+        try:
+            generation = json.loads(meta.read_text())["generation"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # gone or unreadable: keep answering from what is open
+        if generation == self.generation:
+            self._stat = now  # rewritten, same generation: nothing to reload
+        return generation != self.generation
 
     def check_model(self, fingerprint: str) -> None:
         if fingerprint != self.fingerprint:
@@ -234,6 +268,20 @@ class Index:
               dim: int, add: bool = False, kind: str = "flat") -> Index:
         """Create the index at root (add=False; root must not exist) or append to it."""
         root = Path(root)
+        if not add:
+            remove_abandoned_builds(root)
+            return cls._write(root, pending, model_name=model_name, fingerprint=fingerprint,
+                              dim=dim, add=False, kind=kind)
+        if not (root / "index.json").is_file():
+            cls(root)  # says why it is not an index
+        with writer_lock(root, wait=True):
+            remove_orphans_locked(root)
+            return cls._write(root, pending, model_name=model_name, fingerprint=fingerprint,
+                              dim=dim, add=True, kind=kind)
+
+    @classmethod
+    def _write(cls, root: Path, pending: Pending, *, model_name: str, fingerprint: str,
+               dim: int, add: bool, kind: str) -> Index:
         if add:
             old = cls(root)
             old.check_model(fingerprint)

@@ -16,6 +16,8 @@ print them. The index stores them from 0, as dataset records do.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from scorelink.constants import AUDIO_SNIPPET_HOP, FPS
@@ -142,6 +144,28 @@ def search_sheet(index: Index, embedder: Embedder, strip: np.ndarray, *,
         if top and len(chosen) >= top:
             break
     return [{"rank": k + 1, **c} for k, c in enumerate(chosen)]
+
+
+def image_strip(path: str | Path, *, system: int | None = None) -> np.ndarray:
+    """The strip (160 x W uint8) of a sheet query: the `system`-th system (from 1, top to
+    bottom) of a page image or PDF's first page; `system` may be left out when the image shows
+    one system only."""
+    from scorelink.search.pages import load_pages, system_strips
+    from scorelink.search.staves import find_systems
+
+    page = load_pages(path)[0]
+    found = find_systems(page)
+    if not found:
+        raise QueryError(f"{path}: no staves found; is it an image of printed music?")
+    if system is None:
+        if len(found) > 1:
+            raise QueryError(f"{path} shows {len(found)} systems; choose one with --system N "
+                             f"(1 to {len(found)}, top to bottom)")
+        system = 1
+    if not 1 <= system <= len(found):
+        raise QueryError(f"{path} shows {len(found)} systems; --system must be 1 to "
+                         f"{len(found)}")
+    return system_strips(page, [found[system - 1]])[0]
 
 
 def by_piece(hits: list[dict], *, top: int = 10) -> list[dict]:

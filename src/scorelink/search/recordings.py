@@ -23,54 +23,67 @@ MAX_RECORDING_HOURS = 12.0
 SILENCE_PEAK = 1e-4  # full scale = 1.0
 
 
-def audio_info(path: str | Path) -> tuple[float, int]:
-    """(duration in seconds, sample rate) without decoding the file."""
+def audio_info(path: str | Path, *, name: str | None = None) -> tuple[float, int]:
+    """(duration in seconds, sample rate) without decoding the file. Messages call the file
+    `name` (default: its path), e.g. the name of an upload kept in a temporary file."""
     import soundfile
 
     path = Path(path)
+    name = name or str(path)
     if not path.is_file():
-        raise AudioError(f"audio file {path} does not exist")
+        raise AudioError(f"audio file {name} does not exist")
     try:
         info = soundfile.info(str(path))
     except Exception as exc:  # noqa: BLE001 - libsndfile reports every format problem alike
-        raise AudioError(f"cannot read {path} as audio ({exc})") from exc
+        raise AudioError(f"cannot read {name} as audio ({_why(exc, path)})") from exc
     if info.frames <= 0 or info.samplerate <= 0:
-        raise AudioError(f"{path} holds no audio")
+        raise AudioError(f"{name} holds no audio")
     return info.frames / info.samplerate, info.samplerate
 
 
+def _why(exc: Exception, path: Path) -> str:
+    """libsndfile's reason, without the path it names (which may be a temporary file's)."""
+    return str(getattr(exc, "error_string", None) or exc).replace(str(path), "the file")
+
+
 def read_audio(path: str | Path, *, start: float | None = None, end: float | None = None,
-               max_seconds: float | None = None) -> np.ndarray:
+               max_seconds: float | None = None, name: str | None = None) -> np.ndarray:
     """Samples of [start, end) seconds of a file as float32 mono at SAMPLE_RATE.
 
     Only that span is decoded. Raises AudioError for unreadable, truncated, silent or too
-    short input, or a span longer than `max_seconds`.
+    short input, a span that ends before it starts or is longer than `max_seconds`. Messages
+    call the file `name` (default: its path).
     """
     import soundfile
     from scipy.signal import resample_poly
 
-    duration, sr = audio_info(path)
+    path = Path(path)
+    name = name or str(path)
+    if start is not None and end is not None and end <= start:
+        raise AudioError(f"{name}: the end ({end:g} s) must be after the start ({start:g} s)")
+    duration, sr = audio_info(path, name=name)
     a = 0.0 if start is None else float(start)
     b = duration if end is None else min(float(end), duration)
     if a < 0 or a >= duration:
-        raise AudioError(f"{path}: start {a:.1f} s is outside the recording (0-{duration:.1f} s)")
+        raise AudioError(f"{name}: start {a:.1f} s is outside the recording (0-{duration:.1f} s)")
     if b - a < MIN_SECONDS:
-        raise AudioError(f"{path}: {b - a:.2f} s of audio; at least {MIN_SECONDS:.0f} s needed")
+        raise AudioError(f"{name}: {b - a:.2f} s of audio; at least {MIN_SECONDS:.0f} s needed")
     if max_seconds is not None and b - a > max_seconds:
-        raise AudioError(f"{path}: {b - a:.0f} s is too long for one query (at most "
-                         f"{max_seconds:.0f} s); choose a part with --start/--end")
+        raise AudioError(f"{name}: {b - a:.0f} s is too long for one query (at most "
+                         f"{max_seconds:.0f} s); choose a part with start and end "
+                         "(--start/--end)")
     try:
         audio, sr = soundfile.read(str(path), start=int(a * sr), stop=int(b * sr),
                                    dtype="float32", always_2d=True)
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
-        raise AudioError(f"cannot decode {path} ({exc})") from exc
+        raise AudioError(f"cannot decode {name} ({_why(exc, path)})") from exc
     if len(audio) < MIN_SECONDS * sr:
-        raise AudioError(f"{path}: only {len(audio) / sr:.2f} s could be decoded (truncated?)")
+        raise AudioError(f"{name}: only {len(audio) / sr:.2f} s could be decoded (truncated?)")
     mono = audio.mean(axis=1)
     if not np.isfinite(mono).all():
-        raise AudioError(f"{path}: the audio holds invalid samples")
+        raise AudioError(f"{name}: the audio holds invalid samples")
     if np.abs(mono).max() < SILENCE_PEAK:
-        raise AudioError(f"{path}: the audio is silent")
+        raise AudioError(f"{name}: the audio is silent")
     if sr != SAMPLE_RATE:
         g = gcd(int(sr), SAMPLE_RATE)
         mono = resample_poly(mono, SAMPLE_RATE // g, int(sr) // g).astype(np.float32)

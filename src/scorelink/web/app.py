@@ -4,6 +4,14 @@ highlighted; click a system to hear where it sounds in the best recording.
 A small FastAPI app over one index (read-only). Bad requests answer 4xx with a message and
 never take the server down; uploads are capped; searches run in the worker threads, one at a
 time per index (the model and SQLite connection are shared).
+
+Every error answers one shape, `{"error": "what went wrong"}`: 404 for what does not exist,
+413 for an upload over the cap, 422 for a request that cannot be answered as given (a bad
+field, an empty or unreadable upload, silence, ...), 500 for a fault of the server. Messages
+name an upload by its file name, never by the temporary file it is kept in.
+
+The index is checked on every request (one stat of index.json): when `scorelink index --add`
+has committed a new generation, the server opens it and answers from it from then on.
 """
 
 from __future__ import annotations
@@ -16,12 +24,55 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scorelink.errors import ScorelinkError
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_CLIP_SECONDS = 120.0
+MAX_TOP = 50
+
+
+class LiveIndex:
+    """The served index, opened again when a newer generation is committed. Use `get()` while
+    holding `lock` (searches share the model and the SQLite connection)."""
+
+    def __init__(self, path: str | Path, fingerprint: str):
+        from scorelink.search.index import Index
+
+        self.path, self.fingerprint = path, fingerprint
+        self.index = Index(path)
+        self.index.check_model(fingerprint)
+        self.lock = threading.Lock()
+        self.reloads = 0
+
+    def get(self):
+        from scorelink.search.index import Index
+
+        if self.index.changed():
+            try:
+                fresh = Index(self.path)
+                fresh.check_model(self.fingerprint)
+            except ScorelinkError:
+                return self.index  # mid-change or refused: answer from the open one meanwhile
+            self.index.close()
+            self.index, self.reloads = fresh, self.reloads + 1
+        return self.index
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _field_errors(exc: RequestValidationError) -> str:
+    """FastAPI's list of field problems as one sentence."""
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path"))
+        parts.append(f"{where or 'request'}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
 
 
 def create_app(index_path: str | Path, checkpoint: str | None = None):
@@ -29,32 +80,46 @@ def create_app(index_path: str | Path, checkpoint: str | None = None):
     from scorelink.search.embed import Embedder
     from scorelink.search.index import Index
 
-    index = Index(index_path)
-    name = index.info["model"]["name"]
+    first = Index(index_path)
+    name = first.info["model"]["name"]
+    first.close()
     embedder = Embedder.load(checkpoint or (None if name.startswith("shipped:") else name))
-    index.check_model(embedder.fingerprint)
-    lock = threading.Lock()
+    live = LiveIndex(index_path, embedder.fingerprint)
+    lock = live.lock
     root = Path(index_path).resolve()
     app = FastAPI(title="scorelink", docs_url=None, redoc_url=None)
+    app.state.live = live
 
     @app.exception_handler(ScorelinkError)
     async def _bad_input(request: Request, exc: ScorelinkError):
-        return JSONResponse({"error": str(exc)}, status_code=422)
+        return _error(422, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_fields(request: Request, exc: RequestValidationError):
+        return _error(422, _field_errors(exc))
+
+    @app.exception_handler(Exception)
+    async def _fault(request: Request, exc: Exception):
+        return _error(500, f"the server failed ({type(exc).__name__}); see its log")
 
     @app.middleware("http")
     async def _cap_upload(request: Request, call_next):
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) > MAX_UPLOAD_BYTES:
-            return JSONResponse({"error": f"upload larger than {MAX_UPLOAD_BYTES >> 20} MB"},
-                                status_code=413)
+            return _error(413, f"upload larger than {MAX_UPLOAD_BYTES >> 20} MB")
         return await call_next(request)
 
     def _read_upload(upload: UploadFile) -> bytes:
         data = upload.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
-            raise HTTPException(413, f"upload larger than {MAX_UPLOAD_BYTES >> 20} MB")
+            raise HTTPException(413, f"{_upload_name(upload)}: upload larger than "
+                                     f"{MAX_UPLOAD_BYTES >> 20} MB")
         if not data:
-            raise HTTPException(400, "empty upload")
+            raise HTTPException(422, f"{_upload_name(upload)}: the upload is empty")
         return data
 
     @app.get("/", response_class=HTMLResponse)
@@ -63,7 +128,10 @@ def create_app(index_path: str | Path, checkpoint: str | None = None):
 
     @app.get("/api/info")
     def info() -> dict:
-        return {"model": name, "systems": index.sheet.ntotal, "windows": index.audio.ntotal}
+        with lock:
+            index = live.get()
+            return {"model": name, "systems": index.sheet.ntotal,
+                    "windows": index.audio.ntotal, "generation": index.generation}
 
     @app.post("/api/search/audio")
     def search_audio(file: Annotated[UploadFile, File()],
@@ -72,14 +140,18 @@ def create_app(index_path: str | Path, checkpoint: str | None = None):
                      top: Annotated[int, Form()] = 5) -> dict:
         from scorelink.search.recordings import read_audio
 
+        if not 1 <= top <= MAX_TOP:
+            raise HTTPException(422, f"top: must be 1 to {MAX_TOP}, not {top}")
         data = _read_upload(file)
         suffix = Path(file.filename or "clip.wav").suffix or ".wav"
         with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
             tmp.write(data)
             tmp.flush()
-            samples = read_audio(tmp.name, start=start, end=end, max_seconds=MAX_CLIP_SECONDS)
+            samples = read_audio(tmp.name, start=start, end=end, max_seconds=MAX_CLIP_SECONDS,
+                                 name=_upload_name(file))
         with lock:
-            hits = query.search_audio(index, embedder, samples, top=max(1, min(top, 50)))
+            index = live.get()
+            hits = query.search_audio(index, embedder, samples, top=top)
             for h in hits:
                 h["page_url"] = f"/{h['page_image']}"
                 h["page_systems"] = query.page_systems(index, h["piece"], h["page"])
@@ -88,10 +160,11 @@ def create_app(index_path: str | Path, checkpoint: str | None = None):
     @app.get("/api/systems/{system_id}/recording")
     def system_recording(system_id: int) -> dict:
         """The best recording window for an indexed system (what clicking a system plays)."""
-        if not 0 <= system_id < index.sheet.ntotal:
-            raise HTTPException(404, f"no system {system_id}")
-        vector = index.sheet.reconstruct(system_id)[None]
         with lock:
+            index = live.get()
+            if not 0 <= system_id < index.sheet.ntotal:
+                raise HTTPException(404, f"no system {system_id}")
+            vector = index.sheet.reconstruct(system_id)[None]
             scores, ids = index.nearest("audio", vector, 1)
             if ids[0][0] < 0:
                 raise HTTPException(404, "the index holds no recordings")
@@ -105,6 +178,7 @@ def create_app(index_path: str | Path, checkpoint: str | None = None):
         import soundfile
 
         with lock:
+            index = live.get()
             rows = index.rows("audio", [window_id]) if 0 <= window_id < index.audio.ntotal \
                 else []
         if not rows or not rows[0]["audio_path"] or not Path(rows[0]["audio_path"]).is_file():
@@ -125,6 +199,10 @@ def create_app(index_path: str | Path, checkpoint: str | None = None):
         return FileResponse(target, media_type="image/png")
 
     return app
+
+
+def _upload_name(upload: UploadFile) -> str:
+    return Path(upload.filename).name if upload.filename else "the upload"
 
 
 def serve(index_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
