@@ -213,14 +213,12 @@ def _index(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from scorelink.search import query
-    from scorelink.search.embed import Embedder
+    from scorelink.search.embed import for_index
     from scorelink.search.index import Index
     from scorelink.search.recordings import MAX_QUERY_SECONDS, read_audio
 
     index = Index(args.index)
-    name = index.info["model"]["name"]
-    embedder = Embedder.load(args.checkpoint or (None if name.startswith("shipped:") else name))
-    index.check_model(embedder.fingerprint)
+    embedder = for_index(index, args.checkpoint)  # NumPy where the index keeps its model
     if args.audio:
         samples = read_audio(args.audio, start=args.start, end=args.end,
                              max_seconds=MAX_QUERY_SECONDS)

@@ -53,7 +53,7 @@ def index_collection(out: str | Path, *, scores: Iterable[str | Path] = (),
     exact search. Raises ScorelinkError when nothing is given, or nothing could be indexed.
     """
     from scorelink.search import collect
-    from scorelink.search.embed import Embedder
+    from scorelink.search.embed import MODEL_FILE, Embedder
     from scorelink.search.index import Index, Pending
 
     scores, recordings = _paths(scores), _paths(recordings)
@@ -75,6 +75,8 @@ def index_collection(out: str | Path, *, scores: Iterable[str | Path] = (),
     index: Index = Index.write(out, pending, model_name=embedder.name,
                                fingerprint=embedder.fingerprint, dim=embedder.dim, add=add,
                                kind="hnsw" if approximate else "flat")
+    if not (index.root / MODEL_FILE).is_file():  # its model, for queries without PyTorch
+        embedder.export(index.root / MODEL_FILE)
     report = IndexReport(out=Path(out), added=add, systems=len(pending.systems),
                          windows=len(pending.windows), total_systems=index.sheet.ntotal,
                          total_windows=index.audio.ntotal, skipped=pending.skipped,

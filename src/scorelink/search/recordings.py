@@ -47,7 +47,6 @@ def read_audio(path: str | Path, *, start: float | None = None, end: float | Non
     short input, or a span longer than `max_seconds`.
     """
     import soundfile
-    from scipy.signal import resample_poly
 
     duration, sr = audio_info(path)
     a = 0.0 if start is None else float(start)
@@ -72,6 +71,8 @@ def read_audio(path: str | Path, *, start: float | None = None, end: float | Non
     if np.abs(mono).max() < SILENCE_PEAK:
         raise AudioError(f"{path}: the audio is silent")
     if sr != SAMPLE_RATE:
+        from scipy.signal import resample_poly  # slow to import: only when needed
+
         g = gcd(int(sr), SAMPLE_RATE)
         mono = resample_poly(mono, SAMPLE_RATE // g, int(sr) // g).astype(np.float32)
     return mono
