@@ -70,3 +70,44 @@ def test_numpy_embedder_equals_the_shipped_model(tmp_path):
                                atol=1e-4)
     strips = rng.integers(0, 256, (2, 160, 400), dtype=np.uint8)
     np.testing.assert_allclose(numpy_side.sheet(strips), torch_side.sheet(strips), atol=1e-4)
+
+
+def test_search_runs_without_importing_torch(data_index, chorale_dataset):
+    """An index keeps its model (model.npz), and `scorelink search` answers from it in NumPy:
+    the same answers as the torch model's, without importing torch."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    assert (data_index / "model.npz").is_file()
+    flac = next(Path(chorale_dataset).rglob("musescore-grand@1.00.flac"))
+    script = ("import json, sys; from scorelink.cli import main; "
+              f"code = main(['search', '--index', {str(data_index)!r}, '--audio', "
+              f"{str(flac)!r}, '--end', '8', '--top', '5', '--json']); "
+              "print(json.dumps({'torch': 'torch' in sys.modules}), file=sys.stderr); "
+              "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == {"torch": False}
+    answers = json.loads(done.stdout)["results"]
+    assert len(answers) == 5
+
+    from scorelink.data.spectrogram import spectrogram
+    from scorelink.search import query
+    from scorelink.search.index import Index
+    from scorelink.search.recordings import read_audio
+
+    index = Index(data_index)
+    samples = read_audio(flac, end=8)
+    exported = query.search_audio(index, NumpyEmbedder.load(data_index / "model.npz"),
+                                  samples, top=5)
+    assert [a["id"] for a in answers] == [a["id"] for a in exported]
+    # the torch model (float32) scores the same systems alike
+    model, _ = checkpoint.load_model(json.loads((data_index / "index.json").read_text())
+                                     ["model"]["name"], kind="rnn")
+    reference = query.audio_evidence(index, Embedder(model, bf16=False),
+                                     spectrogram(samples))["image"]
+    for a in exported:
+        assert abs(a["image_score"] - reference[a["id"]]) < 2e-4  # scores are rounded to 1e-4

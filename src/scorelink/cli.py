@@ -153,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
     dm.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     dm.add_argument("--limit", type=int, help="only the first N corpus pieces (a quick look)")
+    dm.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     e = sub.add_parser("evaluate", help="retrieval metrics of a model on a dataset split")
     e.add_argument("--data", required=True, metavar="DIR")
@@ -317,7 +318,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from scorelink.demo import run_demo
 
-    run_demo(args.out, checkpoint=args.checkpoint, workers=args.workers, limit=args.limit)
+    run_demo(args.out, checkpoint=args.checkpoint, workers=args.workers, limit=args.limit,
+             progress=not args.no_progress)
     return 0
 
 

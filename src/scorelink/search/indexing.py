@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scorelink.errors import ScorelinkError
+from scorelink.progress import note
 
 if TYPE_CHECKING:
     from scorelink.search.embed import Embedder
@@ -60,7 +61,9 @@ def index_collection(out: str | Path, *, scores: Iterable[str | Path] = (),
     if not (data or scores or recordings):
         raise ScorelinkError("nothing to index: give a dataset, score files and/or recordings")
     t0 = time.perf_counter()
-    embedder = embedder or Embedder.load(checkpoint)
+    if embedder is None:
+        note(f"loading the model ({checkpoint or 'the shipped model'})", enabled=progress)
+        embedder = Embedder.load(checkpoint)
     pending = Pending()
     if data:
         pending.extend(collect.from_dataset(data, embedder, split=split, progress=progress))
@@ -72,6 +75,8 @@ def index_collection(out: str | Path, *, scores: Iterable[str | Path] = (),
         reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in pending.skipped[:5])
         raise ScorelinkError(f"nothing could be indexed ({len(pending.skipped)} files "
                              f"skipped: {reasons})")
+    note(f"writing {out}: {len(pending.systems)} systems, {len(pending.windows)} audio "
+         f"windows, {len(pending.pages)} page images", enabled=progress)
     index: Index = Index.write(out, pending, model_name=embedder.name,
                                fingerprint=embedder.fingerprint, dim=embedder.dim, add=add,
                                kind="hnsw" if approximate else "flat")
