@@ -186,7 +186,7 @@ def _register_fonts(svg: str) -> None:
         fontconfig = _fontconfig()
         try:
             path = _font_file(family, match.group(2))
-        except OSError:
+        except (OSError, RuntimeError):  # RuntimeError: no home folder to cache it in
             continue
         if fontconfig is not None:
             fontconfig.FcConfigAppFontAddFile(None, str(path).encode())
