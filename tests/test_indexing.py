@@ -129,3 +129,15 @@ def test_answers_count_pages_and_systems_from_one(data_index, chorale_dataset, t
     assert main(["search", "--index", str(data_index), "--image", str(tmp_path / "page.png"),
                  "--system", str(len(found) + 1)]) == 2
     assert f"1 to {len(found)}" in capsys.readouterr().err
+
+
+def test_index_shows_progress_unless_told_not_to(tiny_scores, tiny_ckpt, tmp_path, capsys):
+    assert main(["index", "--out", str(tmp_path / "a"), "--checkpoint", str(tiny_ckpt),
+                 "--scores", str(tiny_scores)]) == 0
+    err = capsys.readouterr().err
+    for step in ("loading the model", "indexing scores", "writing"):
+        assert step in err, err
+    assert "2/2" in err  # the bar counts the two score files
+    assert main(["index", "--out", str(tmp_path / "b"), "--checkpoint", str(tiny_ckpt),
+                 "--scores", str(tiny_scores), "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""

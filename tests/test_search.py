@@ -357,3 +357,37 @@ def test_demo_resumes_a_collection_built_with_earlier_training_settings(tmp_path
     assert config.train_soundfonts == ("fluidr3-grand", "fluidr3-epiano", "timgm6mb-grand")
     (tmp_path / "dataset.json").write_text(json.dumps({"config": {**legacy, "seed": 5}}))
     assert demo_config(tmp_path) == BuildConfig(source="corpus:chorales")
+
+
+def test_demo_report_crops_each_system_without_its_neighbours(data_index, tmp_path, capsys):
+    from PIL import Image
+
+    from scorelink.demo import MARGIN, crop_rows, index_ranks, write_report
+    from scorelink.evaluate.metrics import retrieval_metrics
+
+    index = Index(data_index)
+    pages: dict[str, list[dict]] = {}
+    for r in index.all_rows("sheet"):
+        pages.setdefault(r["page_image"], []).append(r)
+    assert max(len(systems) for systems in pages.values()) >= 3
+    for page_image, systems in pages.items():
+        ink = (np.asarray(Image.open(index.root / page_image).convert("L")) < 128).sum(axis=1)
+        for s in systems:
+            top, bottom = crop_rows(index, [s], ink)
+            # the system, the outline drawn around it and some room; at most MARGIN beyond it
+            assert top <= s["top"] - 8 and bottom >= s["bottom"] + 8, (s, top, bottom)
+            assert bottom - top <= s["bottom"] - s["top"] + 2 * MARGIN + 2
+            for other in systems:  # no part of another system's staves
+                if other["id"] != s["id"]:
+                    assert other["bottom"] <= top or other["top"] >= bottom, (s, other)
+            others_above = [o["bottom"] for o in systems if o["bottom"] <= s["top"]]
+            if others_above and top > s["top"] - MARGIN:  # cut in the gap: at its emptiest row
+                gap = ink[int(np.ceil(max(others_above))):int(s["top"]) + 1]
+                assert ink[top] == gap.min()
+
+    # the report's steps show progress (on stderr)
+    ranks, answers = index_ranks(index, progress=True)
+    result = {"model": "tiny", **{d: retrieval_metrics(r) for d, r in ranks.items()}}
+    write_report(tmp_path, index, ranks, answers, result, progress=True)
+    err = capsys.readouterr().err
+    assert "querying" in err and "report, audio queries" in err and "report, sheet queries" in err

@@ -261,6 +261,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="processes building the collection (default: one per CPU)")
     dm.add_argument("--limit", type=_count, metavar="N",
                     help="only the first N corpus pieces (a quick look)")
+    dm.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     e = command(sub, "evaluate", "retrieval metrics of a model on a dataset split",
                 "Retrieval metrics (R@1, R@10, R@25, MRR, median rank) of a model on a "
@@ -352,14 +353,12 @@ def _index(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from scorelink.search.batch import answer, answer_all, parse_query, read_queries
-    from scorelink.search.embed import Embedder
+    from scorelink.search.embed import for_index
     from scorelink.search.index import Index
 
     queries = read_queries(args.queries) if args.queries else None  # all checked before loading
     index = Index(args.index)
-    name = index.info["model"]["name"]
-    embedder = Embedder.load(args.checkpoint or (None if name.startswith("shipped:") else name))
-    index.check_model(embedder.fingerprint)
+    embedder = for_index(index, args.checkpoint)  # NumPy where the index keeps its model
     if queries is not None:
         failed = 0
         for line in answer_all(index, embedder, queries, top=args.top, by=args.by):
@@ -442,7 +441,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from scorelink.demo import run_demo
 
-    run_demo(args.out, checkpoint=args.checkpoint, workers=args.workers, limit=args.limit)
+    run_demo(args.out, checkpoint=args.checkpoint, workers=args.workers, limit=args.limit,
+             progress=not args.no_progress)
     return 0
 
 

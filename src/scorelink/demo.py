@@ -23,6 +23,7 @@ import numpy as np
 from scorelink.errors import ScorelinkError
 from scorelink.evaluate.metrics import retrieval_metrics
 from scorelink.evaluate.report import format_table
+from scorelink.progress import bar, note
 from scorelink.search.index import Index
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def run_demo(out: str | Path = "demo", *, checkpoint: str | None = None, workers
     print(f"1/4 building the demo collection (test split of the built-in corpus) in {data}")
     build(corpus_sources("chorales"), data, config=demo_config(data),
           workers=workers, only_split="test", limit=limit, progress=progress)
+    note(f"loading the model ({checkpoint or 'the shipped model'})", enabled=progress)
     embedder = Embedder.load(checkpoint)
     idx_path = out / "index"
     if idx_path.exists():
@@ -76,18 +78,19 @@ def run_demo(out: str | Path = "demo", *, checkpoint: str | None = None, workers
     index = Index(idx_path)
     print(f"3/4 querying: every test passage, both directions "
           f"({index.audio.ntotal} audio passages, {index.sheet.ntotal} systems)")
-    ranks, answers = index_ranks(index)
+    ranks, answers = index_ranks(index, progress=progress)
     result = {"model": embedder.name, "data": str(data), "split": "test", "tempo": 1.0,
               **{d: retrieval_metrics(r) for d, r in ranks.items()},
               "queries": {d: int(len(r)) for d, r in ranks.items()}}
     print(format_table(result))
     (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
-    report = write_report(out, index, ranks, answers, result)
+    report = write_report(out, index, ranks, answers, result, progress=progress)
     print(f"4/4 report: {report}  ({time.perf_counter() - t0:.0f} s in all)")
     return result
 
 
-def index_ranks(index: Index) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def index_ranks(index: Index, *, progress: bool = False
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Rank of the correct answer for every indexed passage as a query, through FAISS.
 
     A2S: each audio passage against all systems (right: its own system). S2A: each system
@@ -98,40 +101,76 @@ def index_ranks(index: Index) -> tuple[dict[str, np.ndarray], dict[str, np.ndarr
     key_of_system = {r["id"]: (r["piece"], r["system"]) for r in systems}
     key_of_window = {r["id"]: (r["piece"], r["system"]) for r in windows}
     ranks, answers = {}, {}
-    _, ids = index.nearest("sheet", index.vectors("audio"), index.sheet.ntotal)
-    ranks["a2s"] = np.array([1 + [key_of_system[int(i)] for i in row].index(key_of_window[w["id"]])
-                             for row, w in zip(ids, windows, strict=True)])
-    answers["a2s"] = ids[:, :3]
-    _, ids = index.nearest("audio", index.vectors("sheet"), index.audio.ntotal)
-    ranks["s2a"] = np.array([1 + [key_of_window[int(i)] for i in row].index(key_of_system[s["id"]])
-                             for row, s in zip(ids, systems, strict=True)])
-    answers["s2a"] = ids[:, :3]
+    with bar(total=len(windows) + len(systems), enabled=progress, desc="querying",
+             unit="query") as b:
+        _, ids = index.nearest("sheet", index.vectors("audio"), index.sheet.ntotal)
+        b.update(len(windows) // 2)  # the search, then the ranks: about half the time each
+        ranks["a2s"] = np.array([1 + [key_of_system[int(i)] for i in row].index(
+            key_of_window[w["id"]]) for row, w in zip(ids, windows, strict=True)])
+        answers["a2s"] = ids[:, :3]
+        b.update(len(windows) - len(windows) // 2)
+        _, ids = index.nearest("audio", index.vectors("sheet"), index.audio.ntotal)
+        b.update(len(systems) // 2)
+        ranks["s2a"] = np.array([1 + [key_of_window[int(i)] for i in row].index(
+            key_of_system[s["id"]]) for row, s in zip(ids, systems, strict=True)])
+        answers["s2a"] = ids[:, :3]
+        b.update(len(systems) - len(systems) // 2)
     return ranks, answers
 
 
 RETRIEVED, CORRECT = (221, 107, 32), (40, 160, 60)  # orange, green
+MARGIN = 60  # px a page crop reaches above and below the systems it shows, at most
 
 
 def _page_with_boxes(index: Index, system_row: dict, correct_row: dict | None, dest: Path,
                      *, colour: tuple[int, int, int] = RETRIEVED) -> str:
-    """The page of system_row outlined in `colour`, and the correct system (green) if it is
-    on the same page."""
+    """The system of system_row outlined in `colour`, and the correct system (green) if it is
+    on the same page, cut from their page: the full width, from above the upper one to below
+    the lower one, with what belongs to them (up to MARGIN, cut at the emptiest row between
+    them and the next system: tempo marks, fermatas and ledger lines stay, the neighbours are
+    left out)."""
     from PIL import Image, ImageDraw
 
     page = Image.open(index.root / system_row["page_image"]).convert("RGB")
+    ink = (np.asarray(page.convert("L")) < 128).sum(axis=1)  # dark pixels per row
     draw = ImageDraw.Draw(page)
+    shown = [system_row]
     if correct_row is not None and correct_row["page_image"] == system_row["page_image"]:
+        shown.append(correct_row)
         t, left, b, r = (correct_row[k] for k in ("top", "left", "bottom", "right"))
         draw.rectangle([left - 9, t - 9, r + 9, b + 9], outline=CORRECT, width=4)
     t, left, b, r = (system_row[k] for k in ("top", "left", "bottom", "right"))
     draw.rectangle([left - 5, t - 5, r + 5, b + 5], outline=colour, width=3)
-    bottom = int(min(page.height, max(b, correct_row["bottom"] if correct_row and
-                                      correct_row["page_image"] == system_row["page_image"]
-                                      else b) + 60))
-    page = page.crop((0, 0, page.width, max(bottom, 300)))
+    top, bottom = crop_rows(index, shown, ink)
+    page = page.crop((0, top, page.width, bottom))
     dest.parent.mkdir(parents=True, exist_ok=True)
     page.save(dest)
     return dest.name
+
+
+def crop_rows(index: Index, shown: list[dict], ink: np.ndarray) -> tuple[int, int]:
+    """[top, bottom) pixel rows of a crop of one page holding the systems `shown` (index rows
+    of that page; `ink`: dark pixels per row of the page): up to MARGIN beyond them, and not
+    past the emptiest row of the gap to another system of the page (the one nearest the
+    middle of the gap among equals)."""
+    upper = int(min(s["top"] for s in shown))
+    lower = int(np.ceil(max(s["bottom"] for s in shown)))
+    ids = {s["id"] for s in shown}
+    others = [r for r in index.db.execute(
+        "SELECT id, top, bottom FROM systems WHERE page_image = ?", (shown[0]["page_image"],))
+        if r[0] not in ids]
+    above = [int(np.ceil(r[2])) for r in others if r[2] <= upper]
+    below = [int(r[1]) for r in others if r[1] >= lower]
+    top = max(upper - MARGIN, _emptiest(ink, max(above), upper) if above else 0)
+    bottom = min(lower + MARGIN, _emptiest(ink, lower, min(below)) + 1 if below else len(ink))
+    return top, bottom
+
+
+def _emptiest(ink: np.ndarray, a: int, b: int) -> int:
+    """The row in [a, b] with the least ink, the one nearest the middle among equals."""
+    rows = np.arange(a, b + 1)
+    least = rows[ink[a:b + 1] == ink[a:b + 1].min()]
+    return int(least[np.argmin(np.abs(least - (a + b) / 2))])
 
 
 def _clip(window: dict, dest: Path) -> str | None:
@@ -146,7 +185,8 @@ def _clip(window: dict, dest: Path) -> str | None:
     return dest.name
 
 
-def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: dict) -> Path:
+def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: dict, *,
+                 progress: bool = False) -> Path:
     assets = out / "report"
     shutil.rmtree(assets, ignore_errors=True)
     assets.mkdir(parents=True)
@@ -164,9 +204,10 @@ def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: di
         parts.append(f"<tr><td>{d.upper()}</td><td>{m['R@1']:.1f}</td><td>{m['R@10']:.1f}</td>"
                      f"<td>{m['R@25']:.1f}</td><td>{m['MRR']:.3f}</td><td>{m['MR']:.0f}</td></tr>")
     parts.append("</table><h2>Audio &rarr; sheet: which line is this?</h2>")
-    window_ids = sorted(windows)
-    for k, q in enumerate(rng.choice(len(window_ids), min(EXAMPLES, len(window_ids)),
-                                     replace=False)):
+    window_ids, system_ids = sorted(windows), sorted(systems)
+    chosen = rng.choice(len(window_ids), min(EXAMPLES, len(window_ids)), replace=False)
+    for k, q in enumerate(bar(chosen, enabled=progress, desc="report, audio queries",
+                              unit="example")):
         w = windows[window_ids[q]]
         clip = _clip(w, assets / f"a2s-{k}.ogg")
         top = systems[int(answers["a2s"][q][0])]
@@ -187,9 +228,9 @@ def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: di
             f"system {top['system'] + 1} ({verdict}; orange: retrieved, green: correct)"
             f"{elsewhere}</p>" + "".join(f"<img src='report/{i}'>" for i in imgs) + "</div>")
     parts.append("<h2>Sheet &rarr; audio: where does this line sound?</h2>")
-    system_ids = sorted(systems)
-    for k, q in enumerate(rng.choice(len(system_ids), min(EXAMPLES, len(system_ids)),
-                                     replace=False)):
+    chosen = rng.choice(len(system_ids), min(EXAMPLES, len(system_ids)), replace=False)
+    for k, q in enumerate(bar(chosen, enabled=progress, desc="report, sheet queries",
+                              unit="example")):
         s = systems[system_ids[q]]
         img = _page_with_boxes(index, s, None, assets / f"s2a-{k}.png")
         items = []

@@ -13,6 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -150,6 +151,7 @@ def _rasterise(svg: str) -> np.ndarray:
     import cairosvg
     from PIL import Image
 
+    _register_fonts(svg)
     png = cairosvg.svg2png(
         bytestring=svg.encode(),
         output_width=PAGE_WIDTH,
@@ -157,6 +159,69 @@ def _rasterise(svg: str) -> np.ndarray:
         background_color="white",
     )
     return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.uint8)
+
+
+# Verovio writes text that holds music symbols (the note of a tempo mark "♩ = 100", dynamics) in
+# its SMuFL font (Leipzig), embedded in the SVG as a WOFF2 @font-face. CairoSVG ignores
+# @font-face and asks fontconfig for the family by name; no system package ships Leipzig, so
+# those symbols came out as empty boxes. `_register_fonts` gives the embedded font to fontconfig
+# for this process (FcConfigAppFontAddFile; FreeType reads WOFF2), once per family, so that
+# cairo draws the very font Verovio laid the text out with.
+_FONT_FACE = re.compile(r"@font-face\s*\{\s*font-family:\s*'([^']+)';\s*src:\s*url\(data:[^,)]*"
+                        r"base64,([A-Za-z0-9+/=]+)\)")
+_registered_fonts: set[str] = set()
+
+
+def _register_fonts(svg: str) -> None:
+    """Make the fonts embedded in `svg` available to cairo (see _FONT_FACE). Where that cannot
+    be done (no fontconfig, no writable cache), the page is drawn as before: symbols in text
+    as boxes."""
+    if "@font-face" not in svg:
+        return
+    for match in _FONT_FACE.finditer(svg):
+        family = match.group(1)
+        if family in _registered_fonts:
+            continue
+        _registered_fonts.add(family)
+        fontconfig = _fontconfig()
+        try:
+            path = _font_file(family, match.group(2))
+        except (OSError, RuntimeError):  # RuntimeError: no home folder to cache it in
+            continue
+        if fontconfig is not None:
+            fontconfig.FcConfigAppFontAddFile(None, str(path).encode())
+
+
+def _font_file(family: str, data: str) -> Path:
+    """The font's file in the user's cache, named by its content (written once, kept)."""
+    import base64
+    import hashlib
+    import os
+    import tempfile
+
+    raw = base64.b64decode(data)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scorelink/fonts"
+    name = re.sub(r"[^A-Za-z0-9]+", "-", family)
+    path = cache / f"{name}-{hashlib.sha256(raw).hexdigest()[:16]}.woff2"
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache, delete=False) as f:  # atomic: workers race
+            f.write(raw)
+        Path(f.name).replace(path)
+    return path
+
+
+@lru_cache(maxsize=1)
+def _fontconfig():
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("fontconfig")
+    if name is None:
+        return None
+    lib = ctypes.CDLL(name)
+    lib.FcConfigAppFontAddFile.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    return lib
 
 
 def _read_geometry(svg: str, *, page: int, systems: list[System], notes: list[Note]) -> None:

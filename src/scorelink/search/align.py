@@ -80,7 +80,7 @@ def segment_embeddings(embedder: Embedder, spec: np.ndarray, *,
     padded[:, : spec.shape[1]] = spec
     snippets = np.stack([padded[:, j * hop: j * hop + size] for j in range(steps)])
     tower = embedder.model.audio
-    feats = embedder._features(tower, snippets)  # (steps, snippet_dim)
+    feats = embedder._features("audio", snippets)  # (steps, snippet_dim)
     feats = torch.cat([feats, feats.new_zeros(max_steps, feats.shape[1])])
     out = []
     with torch.no_grad():

@@ -15,6 +15,7 @@ import numpy as np
 
 from scorelink.constants import FPS
 from scorelink.errors import ScoreError, ScorelinkError
+from scorelink.progress import bar
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Pending
 from scorelink.search.recordings import AUDIO_SUFFIXES, read_audio, windows
@@ -52,8 +53,8 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     by_rendition: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         by_rendition.setdefault((r["piece"], r["rendition"]), []).append(r)
-    for (piece, rendition), group in _bar(by_rendition.items(), progress, "indexing recordings",
-                                          "recording"):
+    for (piece, rendition), group in bar(by_rendition.items(), enabled=progress,
+                                         desc="indexing recordings", unit="recording"):
         spec = ds.rendition_spec(group[0])
         flac = Path(ds.root) / "pieces" / piece / f"{rendition}.flac"
         pending.add_windows(
@@ -121,7 +122,7 @@ def from_scores(paths: Iterable[str | Path], embedder: Embedder, *,
 
     pending = Pending()
     files = _files(paths, SCORE_SUFFIXES + IMAGE_SUFFIXES, "score")
-    for path, piece in _bar(files, progress, "indexing scores", "file"):
+    for path, piece in bar(files, enabled=progress, desc="indexing scores", unit="file"):
         try:
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 pages, systems = _image_systems(path)  # no notes: only pixels
@@ -195,7 +196,7 @@ def from_recordings(paths: Iterable[str | Path], embedder: Embedder, *,
 
     pending = Pending()
     files = _files(paths, AUDIO_SUFFIXES, "audio")
-    for path, name in _bar(files, progress, "indexing recordings", "file"):
+    for path, name in bar(files, enabled=progress, desc="indexing recordings", unit="file"):
         try:
             spec = spectrogram(read_audio(path))
         except ScorelinkError as exc:
@@ -217,23 +218,16 @@ def _skip(path: Path, exc: Exception) -> dict:
     return {"path": str(path), "reason": reason}
 
 
-def _bar(items, progress: bool, desc: str, unit: str):
-    """`items` with a progress bar on stderr when `progress` (and more than one item)."""
-    items = list(items)
-    if not progress or len(items) < 2:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit=unit, leave=False)
-
-
 def _embed_strips(embedder: Embedder, strips: list[np.ndarray], progress: bool,
-                  chunk: int = 64) -> np.ndarray:
+                  chunk: int = 16) -> np.ndarray:
     """embedder.sheet over the strips in chunks (a progress bar's steps)."""
     if not strips:
         return np.zeros((0, embedder.dim), np.float32)
-    parts = [embedder.sheet(np.stack(strips[a:a + chunk]))
-             for a in _bar(range(0, len(strips), chunk), progress, "indexing systems", "chunk")]
+    parts = []
+    with bar(total=len(strips), enabled=progress, desc="indexing systems", unit="system") as b:
+        for a in range(0, len(strips), chunk):
+            parts.append(embedder.sheet(np.stack(strips[a:a + chunk])))
+            b.update(len(parts[-1]))
     return np.concatenate(parts)
 
 

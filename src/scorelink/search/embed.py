@@ -3,6 +3,10 @@
 Many overlapping windows of one recording share most of their snippets, so the audio side runs
 the CNN once per distinct snippet (keyed by its first frame, and by its end when the window cuts
 it short) and only the GRU per window: the result equals embedding each window on its own.
+
+`Embedder` runs the PyTorch model. `NumpyEmbedder` runs the same model in NumPy from the weights
+an index keeps (`model.npz`, models/numpy_forward.py): `scorelink search` uses it, so a query
+does not pay for importing PyTorch (`for_index` picks). Importing this module imports neither.
 """
 
 from __future__ import annotations
@@ -10,16 +14,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from scorelink import checkpoint
 from scorelink.constants import AUDIO_SNIPPET_FRAMES, AUDIO_SNIPPET_HOP, N_BINS, STRIP_HEIGHT
 from scorelink.errors import CheckpointError
-from scorelink.models.passage import PassageModel
 from scorelink.models.snippets import n_snippets, sheet_snippets
-from scorelink.precision import use_bf16
+
+if TYPE_CHECKING:
+    import torch
+
+    from scorelink.models.numpy_forward import NumpyPassageModel
+    from scorelink.models.passage import PassageModel
+    from scorelink.search.index import Index
+
+MODEL_FILE = "model.npz"  # in an index folder: its model's weights for NumpyEmbedder
 
 
 def fingerprint(model: torch.nn.Module) -> str:
@@ -31,56 +41,12 @@ def fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-class Embedder:
-    """A passage model in eval mode plus the cutting of strips and spectrogram spans."""
+class EmbedderBase:
+    """Cuts strips and spectrogram spans into snippet sequences; subclasses run the model:
+    `_features(side, snippets)` -> (n, snippet_dim) and `_summaries(side, feats, sequences)`
+    -> (len(sequences), D) unit vectors."""
 
-    def __init__(self, model: PassageModel, *, name: str = "", bf16: bool | None = None,
-                 batch_size: int = 64):
-        if getattr(model, "kind", None) != "rnn":
-            raise CheckpointError("search needs a passage (RNN) model, not the snippet baseline")
-        self.model = model.eval()
-        self.name = name
-        self.fingerprint = fingerprint(model)
-        self.dim = model.config.embed_dim
-        self.bf16 = use_bf16(bf16)  # None: where the CPU runs bfloat16 natively
-        self.batch_size = batch_size
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, **kwargs) -> Embedder:
-        """From a checkpoint file; None: the shipped model."""
-        model, _ = checkpoint.load_model(path, kind="rnn")
-        name = str(path) if path else f"shipped:{checkpoint.SHIPPED}"
-        return cls(model, name=name, **kwargs)
-
-    def _autocast(self):
-        if self.bf16:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    @torch.no_grad()
-    def _features(self, tower, snippets: np.ndarray) -> torch.Tensor:
-        """(n, H, W) float32 snippets -> (n, snippet_dim) float32 CNN features, batched."""
-        out = []
-        step = self.batch_size * 8
-        for a in range(0, len(snippets), step):
-            x = torch.from_numpy(snippets[a:a + step])[:, None]
-            x = x.contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                out.append(tower.features(x).float())
-        return torch.cat(out)
-
-    @torch.no_grad()
-    def _summaries(self, tower, feats: torch.Tensor, sequences: list[np.ndarray]) -> np.ndarray:
-        """Each sequence (rows of feats) -> one unit vector, (len(sequences), D) float32."""
-        out = []
-        for a in range(0, len(sequences), self.batch_size):
-            chunk = sequences[a:a + self.batch_size]
-            rows = torch.from_numpy(np.concatenate(chunk))
-            lengths = torch.tensor([len(s) for s in chunk])
-            out.append(tower.summarize(feats[rows], lengths).float())
-        if not out:
-            return np.zeros((0, self.dim), np.float32)
-        return torch.cat(out).numpy()
+    dim: int
 
     def sheet(self, strips: np.ndarray) -> np.ndarray:
         """(n, 160, W) uint8 system strips -> (n, D) float32 unit vectors."""
@@ -90,9 +56,9 @@ class Embedder:
         if not len(strips):
             return np.zeros((0, self.dim), np.float32)
         cut = [sheet_snippets(s) for s in strips]
-        feats = self._features(self.model.sheet, np.concatenate(cut))
+        feats = self._features("sheet", np.concatenate(cut))
         bounds = np.cumsum([0] + [len(c) for c in cut])
-        return self._summaries(self.model.sheet, feats,
+        return self._summaries("sheet", feats,
                                [np.arange(bounds[i], bounds[i + 1]) for i in range(len(cut))])
 
     def audio(self, spec: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
@@ -121,5 +87,115 @@ class Embedder:
         for (a, b), row in keys.items():
             b = a + AUDIO_SNIPPET_FRAMES if b < 0 else b
             snippets[row, :, : b - a] = spec[:, a:b]
-        feats = self._features(self.model.audio, snippets)
-        return self._summaries(self.model.audio, feats, sequences)
+        feats = self._features("audio", snippets)
+        return self._summaries("audio", feats, sequences)
+
+
+class Embedder(EmbedderBase):
+    """A PyTorch passage model in eval mode plus the cutting of strips and spectrogram spans."""
+
+    def __init__(self, model: PassageModel, *, name: str = "", bf16: bool | None = None,
+                 batch_size: int = 64):
+        from scorelink.precision import use_bf16
+
+        if getattr(model, "kind", None) != "rnn":
+            raise CheckpointError("search needs a passage (RNN) model, not the snippet baseline")
+        self.model = model.eval()
+        self.name = name
+        self.fingerprint = fingerprint(model)
+        self.dim = model.config.embed_dim
+        self.bf16 = use_bf16(bf16)  # None: where the CPU runs bfloat16 natively
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **kwargs) -> Embedder:
+        """From a checkpoint file; None: the shipped model."""
+        from scorelink import checkpoint
+
+        model, _ = checkpoint.load_model(path, kind="rnn")
+        name = str(path) if path else f"shipped:{checkpoint.SHIPPED}"
+        return cls(model, name=name, **kwargs)
+
+    def export(self, path: str | Path) -> None:
+        """Write the model's weights for NumpyEmbedder (an index's MODEL_FILE)."""
+        from scorelink.models.numpy_forward import export
+
+        export(self.model, path, fingerprint=self.fingerprint, name=self.name)
+
+    def _autocast(self):
+        import torch
+
+        if self.bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _features(self, side: str, snippets: np.ndarray) -> torch.Tensor:
+        """(n, H, W) float32 snippets -> (n, snippet_dim) float32 CNN features, batched."""
+        import torch
+
+        tower = getattr(self.model, side)
+        out = []
+        step = self.batch_size * 8
+        with torch.no_grad():
+            for a in range(0, len(snippets), step):
+                x = torch.from_numpy(snippets[a:a + step])[:, None]
+                x = x.contiguous(memory_format=torch.channels_last)
+                with self._autocast():
+                    out.append(tower.features(x).float())
+        return torch.cat(out)
+
+    def _summaries(self, side: str, feats: torch.Tensor,
+                   sequences: list[np.ndarray]) -> np.ndarray:
+        """Each sequence (rows of feats) -> one unit vector, (len(sequences), D) float32."""
+        import torch
+
+        tower = getattr(self.model, side)
+        out = []
+        with torch.no_grad():
+            for a in range(0, len(sequences), self.batch_size):
+                chunk = sequences[a:a + self.batch_size]
+                rows = torch.from_numpy(np.concatenate(chunk))
+                lengths = torch.tensor([len(s) for s in chunk])
+                out.append(tower.summarize(feats[rows], lengths).float())
+        if not out:
+            return np.zeros((0, self.dim), np.float32)
+        return torch.cat(out).numpy()
+
+
+class NumpyEmbedder(EmbedderBase):
+    """The same embeddings from an exported model, in NumPy (float32; no PyTorch import)."""
+
+    def __init__(self, model: NumpyPassageModel):
+        self.model = model
+        self.name = model.name
+        self.fingerprint = model.fingerprint
+        self.dim = model.dim
+
+    @classmethod
+    def load(cls, path: str | Path) -> NumpyEmbedder:
+        from scorelink.models.numpy_forward import NumpyPassageModel
+
+        try:
+            return cls(NumpyPassageModel.load(path))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: cannot read the exported model ({exc})") from exc
+
+    def _features(self, side: str, snippets: np.ndarray) -> np.ndarray:
+        return self.model.features(side, snippets)
+
+    def _summaries(self, side: str, feats: np.ndarray, sequences: list[np.ndarray]) -> np.ndarray:
+        return self.model.summarize(side, feats, sequences)
+
+
+def for_index(index: Index, checkpoint: str | Path | None = None) -> EmbedderBase:
+    """The embedder for queries of `index`: its exported model in NumPy where it keeps one
+    (and no other checkpoint is asked for), else the PyTorch model it names (or `checkpoint`).
+    Raises when the model is not the one the index was made with."""
+    exported = index.root / MODEL_FILE
+    if checkpoint is None and exported.is_file():
+        embedder: EmbedderBase = NumpyEmbedder.load(exported)
+    else:
+        name = index.info["model"]["name"]
+        embedder = Embedder.load(checkpoint or (None if name.startswith("shipped:") else name))
+    index.check_model(embedder.fingerprint)
+    return embedder

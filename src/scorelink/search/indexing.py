@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scorelink.errors import ScorelinkError
+from scorelink.progress import note
 
 if TYPE_CHECKING:
     from scorelink.search.embed import Embedder
@@ -53,14 +54,16 @@ def index_collection(out: str | Path, *, scores: Iterable[str | Path] = (),
     exact search. Raises ScorelinkError when nothing is given, or nothing could be indexed.
     """
     from scorelink.search import collect
-    from scorelink.search.embed import Embedder
+    from scorelink.search.embed import MODEL_FILE, Embedder
     from scorelink.search.index import Index, Pending
 
     scores, recordings = _paths(scores), _paths(recordings)
     if not (data or scores or recordings):
         raise ScorelinkError("nothing to index: give a dataset, score files and/or recordings")
     t0 = time.perf_counter()
-    embedder = embedder or Embedder.load(checkpoint)
+    if embedder is None:
+        note(f"loading the model ({checkpoint or 'the shipped model'})", enabled=progress)
+        embedder = Embedder.load(checkpoint)
     pending = Pending()
     if data:
         pending.extend(collect.from_dataset(data, embedder, split=split, progress=progress))
@@ -72,9 +75,13 @@ def index_collection(out: str | Path, *, scores: Iterable[str | Path] = (),
         reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in pending.skipped[:5])
         raise ScorelinkError(f"nothing could be indexed ({len(pending.skipped)} files "
                              f"skipped: {reasons})")
+    note(f"writing {out}: {len(pending.systems)} systems, {len(pending.windows)} audio "
+         f"windows, {len(pending.pages)} page images", enabled=progress)
     index: Index = Index.write(out, pending, model_name=embedder.name,
                                fingerprint=embedder.fingerprint, dim=embedder.dim, add=add,
                                kind="hnsw" if approximate else "flat")
+    if not (index.root / MODEL_FILE).is_file():  # its model, for queries without PyTorch
+        embedder.export(index.root / MODEL_FILE)
     report = IndexReport(out=Path(out), added=add, systems=len(pending.systems),
                          windows=len(pending.windows), total_systems=index.sheet.ntotal,
                          total_windows=index.audio.ntotal, skipped=pending.skipped,

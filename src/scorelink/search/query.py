@@ -17,13 +17,16 @@ print them. The index stores them from 0, as dataset records do.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scorelink.constants import AUDIO_SNIPPET_HOP, FPS
 from scorelink.errors import QueryError
-from scorelink.search.embed import Embedder
-from scorelink.search.index import Index
+
+if TYPE_CHECKING:  # imported by callers; a query imports no more than it uses
+    from scorelink.search.embed import EmbedderBase as Embedder
+    from scorelink.search.index import Index
 
 LONG_QUERY_SECONDS = 25.0  # up to this, an audio query is one passage
 QUERY_WINDOW_SECONDS = 10.8  # longer queries: windows of this length ...

@@ -55,7 +55,6 @@ def read_audio(path: str | Path, *, start: float | None = None, end: float | Non
     call the file `name` (default: its path).
     """
     import soundfile
-    from scipy.signal import resample_poly
 
     path = Path(path)
     name = name or str(path)
@@ -85,6 +84,8 @@ def read_audio(path: str | Path, *, start: float | None = None, end: float | Non
     if np.abs(mono).max() < SILENCE_PEAK:
         raise AudioError(f"{name}: the audio is silent")
     if sr != SAMPLE_RATE:
+        from scipy.signal import resample_poly  # slow to import: only when needed
+
         g = gcd(int(sr), SAMPLE_RATE)
         mono = resample_poly(mono, SAMPLE_RATE // g, int(sr) // g).astype(np.float32)
     return mono
