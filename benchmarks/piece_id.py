@@ -23,6 +23,11 @@ are read as `scorelink search --audio REC --start A --end B --by piece` reads th
 - notes: the notes matcher's ranking within the same evidence (its candidates include the
   model's proposals, so it is not entirely model-free).
 
+`--audio performance` plays one human performance of each movement instead (the corpus's nASAP
+MIDI, drawn with --clip-seed: real timing, dynamics and pedal, as `data build --corpus
+beethoven` renders its test split). Score audio is the notes matcher's best case: the clip
+sounds exactly the notes the index keeps, at their tempo.
+
 Scores: top-1 / top-3 % of clips whose piece comes first / among the first three, MRR, with
 95 % intervals from resampling pieces (clips of one piece are alike), per-piece counts, and the
 query time. Rendered audio and indexes are cached under --work (keyed by the kern files, the
@@ -103,13 +108,8 @@ def cached_index(work: Path, files: list[Path], embedder: Embedder) -> tuple[Ind
     return Index(out), report.seconds
 
 
-def cached_audio(work: Path, index: Index, soundfont: str) -> dict[str, Path]:
-    """piece -> FLAC of its notes (as the index keeps them) played by `soundfont`."""
-    import soundfile
-
-    from scorelink.constants import SAMPLE_RATE
-    from scorelink.data.synthesize import render
-
+def cached_audio(work: Path, index: Index, soundfont: str) -> dict[str, tuple[Path, str]]:
+    """piece -> (FLAC of its notes as the index keeps them, played by `soundfont`, "score")."""
     piece_of = {r["id"]: r["piece"] for r in index.all_rows("sheet")}
     by_piece: dict[str, list[np.ndarray]] = {}
     for system, notes in index.notes().items():
@@ -120,13 +120,49 @@ def cached_audio(work: Path, index: Index, soundfont: str) -> dict[str, Path]:
             raise SystemExit(f"the index keeps no notes of {piece}: cannot render it")
         notes = np.concatenate(by_piece[piece])  # (n, 3) [onset s, offset s, MIDI pitch]
         path = work / "audio" / soundfont / f"{piece}-{_digest(notes.tobytes())}.flac"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            audio = render(notes[:, 0], notes[:, 1], notes[:, 2].astype(int), soundfont=soundfont)
-            soundfile.write(path.with_suffix(".partial.flac"), audio, SAMPLE_RATE)
-            path.with_suffix(".partial.flac").rename(path)
-        out[piece] = path
+        _render(path, notes[:, 0], notes[:, 1], notes[:, 2].astype(int), soundfont=soundfont)
+        out[piece] = (path, "score")
     return out
+
+
+def cached_performances(work: Path, files: list[Path], soundfont: str,
+                        seed: int) -> dict[str, tuple[Path, str]]:
+    """piece -> (FLAC of one of its human performances (nASAP MIDI: timing, dynamics, pedal),
+    drawn with `seed`, played by `soundfont`, as the corpus builder renders its test split;
+    the performer)."""
+    from scorelink.data.beethoven import performances
+    from scorelink.data.performance import read_midi
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for kern in files:
+        found = performances(kern.parent.parent, kern.stem)
+        if not found:
+            raise SystemExit(f"no performance of {kern.stem} in the corpus")
+        perf = found[rng.integers(len(found))]
+        name = f"{kern.stem}-{perf.name}-{_digest(perf.midi.read_bytes())}.flac"
+        path = work / "performances" / soundfont / name
+        if not path.exists():
+            notes = read_midi(perf.midi)
+            _render(path, notes.onset, notes.offset, notes.pitch, soundfont=soundfont,
+                    velocity=notes.velocity, controls=notes.controls)
+        out[kern.stem] = (path, perf.name)
+    return out
+
+
+def _render(path: Path, onset, offset, pitch, **kwargs) -> None:
+    """Synthesise the notes into the FLAC at `path` unless it is there."""
+    import soundfile
+
+    from scorelink.constants import SAMPLE_RATE
+    from scorelink.data.synthesize import render
+
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio = render(onset, offset, pitch, **kwargs)
+    soundfile.write(path.with_suffix(".partial.flac"), audio, SAMPLE_RATE)
+    path.with_suffix(".partial.flac").rename(path)
 
 
 def piece_rank(hits: list[dict], piece: str, n_pieces: int) -> int:
@@ -147,7 +183,11 @@ def run(args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     embedder = Embedder.load(args.checkpoint)
     index, index_s = cached_index(work, files, embedder)
-    recordings = cached_audio(work, index, args.soundfont)
+    if args.audio == "score":
+        played = cached_audio(work, index, args.soundfont)
+    else:
+        played = cached_performances(work, files, args.soundfont, args.clip_seed)
+    recordings = {p: path for p, (path, _) in played.items()}
     pieces = sorted(recordings)
     systems = {p: 0 for p in pieces}
     for r in index.all_rows("sheet"):
@@ -180,6 +220,7 @@ def run(args) -> dict:
     index.close()
     return {"files": [str(f) for f in files], "held": held, "pieces": pieces,
             "titles": {f.stem: kern_title(f) for f in files}, "systems": systems,
+            "played": {p: who for p, (_, who) in played.items()},
             "durations": {p: audio_info(recordings[p])[0] for p in pieces},
             "index_seconds": index_s, "model": embedder.name, "clips": rows}
 
@@ -214,7 +255,10 @@ def report(result: dict, stats: dict, command: str) -> str:
                              f", {n} drawn") + f"; chance top-1 {100 / n:.0f} %",
              f"- index: {sum(result['systems'].values())} systems engraved from the kern files "
              + (f"in {result['index_seconds']:.0f} s" if result["index_seconds"] else
-                "(cached)") + f"; audio: {result['args']['soundfont']}, "
+                "(cached)") + "; audio: " + ("the scores' notes at their tempo"
+                              if result["args"]["audio"] == "score" else
+                              "one human performance of each (nASAP MIDI)")
+             + f" played by {result['args']['soundfont']}, "
              f"{sum(result['durations'].values()) / 60:.0f} min in all",
              f"- query time (15 s clip, embedding + ranking, wall / CPU p50): fused "
              f"{1000 * np.median([r['fused_s'] for r in rows]):.0f} / "
@@ -233,8 +277,8 @@ def report(result: dict, stats: dict, command: str) -> str:
               f"{d['top-1']['diff']:+.0f} [{d['top-1']['lo']:+.0f}, {d['top-1']['hi']:+.0f}], "
               f"MRR {d['MRR']['diff']:+.3f} [{d['MRR']['lo']:+.3f}, {d['MRR']['hi']:+.3f}] "
               "(paired).", "",
-              "| piece | work | systems | minutes | fused top-1 | model top-1 | model's answers |",
-              "|---|---|---|---|---|---|---|"]
+              "| piece | work | systems | played | minutes | fused top-1 | model top-1 "
+              "| model's answers |", "|---|---|---|---|---|---|---|---|"]
     for piece in pieces:
         mine = [r for r in rows if r["piece"] == piece]
         answers: dict[str, int] = {}
@@ -242,7 +286,7 @@ def report(result: dict, stats: dict, command: str) -> str:
             answers[r["model_answer"]] = answers.get(r["model_answer"], 0) + 1
         said = ", ".join(f"{p} ×{k}" for p, k in sorted(answers.items(), key=lambda x: -x[1]))
         lines.append(f"| {piece} | {result['titles'][piece]} | {result['systems'][piece]} | "
-                     f"{result['durations'][piece] / 60:.1f} | "
+                     f"{result['played'][piece]} | {result['durations'][piece] / 60:.1f} | "
                      f"{sum(r['fused_rank'] == 1 for r in mine)}/{len(mine)} | "
                      f"{sum(r['model_rank'] == 1 for r in mine)}/{len(mine)} | {said} |")
     return "\n".join(lines)
@@ -264,6 +308,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=15.0, help="clip length")
     p.add_argument("--clip-seed", type=int, default=0, help="seed of the clip places")
     p.add_argument("--soundfont", default=TEST_SOUNDFONT, help="the piano the audio is played by")
+    p.add_argument("--audio", choices=["score", "performance"], default="score",
+                   help="score: the score's notes at its tempo (what `data build --scores` "
+                        "plays); performance: a human performance of it (nASAP MIDI)")
     p.add_argument("--work", default="~/scorelink-work/piece-id",
                    help="cache of rendered audio and indexes (reused when present)")
     p.add_argument("--json", metavar="FILE", help="save every clip's ranks and the summary")
