@@ -303,7 +303,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the corpus's splits (as `data build --corpus beethoven`)")
     p.add_argument("--splits", nargs="+", default=["test"], choices=["test", "valid"],
-                   help="which held-out splits to take pieces from (default: test)")
+                   help="which held-out splits to take pieces from (default: test; seed 0's "
+                        "valid holds sonata05-1, which MSMD's training split has)")
     p.add_argument("--clips", type=int, default=5, help="clips per piece")
     p.add_argument("--seconds", type=float, default=15.0, help="clip length")
     p.add_argument("--clip-seed", type=int, default=0, help="seed of the clip places")
