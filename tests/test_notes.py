@@ -192,3 +192,20 @@ def test_search_cli_says_the_notes_decided(tmp_path, tiny_scores, tiny_ckpt, cap
     table = capsys.readouterr().out
     header, first = table.splitlines()[:2]
     assert "evidence" in header and first.split()[4] in ("notes", "both")
+
+
+def test_notes_off_ranks_by_the_model_alone(tmp_path, tiny_scores, tiny_ckpt):
+    """search_audio(notes=False) on an index that keeps notes: the model's cosine order,
+    no notes cost, the same ranking as the image path of the fused evidence."""
+    index, embedder = _index(tmp_path, tiny_scores, tiny_ckpt)
+    clip = _synth(next(iter(index.notes().values())))
+    fused = query.search_audio(index, embedder, clip, top=0)
+    model = query.search_audio(index, embedder, clip, top=0, notes=False)
+    assert any(h["notes_cost"] is not None for h in fused)
+    assert all(h["notes_cost"] is None and h["evidence"] == "image" for h in model)
+    similarity = [h["image_score"] for h in model]
+    assert similarity == sorted(similarity, reverse=True) and len(model) == index.sheet.ntotal
+    evidence = query.audio_evidence(index, embedder, spectrogram(clip))
+    assert [h["id"] for h in model] == [h["id"] for h in query.fuse(index, evidence, top=0,
+                                                                     paths="image")]
+    index.close()
