@@ -192,3 +192,20 @@ def test_search_cli_says_the_notes_decided(tmp_path, tiny_scores, tiny_ckpt, cap
     table = capsys.readouterr().out
     header, first = table.splitlines()[:2]
     assert "evidence" in header and first.split()[4] in ("notes", "both")
+
+
+def test_fusion_weight_is_the_index_models(tmp_path, tiny_scores, tiny_ckpt, monkeypatch):
+    """fuse() weighs the image by the weight tuned for the index's model (IMAGE_WEIGHTS, by
+    fingerprint), IMAGE_WEIGHT for a model not in the table."""
+    index, embedder = _index(tmp_path, tiny_scores, tiny_ckpt)
+    notes = index.notes()
+    evidence = query.audio_evidence(index, embedder, spectrogram(_synth(notes[min(notes)])))
+
+    def ranked(**kw):
+        return [h["id"] for h in query.fuse(index, evidence, top=0, **kw)]
+
+    assert query.image_weight(embedder.fingerprint) == query.IMAGE_WEIGHT
+    assert ranked() == ranked(weight=query.IMAGE_WEIGHT)
+    monkeypatch.setitem(query.IMAGE_WEIGHTS, embedder.fingerprint[:16], 1e6)
+    assert ranked() == ranked(weight=1e6) == ranked(paths="image")
+    index.close()

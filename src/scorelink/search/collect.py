@@ -27,8 +27,10 @@ def page_path(piece: str, page: int) -> str:
 
 
 def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
-                 tempo: float = 1.0, progress: bool = False) -> Pending:
-    """The split's systems (sheet side) and its evaluation rendition's passages (audio side)."""
+                 tempo: float = 1.0, progress: bool = False,
+                 recordings: bool = True) -> Pending:
+    """The split's systems (sheet side) and its evaluation rendition's passages (audio side;
+    recordings=False: the systems only)."""
     from scorelink.data.store import Dataset
     from scorelink.evaluate.retrieval import eval_records
 
@@ -50,7 +52,7 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
         pending.pages[page_path(piece, page)] = ds.page(piece, page)
     by_rendition: dict[tuple[str, str], list[dict]] = {}
-    for r in records:
+    for r in records if recordings else []:
         by_rendition.setdefault((r["piece"], r["rendition"]), []).append(r)
     for (piece, rendition), group in _bar(by_rendition.items(), progress, "indexing recordings",
                                           "recording"):
