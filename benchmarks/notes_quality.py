@@ -198,7 +198,7 @@ def main() -> None:
     if args.tune:
         print(f"### Fusion grid ({args.split}, {len(clips)} clips, {date.today()})\n")
         print("| image weight | no-notes cost | system R@1 | piece top-1 |\n|---|---|---|---|")
-        for weight in (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0):
+        for weight in (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0):
             r = np.array([_ranks(query.fuse(index, e, top=0, weight=weight), c)
                           for e, c in zip(evidence, clips, strict=True)])
             print(f"| {weight:g} | {query.NO_NOTES_COST:g} | {_pct(r[:, 0]):.1f} | "

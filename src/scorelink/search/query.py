@@ -35,6 +35,10 @@ MODEL_CANDIDATES = 10  # systems the model proposes for note alignment, per quer
 IMAGE_WEIGHT = 0.02
 IMAGE_WEIGHTS = {  # fingerprint[:16] -> weight
     "93b599ae8947abe7": 0.02,  # shipped:rnn-chorales.pt (the grid's best 0, 0.02 one clip below)
+    # piano-ft16.pt (the piano campaign's candidate, 2026-12-04): the grid's best was 0 (notes
+    # alone), 0.001 three clips in 300 below; kept above 0 so that systems without notes
+    # (scans) are still ranked by the model
+    "4f412e5dfcbda1d2": 0.001,
 }
 # a system without notes (a scan) is given NO_NOTES_COST, a cost that says nothing either way.
 NO_NOTES_COST = 0.3
