@@ -209,7 +209,7 @@ def test_dtw_path_against_the_cost_only_dtw():
     for n, m in ((5, 30), (20, 25), (12, 12), (30, 16)):
         query, target = _unit(rng.random((12, n))), _unit(rng.random((12, m)))
         cost, path = dtw_path(query, target)
-        costs, _ = subsequence_dtw(query, target)
+        costs, _, _ = subsequence_dtw(query, target)
         np.testing.assert_allclose(cost, costs.min(), rtol=1e-5)
         steps = {tuple(d) for d in np.diff(path, axis=0)}
         assert steps <= {(1, 1), (1, 2), (2, 1)} and path[0, 0] == 0 and path[-1, 0] == n - 1
