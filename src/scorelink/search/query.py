@@ -33,12 +33,11 @@ MODEL_CANDIDATES = 10  # systems the model proposes for note alignment, per quer
 # up by the model's fingerprint (its weights: a retrained model is another model). A model not
 # in the table gets IMAGE_WEIGHT, the chorale model's value, until it is tuned.
 IMAGE_WEIGHT = 0.02
-IMAGE_WEIGHTS = {  # fingerprint[:16] -> weight
-    "93b599ae8947abe7": 0.02,  # shipped:rnn-chorales.pt (the grid's best 0, 0.02 one clip below)
-    # piano-ft16.pt (the piano campaign's candidate, 2026-12-04): the grid's best was 0 (notes
-    # alone), 0.001 three clips in 300 below; kept above 0 so that systems without notes
-    # (scans) are still ranked by the model
-    "4f412e5dfcbda1d2": 0.001,
+IMAGE_WEIGHTS = {  # fingerprint[:16] -> weight; MSMD validation grid, 300 clips, 2026-12-04:
+    # for both models the notes alone (0) ranked best, 0.001 one to four clips below; kept
+    # above 0 so that systems without notes (scans) are still ranked by the model
+    "93b599ae8947abe7": 0.001,  # shipped:rnn-chorales.pt (0.02 until 2026-12-04)
+    "4f412e5dfcbda1d2": 0.001,  # piano-ft16.pt, the piano campaign's candidate
 }
 # a system without notes (a scan) is given NO_NOTES_COST, a cost that says nothing either way.
 NO_NOTES_COST = 0.3
