@@ -199,6 +199,13 @@ def test_refine_measure_times(measured):
         assert [m.label for m in found] == [label for _, label in truth]
         assert np.abs([m.start - t for m, (t, _) in zip(found, truth, strict=True)]).max() <= 0.25
         assert all(a.end <= b.start + 1e-9 for a, b in zip(found, found[1:], strict=False))
+    # a decoder that gave the whole recording to the second system: its tempo from the system
+    # segments is wrong (the whole recording for one system); the whole score's is right
+    found = refine(spec, align.Alignment([align.Segment(1, 0.0, end, 0.5, 0.5)],
+                                         np.zeros((1, 1))), systems)
+    second = [(t, label) for t, label in truth if t >= split - 1e-6]
+    assert [m.label for m in found] == [label for _, label in second]
+    assert np.abs([m.start - t for m, (t, _) in zip(found, second, strict=True)]).max() <= 0.25
 
 
 def test_dtw_path_against_the_cost_only_dtw():

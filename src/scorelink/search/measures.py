@@ -9,7 +9,8 @@ stretch is refined to measures:
 2. The score's playing order (repeats unfolded) is cut into *blocks*: maximal runs of measures
    on one system. A stretch of system s is matched against every block of s.
 3. Match: subsequence DTW of the block's note chroma (`notes.notes_chroma`, the score time
-   scaled by the recording's global tempo, which the system-level alignment gives) against the
+   scaled by the recording's global tempo, as the system segments give it and as the whole
+   recording against the whole score gives it: both tried, the better kept) against the
    recording's chroma (`notes.audio_chroma`) around the stretch, with steps (1, 1), (1, 2),
    (2, 1): the block is played whole, from half to double that tempo, starting and ending
    anywhere near the stretch. The block with the lowest mean cost wins (the k-th stretch of a
@@ -88,12 +89,18 @@ def refine(spec: np.ndarray, alignment, systems: list[dict]) -> list[MeasureSegm
     by_system: dict[int, list[_Block]] = {}
     for b in score_blocks:
         by_system.setdefault(b.system, []).append(b)
-    # the recording's global tempo: recording seconds per score second
+    # the recording's global tempo (recording seconds per score second), two ways: from the
+    # system segments, and from the whole recording against the whole score as written; each
+    # stretch is matched at both and keeps the better (a decoder that gave a system too long a
+    # stretch misleads the first, a performance that skips repeats the second)
     ratios = [(b - a) / np.mean([x.end - x.start for x in by_system[s]])
               for s, a, b in stretches if s in by_system]
     if not ratios:
         return []
-    tempo = float(np.median(ratios))
+    played = sum(b.end - b.start for b in score_blocks)
+    tempi = [float(np.median(ratios)), stretches[-1][2] / played]
+    if abs(np.log(tempi[1] / tempi[0])) < np.log(1.1):
+        tempi = tempi[:1]
     chroma = audio_chroma(spec)  # (12, T') at FEATURE_FPS
     out: list[MeasureSegment] = []
     seen: dict[int, int] = {}
@@ -106,17 +113,18 @@ def refine(spec: np.ndarray, alignment, systems: list[dict]) -> list[MeasureSegm
         lo = max(0, int((a - pad) * FEATURE_FPS))
         hi = min(chroma.shape[1], int(np.ceil((b + pad) * FEATURE_FPS)))
         best = None
-        for k, block in enumerate(by_system[s]):
-            query = _block_chroma(systems[s]["notes"], block, tempo)
-            cost, path = dtw_path(query, chroma[:, lo:hi])
-            if path is None:
-                continue
-            cost += ORDER_TIE * abs(k - place)
-            if best is None or cost < best[0]:
-                best = (cost, block, path)
+        for tempo in tempi:
+            for k, block in enumerate(by_system[s]):
+                query = _block_chroma(systems[s]["notes"], block, tempo)
+                cost, path = dtw_path(query, chroma[:, lo:hi])
+                if path is None:
+                    continue
+                cost += ORDER_TIE * abs(k - place)
+                if best is None or cost < best[0]:
+                    best = (cost, block, path, tempo)
         if best is None:
             continue
-        cost, block, path = best
+        cost, block, path, tempo = best
         for m in block.measures:
             start = _recording_frame(path, (m["start"] - block.start) * tempo * FEATURE_FPS)
             end = _recording_frame(path, (m["end"] - block.start) * tempo * FEATURE_FPS)
