@@ -22,6 +22,7 @@ search/query.py). Prints a Markdown block.
 from __future__ import annotations
 
 import argparse
+import pickle
 import tempfile
 import time
 from datetime import date
@@ -125,6 +126,18 @@ def _notes_only(args) -> None:
         print(f"\n{name}, all tempi: 95 % interval [{lo:.1f}, {hi:.1f}] (pieces resampled)")
 
 
+def _index(args, embedder: Embedder) -> Index:
+    """An index of the split's systems with their notes (kept in --cache, per model)."""
+    root = (Path(args.cache) / f"index-{args.split}-{embedder.fingerprint[:16]}" if args.cache
+            else Path(tempfile.mkdtemp(prefix="scorelink-notes-")) / "idx")
+    if root.exists():
+        return Index(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    pending = collect.from_dataset(args.data, embedder, split=args.split, recordings=False)
+    return Index.write(root, pending, model_name=embedder.name,
+                       fingerprint=embedder.fingerprint, dim=embedder.dim)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
@@ -135,7 +148,9 @@ def main() -> None:
     p.add_argument("--tempi", help="comma-separated (default: every tempo of the split)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tune", action="store_true", help="grid of fusion settings (validation)")
-    p.add_argument("--image-weight", type=float, default=query.IMAGE_WEIGHT)
+    p.add_argument("--image-weight", type=float,
+                   help="default: the model's (query.IMAGE_WEIGHTS)")
+    p.add_argument("--cache", help="keep the index and the model's evidence here, per model")
     p.add_argument("--save", help="write the clips' evidence here (pickle) to re-score later")
     p.add_argument("--notes-only", action="store_true",
                    help="the notes path alone, without the model (no index, no embedding)")
@@ -145,36 +160,46 @@ def main() -> None:
 
     embedder = Embedder.load(args.checkpoint)
     ds = Dataset(args.data)
+    weight = query.image_weight(embedder.fingerprint) if args.image_weight is None \
+        else args.image_weight
     t0 = time.perf_counter()
-    pending = collect.from_dataset(args.data, embedder, split=args.split)
-    pending.windows, pending.window_vectors = [], []  # systems only: audio -> sheet queries
-    work = Path(tempfile.mkdtemp(prefix="scorelink-notes-"))
-    index = Index.write(work / "idx", pending, model_name=embedder.name,
-                        fingerprint=embedder.fingerprint, dim=embedder.dim)
+    index = _index(args, embedder)
     build_s = time.perf_counter() - t0
     soundfont = ds.test_soundfont if args.split == "test" else ds.valid_soundfont
     tempi = ([float(t) for t in args.tempi.split(",")] if args.tempi else
              sorted({r["tempo"] for r in ds.records(split=args.split, soundfont=soundfont)}))
 
+    # the model's evidence depends on the model and the clips only: kept with --cache
+    key = f"{args.split}-{embedder.fingerprint[:16]}-{args.clips}-{args.seconds:g}-{args.seed}"
+    cached = Path(args.cache) / f"image-{key}.pkl" if args.cache else None
+    images = pickle.loads(cached.read_bytes()) if cached and cached.exists() else None
+    matcher = index.note_matcher()
+    with_notes = matcher.systems
     rng = np.random.default_rng(args.seed)
     clips, evidence, seconds = [], [], []
     for tempo in tempi:
         for clip in _clips(ds, args.split, tempo, args.clips, args.seconds, rng):
             t = time.perf_counter()
-            evidence.append(query.audio_evidence(index, embedder, clip["spec"]))
+            if images is None or len(clips) >= len(images):
+                image, proposed = query.image_evidence(index, embedder, clip["spec"])
+            else:
+                image, proposed = images[len(clips)]
+            evidence.append({"image": image, "with_notes": with_notes,
+                             "notes": query.notes_evidence(matcher, clip["spec"], proposed),
+                             "proposed": proposed})
             seconds.append(time.perf_counter() - t)
             clips.append({k: v for k, v in clip.items() if k != "spec"})
+    if cached is not None and images is None:
+        cached.write_bytes(pickle.dumps([(e["image"], e["proposed"]) for e in evidence]))
     pieces = [c["piece"] for c in clips]
     if args.save:
-        import pickle
-
         Path(args.save).write_bytes(pickle.dumps({"clips": clips, "evidence": evidence}))
 
     if args.tune:
         print(f"### Fusion grid ({args.split}, {len(clips)} clips, {date.today()})\n")
         print("| image weight | no-notes cost | system R@1 | piece top-1 |\n|---|---|---|---|")
-        for weight in (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0):
-            r = np.array([_ranks(query.fuse(index, e, top=0, image_weight=weight), c)
+        for weight in (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0):
+            r = np.array([_ranks(query.fuse(index, e, top=0, weight=weight), c)
                           for e, c in zip(evidence, clips, strict=True)])
             print(f"| {weight:g} | {query.NO_NOTES_COST:g} | {_pct(r[:, 0]):.1f} | "
                   f"{_pct(r[:, 1]):.1f} |")
@@ -182,18 +207,19 @@ def main() -> None:
         return
 
     ranks = {path: np.array([_ranks(query.fuse(index, e, top=0, paths=path,
-                                               image_weight=args.image_weight), c)
+                                               weight=weight), c)
                              for e, c in zip(evidence, clips, strict=True)])
              for path in PATHS}  # (clips, 2): system rank, piece rank
     tempo_of = np.array([c["tempo"] for c in clips])
     n_pieces = len({r["piece"] for r in index.all_rows("sheet")})
     print(f"### Audio clips against symbolic scores: image, notes, fused ({date.today()})\n")
-    print(f"- machine: {machine()}; model {embedder.name}")
+    print(f"- machine: {machine()}; model {embedder.name} ({embedder.fingerprint[:16]})")
     print(f"- `python benchmarks/notes_quality.py --data {args.data} --split {args.split} "
-          f"--clips {args.clips} --seconds {args.seconds:g} --image-weight {args.image_weight:g}"
+          f"--clips {args.clips} --seconds {args.seconds:g} --image-weight {weight:g}"
           + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "") + "`")
     print(f"- index: {index.sheet.ntotal} systems of {n_pieces} {args.split} pieces with "
-          f"{index.info['notes']} notes, built in {build_s:.0f} s; {len(clips)} clips of "
+          f"{index.info['notes']} notes, built (or read from --cache) in {build_s:.0f} s; "
+          f"{len(clips)} clips of "
           f"{args.seconds:g} s ({args.clips} per tempo ratio, random places); evidence "
           f"(embedding + alignment) p50 {1000 * np.median(seconds):.0f} ms a clip\n")
     print("| tempo | path | piece top-1 % | system R@1 % |\n|---|---|---|---|")

@@ -7,6 +7,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 import soundfile
 from conftest import tiny_passage_model as _tiny  # noqa: E402
 from PIL import Image
@@ -111,3 +112,142 @@ def test_align_bad_input(chorale_dataset, tiny_ckpt, tmp_path, capsys):
         assert len(err.splitlines()) == 1 and word in err, err
     assert main(["align", "--score", str(pages), "--recording", str(flac), "--out",
                  str(tmp_path / "x.txt"), *ckpt]) == 2
+
+
+# --- measures ----------------------------------------------------------------------------------
+
+_STEPS = ("C", "C", "D", "D", "E", "F", "F", "G", "G", "A", "A", "B")
+
+
+def _musicxml_note(midi: int, duration: int, kind: str) -> str:
+    alter = "<alter>1</alter>" if _STEPS[midi % 12] == _STEPS[(midi - 1) % 12] else ""
+    return (f"<note><pitch><step>{_STEPS[midi % 12]}</step>{alter}<octave>{midi // 12 - 1}"
+            f"</octave></pitch><duration>{duration}</duration><type>{kind}</type></note>")
+
+
+def measured_score(measures: int = 12, repeat_end: int = 4) -> str:
+    """A two-staff MusicXML score: in measure k, an arpeggio on a root a fourth above measure
+    k - 1's (quarters over two halves); the first `repeat_end` measures repeated."""
+    parts = []
+    for staff, clef in ((1, "<sign>G</sign><line>2</line>"), (2, "<sign>F</sign><line>4</line>")):
+        body = []
+        for k in range(measures):
+            root = 60 + (k * 5) % 12
+            head = (f"<attributes><divisions>1</divisions><time><beats>4</beats><beat-type>4"
+                    f"</beat-type></time><clef>{clef}</clef></attributes>" if k == 0 else "")
+            notes = ([_musicxml_note(root + d, 1, "quarter") for d in (0, 4, 7, 12)]
+                     if staff == 1 else
+                     [_musicxml_note(root - d, 2, "half") for d in (12, 5)])
+            barline = ('<barline location="right"><bar-style>light-heavy</bar-style>'
+                       '<repeat direction="backward"/></barline>' if k + 1 == repeat_end else "")
+            body.append(f'<measure number="{k + 1}">{head}{"".join(notes)}{barline}</measure>')
+        parts.append(f'<part id="P{staff}">{"".join(body)}</part>')
+    return ('<?xml version="1.0" encoding="UTF-8"?><score-partwise version="4.0"><part-list>'
+            '<score-part id="P1"><part-name/></score-part><score-part id="P2"><part-name/>'
+            f'</score-part></part-list>{"".join(parts)}</score-partwise>')
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """The measured score as a file, its systems, and a rendition at 0.8 x its tempo."""
+    from scorelink.data.spectrogram import spectrogram
+    from scorelink.data.synthesize import TEST_SOUNDFONT, render
+    from scorelink.search.collect import score_systems
+
+    folder = tmp_path_factory.mktemp("measured")
+    score = folder / "score.musicxml"
+    score.write_text(measured_score())
+    systems = score_systems(score)
+    notes = np.concatenate([s["notes"] for s in systems])
+    audio = render(notes[:, 0], notes[:, 1], notes[:, 2].astype(int), soundfont=TEST_SOUNDFONT,
+                   tempo=0.8)
+    flac = folder / "take.flac"
+    soundfile.write(str(flac), audio, SAMPLE_RATE)
+    return score, flac, systems, spectrogram(audio)
+
+
+def test_engraving_times_measures(measured):
+    _, _, systems, _ = measured
+    assert len(systems) >= 2
+    played = sorted((m["start"], m["end"], m["label"], m["index"], k)
+                    for k, s in enumerate(systems) for m in s["measures"])
+    # repeats unfolded: 1-4 twice, then 5-12; 4/4 at Verovio's default 120 bpm: 2 s a measure
+    assert [p[2] for p in played] == [str(k) for k in [1, 2, 3, 4, 1, 2, 3, 4, *range(5, 13)]]
+    assert [p[3] + 1 for p in played] == [int(p[2]) for p in played]
+    np.testing.assert_allclose([p[0] for p in played], np.arange(16) * 2.0)
+    np.testing.assert_allclose([p[1] for p in played], np.arange(1, 17) * 2.0)
+    assert [p[4] for p in played] == sorted(p[4] for p in played)  # systems in reading order
+    assert all(len(s["measures"]) for s in systems)
+
+
+def test_refine_measure_times(measured):
+    """Measure starts from system segments up to a grid step off (as the decoder gives them),
+    against the rendition's truth (score time / 0.8); a repeat given as one segment or two."""
+    from scorelink.search.measures import refine
+
+    _, _, systems, spec = measured
+    truth = sorted((m["start"] / 0.8, m["label"]) for s in systems for m in s["measures"])
+    split = truth[[label for _, label in truth].index(systems[1]["measures"][0]["label"])][0]
+    end = truth[-1][0] + 2.5
+    for segments in ([align.Segment(0, 0.9, split - 0.9, 0.5, 0.5),
+                      align.Segment(1, split - 0.9, end, 0.5, 0.5)],
+                     [align.Segment(0, 0.0, 9.0, 0.5, 0.5),
+                      align.Segment(0, 9.0, split + 0.9, 0.5, 0.5),
+                      align.Segment(-1, split + 0.9, split + 1.8, 0.0, 0.0),
+                      align.Segment(1, split + 1.8, end, 0.5, 0.5)]):
+        found = refine(spec, align.Alignment(segments, np.zeros((1, 1))), systems)
+        assert [m.label for m in found] == [label for _, label in truth]
+        assert np.abs([m.start - t for m, (t, _) in zip(found, truth, strict=True)]).max() <= 0.25
+        assert all(a.end <= b.start + 1e-9 for a, b in zip(found, found[1:], strict=False))
+    # a decoder that gave the whole recording to the second system: its tempo from the system
+    # segments is wrong (the whole recording for one system); the whole score's is right
+    found = refine(spec, align.Alignment([align.Segment(1, 0.0, end, 0.5, 0.5)],
+                                         np.zeros((1, 1))), systems)
+    second = [(t, label) for t, label in truth if t >= split - 1e-6]
+    assert [m.label for m in found] == [label for _, label in second]
+    assert np.abs([m.start - t for m, (t, _) in zip(found, second, strict=True)]).max() <= 0.25
+
+
+def test_dtw_path_against_the_cost_only_dtw():
+    from scorelink.search.measures import dtw_path
+    from scorelink.search.notes import _unit, subsequence_dtw
+
+    rng = np.random.default_rng(0)
+    for n, m in ((5, 30), (20, 25), (12, 12), (30, 16)):
+        query, target = _unit(rng.random((12, n))), _unit(rng.random((12, m)))
+        cost, path = dtw_path(query, target)
+        costs, _, _ = subsequence_dtw(query, target)
+        np.testing.assert_allclose(cost, costs.min(), rtol=1e-5)
+        steps = {tuple(d) for d in np.diff(path, axis=0)}
+        assert steps <= {(1, 1), (1, 2), (2, 1)} and path[0, 0] == 0 and path[-1, 0] == n - 1
+        dist = 1 - query.T @ target  # the path's cost: a (2, 1) step counts its cell twice
+        weight = np.r_[1, [2 if d[0] == 2 else 1 for d in np.diff(path, axis=0)]]
+        np.testing.assert_allclose((weight * dist[path[:, 0], path[:, 1]]).sum() / n, cost,
+                                   rtol=1e-5)
+    assert dtw_path(query[:, :10], target[:, :4]) == (float("inf"), None)
+
+
+def test_align_cli_measures(measured, tiny_ckpt, tmp_path):
+    score, flac, systems, _ = measured
+    out, table = tmp_path / "a.json", tmp_path / "m.csv"
+    assert main(["align", "--score", str(score), "--recording", str(flac), "--out", str(out),
+                 "--measures", str(table), "--checkpoint", str(tiny_ckpt)]) == 0
+    result = json.loads(out.read_text())
+    assert result["systems"] and result["measures"]
+    duration = soundfile.info(str(flac)).duration
+    for m in result["measures"]:
+        assert set(m) == {"page", "system", "measure", "index", "start", "end"}
+        assert m["page"] == 1 and 1 <= m["system"] <= len(systems)
+        assert m["measure"] == str(m["index"]) and 1 <= m["index"] <= 12
+        assert 0 <= m["start"] <= m["end"] <= duration + 1e-6
+    with open(table) as f:
+        assert [{k: str(v) for k, v in r.items()} for r in result["measures"]] == \
+            list(csv.DictReader(f))
+
+
+def test_align_measures_need_notes(chorale_dataset, tiny_ckpt, tmp_path, capsys):
+    pages, flac, _ = _piece(chorale_dataset)  # page images: no notes
+    capsys.readouterr()
+    assert main(["align", "--score", str(pages), "--recording", str(flac), "--measures",
+                 str(tmp_path / "m.csv"), "--checkpoint", str(tiny_ckpt)]) == 2
+    assert "no notes" in capsys.readouterr().err

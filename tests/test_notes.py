@@ -57,43 +57,54 @@ def _random_piece(rng, systems: int, seconds_per_system: float = 8.0) -> list[np
 
 
 def _naive_dtw(query: np.ndarray, score: np.ndarray, barrier: np.ndarray):
+    """Cost, start and middle (the column where the path reaches query row n // 2) of the best
+    path ending at each column, cell by cell."""
     n, m = query.shape[1], score.shape[1]
+    half = n // 2
     dist = 1 - query.T @ score
     dist[:, barrier] = np.inf
     D = np.full((n, m), np.inf)
     S = np.zeros((n, m), int)
+    M = np.zeros((n, m), int)
     for j in range(m):
-        D[0, j], S[0, j] = dist[0, j], j
+        D[0, j], S[0, j], M[0, j] = dist[0, j], j, j
     for i in range(1, n):
         for j in range(m):
             options = []
             if j >= 1:
-                options.append((D[i - 1, j - 1] + dist[i, j], S[i - 1, j - 1]))
+                options.append((D[i - 1, j - 1] + dist[i, j], S[i - 1, j - 1],
+                                j if i == half else M[i - 1, j - 1]))
             if j >= 2 and not barrier[j - 1]:  # a step may not pass over a barrier
-                options.append((D[i - 1, j - 2] + dist[i, j], S[i - 1, j - 2]))
+                options.append((D[i - 1, j - 2] + dist[i, j], S[i - 1, j - 2],
+                                j if i == half else M[i - 1, j - 2]))
             if i >= 2 and j >= 1:
-                options.append((D[i - 2, j - 1] + 2 * dist[i, j], S[i - 2, j - 1]))
+                options.append((D[i - 2, j - 1] + 2 * dist[i, j], S[i - 2, j - 1],
+                                j if i - 2 < half <= i else M[i - 2, j - 1]))
             if options:
-                D[i, j], S[i, j] = min(options, key=lambda o: o[0])
-    return D[-1] / n, S[-1]
+                D[i, j], S[i, j], M[i, j] = min(options, key=lambda o: o[0])
+    return D[-1] / n, S[-1], M[-1]
 
 
 def test_subsequence_dtw_equals_a_naive_reference():
     rng = np.random.default_rng(0)
-    query = rng.standard_normal((12, 9)).astype(np.float32)
-    score = rng.standard_normal((12, 40)).astype(np.float32)
-    query /= np.linalg.norm(query, axis=0)
-    score /= np.linalg.norm(score, axis=0)
-    barrier = np.zeros(40, bool)
-    barrier[22] = True
-    cost, start = subsequence_dtw(query, score, barrier=barrier)
-    ref_cost, ref_start = _naive_dtw(query, score, barrier)
-    finite = np.isfinite(ref_cost)
-    assert np.array_equal(np.isfinite(cost), finite)
-    np.testing.assert_allclose(cost[finite], ref_cost[finite], rtol=1e-5)
-    assert np.array_equal(start[finite], ref_start[finite])
-    after = finite & (np.arange(40) > 22)
-    assert after.any() and np.all(start[after] > 22)  # no path crosses the barrier
+    for n in (9, 10):
+        query = rng.standard_normal((12, n)).astype(np.float32)
+        score = rng.standard_normal((12, 40)).astype(np.float32)
+        query /= np.linalg.norm(query, axis=0)
+        score /= np.linalg.norm(score, axis=0)
+        barrier = np.zeros(40, bool)
+        barrier[22] = True
+        cost, start, middle = subsequence_dtw(query, score, barrier=barrier)
+        ref_cost, ref_start, ref_middle = _naive_dtw(query, score, barrier)
+        finite = np.isfinite(ref_cost)
+        assert np.array_equal(np.isfinite(cost), finite)
+        np.testing.assert_allclose(cost[finite], ref_cost[finite], rtol=1e-5)
+        assert np.array_equal(start[finite], ref_start[finite])
+        assert np.array_equal(middle[finite], ref_middle[finite])
+        assert np.all((start[finite] <= middle[finite])
+                      & (middle[finite] <= np.flatnonzero(finite)))
+        after = finite & (np.arange(40) > 22)
+        assert after.any() and np.all(start[after] > 22)  # no path crosses the barrier
 
 
 def test_chroma_of_notes_and_of_their_sound():
@@ -208,4 +219,21 @@ def test_notes_off_ranks_by_the_model_alone(tmp_path, tiny_scores, tiny_ckpt):
     evidence = query.audio_evidence(index, embedder, spectrogram(clip))
     assert [h["id"] for h in model] == [h["id"] for h in query.fuse(index, evidence, top=0,
                                                                      paths="image")]
+    index.close()
+
+
+def test_fusion_weight_is_the_index_models(tmp_path, tiny_scores, tiny_ckpt, monkeypatch):
+    """fuse() weighs the image by the weight tuned for the index's model (IMAGE_WEIGHTS, by
+    fingerprint), IMAGE_WEIGHT for a model not in the table."""
+    index, embedder = _index(tmp_path, tiny_scores, tiny_ckpt)
+    notes = index.notes()
+    evidence = query.audio_evidence(index, embedder, spectrogram(_synth(notes[min(notes)])))
+
+    def ranked(**kw):
+        return [h["id"] for h in query.fuse(index, evidence, top=0, **kw)]
+
+    assert query.image_weight(embedder.fingerprint) == query.IMAGE_WEIGHT
+    assert ranked() == ranked(weight=query.IMAGE_WEIGHT)
+    monkeypatch.setitem(query.IMAGE_WEIGHTS, embedder.fingerprint[:16], 1e6)
+    assert ranked() == ranked(weight=1e6) == ranked(paths="image")
     index.close()

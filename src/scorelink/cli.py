@@ -237,7 +237,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="a score file (MusicXML/MXL/kern/MEI), a PDF, a page image, or a "
                          "folder of page images/PDFs (pages in name order)")
     al.add_argument("--recording", required=True, metavar="AUDIO", help="WAV/FLAC/OGG/MP3")
-    al.add_argument("--out", metavar="FILE", help="write the systems as .json or .csv")
+    al.add_argument("--out", metavar="FILE", help="write the systems as .json or .csv (the "
+                                                   "JSON also holds the measures)")
+    al.add_argument("--measures", metavar="FILE", help="write the measures as .json or .csv "
+                                                        "(scores with notes: MusicXML, MXL, "
+                                                        "kern, MEI)")
     al.add_argument("--plot", metavar="PNG", help="draw the similarity matrix and the path")
     al.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
 
@@ -404,23 +408,22 @@ def _align(args: argparse.Namespace) -> int:
     from scorelink.search import align
     from scorelink.search.embed import Embedder
 
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix.lower() not in (".json", ".csv"):
-        raise ScorelinkError(f"--out {out}: the file must end in .json or .csv")
+    outputs = [Path(f) for f in (args.out, args.measures) if f]
+    for out in outputs:
+        if out.suffix.lower() not in (".json", ".csv"):
+            raise ScorelinkError(f"{out}: the file must end in .json or .csv")
     result, systems = align.align_files(args.score, args.recording,
                                         embedder=Embedder.load(args.checkpoint))
     played = align.rows(result, systems)
-    if out is not None and out.suffix.lower() == ".csv":
-        import csv
-
-        with open(out, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["page", "system", "start", "end",
-                                                   "confidence"])
-            writer.writeheader()
-            writer.writerows(played)
-    elif out is not None:
-        out.write_text(json.dumps({"recording": args.recording, "systems": played},
-                                  indent=1) + "\n")
+    measures = align.measure_rows(result, systems)
+    if args.measures and not measures:
+        raise ScorelinkError(f"{args.score} has no notes to time measures by (a score file "
+                             "engraved with Verovio has: MusicXML, MXL, kern, MEI)")
+    if args.out:
+        _write_rows(Path(args.out), played, "systems", args.recording,
+                    extra={"measures": measures} if measures else {})
+    if args.measures:
+        _write_rows(Path(args.measures), measures, "measures", args.recording)
     if args.plot:
         align.plot_alignment(result, args.plot, labels=[f"p{s['page'] + 1} s{s['on_page'] + 1}"
                                                         for s in systems])
@@ -428,7 +431,28 @@ def _align(args: argparse.Namespace) -> int:
     for r in played:
         print(f"{r['page']:>4}  {r['system']:>6}  {r['start']:>8.1f}  {r['end']:>8.1f}  "
               f"{r['confidence']:.2f}")
+    if measures:
+        print(f"{len(measures)} measures timed" + (f" (--measures {args.measures})"
+                                                   if args.measures else
+                                                   "; --measures FILE writes them"))
     return 0
+
+
+def _write_rows(path, rows: list[dict], key: str, recording: str, *,
+                extra: dict | None = None) -> None:
+    """Rows as CSV (one line each) or JSON ({"recording": ..., key: rows, **extra})."""
+    if path.suffix.lower() == ".csv":
+        import csv
+
+        with open(path, "w", newline="") as f:
+            fields = {"systems": ["page", "system", "start", "end", "confidence"],
+                      "measures": ["page", "system", "measure", "index", "start", "end"]}
+            writer = csv.DictWriter(f, fieldnames=fields[key])
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        path.write_text(json.dumps({"recording": recording, key: rows, **(extra or {})},
+                                   indent=1) + "\n")
 
 
 def _serve(args: argparse.Namespace) -> int:

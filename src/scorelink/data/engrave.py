@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,9 +76,36 @@ class Note:
 
     id: str
     system: int  # index into Engraving.systems
-    measure: int  # 0-based measure index in engraving order
+    measure: int  # 0-based measure index in engraving order (into Engraving.measures)
     x: float  # notehead centre, page pixels
     y: float
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A measure as engraved."""
+
+    id: str  # the SVG/MEI element id
+    label: str  # its number as the score gives it (MEI @n, MusicXML number): "12", "0" for a
+    # pickup, "4a" for the second part of a measure split by a repeat sign
+    system: int  # index into Engraving.systems
+
+
+@dataclass(frozen=True)
+class MeasureTimes:
+    """The measures as played at the score's own tempo, repeats unfolded: parallel arrays of
+    length K, in playing order."""
+
+    measure: np.ndarray  # (K,) int, index into Engraving.measures
+    start: np.ndarray  # (K,) float seconds
+    end: np.ndarray  # (K,) float seconds
+
+    def __len__(self) -> int:
+        return len(self.measure)
+
+
+def _no_measure_times() -> MeasureTimes:
+    return MeasureTimes(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,10 @@ class Engraving:
     systems: list[System]
     notes: list[Note]
     performance: Performance
+    # measures in engraving order and their playing times (empty where the engraver gives none,
+    # as LilyPond's does not)
+    measures: list[Measure] = field(default_factory=list)
+    measure_times: MeasureTimes = field(default_factory=_no_measure_times)
 
 
 @lru_cache(maxsize=1)
@@ -133,17 +164,21 @@ def engrave(data: str | bytes, *, zipped: bool = False) -> Engraving:
     if not ok or tk.getPageCount() == 0:
         raise RenderError("Verovio could not load the score")
 
-    pages, systems, notes = [], [], []
+    pages, systems, notes, measures = [], [], [], []
     for page_no in range(1, tk.getPageCount() + 1):
         svg = tk.renderToSVG(page_no)
         pages.append(_rasterise(svg))
-        _read_geometry(svg, page=page_no - 1, systems=systems, notes=notes)
+        _read_geometry(svg, page=page_no - 1, systems=systems, notes=notes, measures=measures)
     if not notes:
         raise RenderError("the engraved score has no notes")
-    performance = _performance(tk, notes)
+    timemap = tk.renderToTimemap({"includeMeasures": True})
+    performance = _performance(tk, notes, timemap)
     if len(performance) == 0:
         raise RenderError("the score has no sounding notes")
-    return Engraving(pages=pages, systems=systems, notes=notes, performance=performance)
+    measures = [Measure(m.id, str(tk.getElementAttr(m.id).get("n", k + 1)), m.system)
+                for k, m in enumerate(measures)]
+    return Engraving(pages=pages, systems=systems, notes=notes, performance=performance,
+                     measures=measures, measure_times=_measure_times(tk, measures, timemap))
 
 
 def _rasterise(svg: str) -> np.ndarray:
@@ -224,8 +259,10 @@ def _fontconfig():
     return lib
 
 
-def _read_geometry(svg: str, *, page: int, systems: list[System], notes: list[Note]) -> None:
-    """Append the systems and notes found in one page's SVG (converted to page pixels)."""
+def _read_geometry(svg: str, *, page: int, systems: list[System], notes: list[Note],
+                   measures: list[Measure]) -> None:
+    """Append the systems, notes and measures (labels still empty) found in one page's SVG
+    (converted to page pixels)."""
     root = ET.fromstring(svg)
     inner = root.find(f"{_SVG}svg")
     margin = root.find(f".//{_SVG}g[@class='page-margin']")
@@ -235,8 +272,6 @@ def _read_geometry(svg: str, *, page: int, systems: list[System], notes: list[No
     scale = PAGE_WIDTH / view_width  # px per SVG unit
     mx, my = (float(v) for v in _TRANSLATE.search(margin.get("transform")).groups())
     staff_space = _STAFF_UNITS / 4 * scale
-
-    measure_index = max((n.measure for n in notes), default=-1) + 1  # continues across pages
 
     for index_on_page, sys_el in enumerate(_iter_class(margin, "system")):
         ys, xs = [], []
@@ -253,6 +288,8 @@ def _read_geometry(svg: str, *, page: int, systems: list[System], notes: list[No
         system_index = len(systems)
         system_notes: list[Note] = []
         for measure in _iter_class(sys_el, "measure"):
+            measure_index = len(measures)
+            measures.append(Measure(measure.get("id", ""), "", system_index))
             for note_el in _iter_class(measure, "note"):
                 head = note_el.find(f"{_SVG}g[@class='notehead']/{_SVG}use")
                 if head is None:
@@ -269,7 +306,6 @@ def _read_geometry(svg: str, *, page: int, systems: list[System], notes: list[No
                         y=(hy + my) * scale,
                     )
                 )
-            measure_index += 1
         staff_top, staff_bottom = (min(ys) + my) * scale, (max(ys) + my) * scale
         head_ys = [n.y for n in system_notes]
         systems.append(
@@ -294,11 +330,28 @@ def _iter_class(element: ET.Element, cls: str):
             yield el
 
 
-def _performance(tk, notes: list[Note]) -> Performance:
+def _measure_times(tk, measures: list[Measure], timemap: list[dict]) -> MeasureTimes:
+    """Verovio's timemap (repeats expanded) -> when each measure is played: from its
+    `measureOn` event to the next one (the last: to the end of the timemap)."""
+    index = {m.id: i for i, m in enumerate(measures)}
+    played, starts = [], []
+    for event in timemap:
+        if "measureOn" in event:
+            notated = tk.getNotatedIdForElement(event["measureOn"])
+            if notated not in index:
+                raise RenderError(f"played measure {notated} is not on the engraved pages")
+            played.append(index[notated])
+            starts.append(event["tstamp"] / 1000)
+    if not played:
+        return _no_measure_times()
+    ends = [*starts[1:], max(e["tstamp"] for e in timemap) / 1000]
+    return MeasureTimes(np.array(played, np.int64), np.array(starts), np.array(ends))
+
+
+def _performance(tk, notes: list[Note], timemap: list[dict]) -> Performance:
     """Verovio's timemap (repeats expanded) -> sounding notes, tied notes merged."""
     index = {n.id: i for i, n in enumerate(notes)}
     continuations = _tie_continuations(tk.getMEI())
-    timemap = tk.renderToTimemap({"includeMeasures": False})
     onsets: dict[str, float] = {}
     rows: list[list] = []  # [note index, onset s, offset s, pitch]
     sounding: dict[tuple[int, float], int] = {}  # (pitch, offset ms) -> row, to extend ties

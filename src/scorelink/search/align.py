@@ -57,6 +57,8 @@ class Alignment:
     segments: list[Segment]  # systems and gaps in played order
     matrix: np.ndarray = field(repr=False)  # (steps, systems) similarity for display
     step_seconds: float = STEP_SECONDS
+    measures: list = field(default_factory=list)  # measures.MeasureSegment in played order,
+    # where the score has notes (`align_files`)
 
     @property
     def systems(self) -> list[Segment]:
@@ -292,22 +294,25 @@ def plot_alignment(alignment: Alignment, path: str | Path, *, labels: list[str] 
     return path
 
 
-
 # --- files in, rows out ---------------------------------------------------------------------
 
 
 def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder,
                 **options) -> tuple[Alignment, list[dict]]:
     """Read a score (file, PDF, page images or a folder of them) and a recording and align
-    them; also returns the score's systems (`collect.score_systems`) the alignment indexes."""
+    them; also returns the score's systems (`collect.score_systems`) the alignment indexes.
+    Where the score has notes, the alignment also holds measure times (`measures.refine`)."""
     from scorelink.data.spectrogram import spectrogram
     from scorelink.search.collect import score_systems
+    from scorelink.search.measures import refine
     from scorelink.search.recordings import read_audio
 
     systems = score_systems(score)
-    samples = read_audio(recording)
+    spec = spectrogram(read_audio(recording))
     sheet = embedder.sheet(np.stack([s["strip"] for s in systems]))  # all PAGE_WIDTH wide
-    return align(spectrogram(samples), sheet, embedder, **options), systems
+    alignment = align(spec, sheet, embedder, **options)
+    alignment.measures = refine(spec, alignment, systems)
+    return alignment, systems
 
 
 def rows(alignment: Alignment, systems: list[dict]) -> list[dict]:
@@ -316,3 +321,12 @@ def rows(alignment: Alignment, systems: list[dict]) -> list[dict]:
     return [{"page": systems[s.system]["page"] + 1, "system": systems[s.system]["on_page"] + 1,
              "start": round(s.start, 2), "end": round(s.end, 2),
              "confidence": round(s.confidence, 3)} for s in alignment.systems]
+
+
+def measure_rows(alignment: Alignment, systems: list[dict]) -> list[dict]:
+    """The played measures as people number them: page and system 1-based, "measure" the
+    number the score prints ("0" for a pickup), "index" the measure's place in the score
+    counted from 1, start and end in seconds. Empty where the score has no notes."""
+    return [{"page": systems[m.system]["page"] + 1, "system": systems[m.system]["on_page"] + 1,
+             "measure": m.label, "index": m.measure + 1, "start": round(m.start, 2),
+             "end": round(m.end, 2)} for m in alignment.measures]

@@ -28,8 +28,10 @@ def page_path(piece: str, page: int) -> str:
 
 
 def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
-                 tempo: float = 1.0, progress: bool = False) -> Pending:
-    """The split's systems (sheet side) and its evaluation rendition's passages (audio side)."""
+                 tempo: float = 1.0, progress: bool = False,
+                 recordings: bool = True) -> Pending:
+    """The split's systems (sheet side) and its evaluation rendition's passages (audio side;
+    recordings=False: the systems only)."""
     from scorelink.data.store import Dataset
     from scorelink.evaluate.retrieval import eval_records
 
@@ -51,7 +53,7 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
         pending.pages[page_path(piece, page)] = ds.page(piece, page)
     by_rendition: dict[tuple[str, str], list[dict]] = {}
-    for r in records:
+    for r in records if recordings else []:
         by_rendition.setdefault((r["piece"], r["rendition"]), []).append(r)
     for (piece, rendition), group in bar(by_rendition.items(), enabled=progress,
                                          desc="indexing recordings", unit="recording"):
@@ -158,9 +160,10 @@ def _engraved_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
     else:
         data, zipped = ScoreSource(path.stem, str(path), "file").load()
         eng = engrave(data, zipped=zipped)
-    notes = system_notes(eng)
+    notes, measures = system_notes(eng), system_measures(eng)
     return eng.pages, [{"page": s.page, "box": s.box, "strip": strip(eng.pages[s.page], s),
-                        "notes": notes[k]} for k, s in enumerate(eng.systems)]
+                        "notes": notes[k], "measures": measures[k]}
+                       for k, s in enumerate(eng.systems)]
 
 
 def system_notes(eng) -> list[np.ndarray]:
@@ -170,6 +173,20 @@ def system_notes(eng) -> list[np.ndarray]:
     system = np.array([eng.notes[i].system for i in perf.note], dtype=np.int64)
     table = np.stack([perf.onset, perf.offset, perf.pitch], axis=1).astype(np.float64)
     return [table[system == k] for k in range(len(eng.systems))]
+
+
+def system_measures(eng) -> list[list[dict]]:
+    """Per system of an Engraving, its measures as played at the score's own tempo, repeats
+    unfolded: {"index": 0-based measure in the score, "label": its number as printed,
+    "start", "end": score seconds}, in playing order (empty lists where the engraver gives no
+    measures)."""
+    out: list[list[dict]] = [[] for _ in eng.systems]
+    times = eng.measure_times
+    for m, a, b in zip(times.measure.tolist(), times.start.tolist(), times.end.tolist(),
+                       strict=True):
+        measure = eng.measures[m]
+        out[measure.system].append({"index": m, "label": measure.label, "start": a, "end": b})
+    return out
 
 
 def _image_systems(path: Path) -> tuple[list[np.ndarray], list[dict]]:
@@ -235,8 +252,9 @@ def score_systems(path: str | Path) -> list[dict]:
     """The systems of ONE score in reading order: `path` is a score file (engraved with
     Verovio), a PDF, a page image, or a folder of page images/PDFs read in name order as
     consecutive pages. Each system: {"page": 0-based page across the files, "on_page": 0-based
-    top to bottom, "box": (top, left, bottom, right), "strip": (160, W) uint8}. Raises
-    ScoreError when no system of music is found."""
+    top to bottom, "box": (top, left, bottom, right), "strip": (160, W) uint8}; a system
+    engraved from a symbolic score also has "notes" and "measures" (`system_notes`,
+    `system_measures`). Raises ScoreError when no system of music is found."""
     from scorelink.data.sources import SCORE_SUFFIXES
 
     path = Path(path)

@@ -4,7 +4,7 @@ An audio clip up to one system long is one query vector; a longer clip is cut in
 (each about a system long) whose hits are merged, keeping each system's best score. Where the
 index keeps the notes of its scores (symbolic scores, dataset pieces), the clip is also
 aligned to them (`search/notes.py`) and the two scores are fused: an answer's score is
-IMAGE_WEIGHT x the model's cosine similarity minus the notes' alignment cost, and its
+the model's image weight x its cosine similarity minus the notes' alignment cost, and its
 `evidence` says which of the two ranked it where it is. A sheet
 query's hits are recording windows; overlapping windows of one recording are folded into the
 best of them, so the answers are distinct places. `by_piece` ranks pieces by their best hit.
@@ -33,13 +33,24 @@ QUERY_WINDOW_SECONDS = 10.8  # longer queries: windows of this length ...
 QUERY_HOP_SECONDS = 5.4  # ... every this many seconds
 DEPTH = 200  # hits fetched per query vector before merging
 MODEL_CANDIDATES = 10  # systems the model proposes for note alignment, per query vector
-# Fusion, tuned on validation clips (benchmarks/notes_quality.py --tune, MSMD valid, the
-# shipped model, docs/search.md): fused score = IMAGE_WEIGHT * cosine similarity - notes cost;
-# a system without notes (a scan) is given NO_NOTES_COST, a cost that says nothing either way.
-# The grid's best was 0 (notes alone), 0.02 one clip in 150 below it: the model breaks
-# near-ties of the notes. Re-tune with another model.
+# Fusion: fused score = image weight * cosine similarity - notes cost, the weight tuned per
+# model on MSMD validation clips (benchmarks/notes_quality.py --tune; docs/search.md) and looked
+# up by the model's fingerprint (its weights: a retrained model is another model). A model not
+# in the table gets IMAGE_WEIGHT, the chorale model's value, until it is tuned.
 IMAGE_WEIGHT = 0.02
+IMAGE_WEIGHTS = {  # fingerprint[:16] -> weight; MSMD validation grid, 300 clips, 2026-12-04:
+    # for both models the notes alone (0) ranked best, 0.001 one to four clips below; kept
+    # above 0 so that systems without notes (scans) are still ranked by the model
+    "93b599ae8947abe7": 0.001,  # shipped:rnn-chorales.pt (0.02 until 2026-12-04)
+    "4f412e5dfcbda1d2": 0.001,  # piano-ft16.pt, the piano campaign's candidate
+}
+# a system without notes (a scan) is given NO_NOTES_COST, a cost that says nothing either way.
 NO_NOTES_COST = 0.3
+
+
+def image_weight(fingerprint: str) -> float:
+    """The fusion weight of the model with this fingerprint (`IMAGE_WEIGHTS`)."""
+    return IMAGE_WEIGHTS.get(fingerprint[:16], IMAGE_WEIGHT)
 
 
 def query_spans(n_frames: int) -> list[tuple[int, int]]:
@@ -69,7 +80,18 @@ def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
                    notes: bool = True, depth: int = DEPTH) -> dict:
     """What an audio query's spectrogram (N_BINS, T) says about the indexed systems:
     {"image": {system id: best cosine similarity among the model's hits},
-     "notes": {system id: lowest alignment cost} (empty without notes)}."""
+     "notes": {system id: lowest alignment cost} (empty without notes),
+     "with_notes": the ids of systems that have notes}."""
+    image, proposed = image_evidence(index, embedder, spec, depth=depth)
+    matcher = index.note_matcher() if notes else None
+    return {"image": image, "notes": notes_evidence(matcher, spec, proposed),
+            "with_notes": matcher.systems if matcher is not None else set()}
+
+
+def image_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
+                   depth: int = DEPTH) -> tuple[dict[int, float], list[list[int]]]:
+    """The model's side of `audio_evidence`: ({system id: best cosine similarity}, per query
+    span (`query_spans`) the ids of its MODEL_CANDIDATES best systems)."""
     index.check_model(embedder.fingerprint)
     if index.sheet.ntotal == 0:
         raise QueryError(f"{index.root} holds no systems to search (index some scores)")
@@ -81,24 +103,33 @@ def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
         for s, i in zip(row_scores, row_ids, strict=True):
             if i >= 0 and s > image.get(int(i), -np.inf):
                 image[int(i)] = float(s)
+    proposed = [[int(i) for i in row[:MODEL_CANDIDATES] if i >= 0] for row in ids]
+    return image, proposed
+
+
+def notes_evidence(matcher, spec: np.ndarray, proposed: list[list[int]]) -> dict[int, float]:
+    """The notes' side of `audio_evidence`: {system id: lowest alignment cost} over the query
+    spans, each aligned to the shingle candidates and the systems the model proposed for it;
+    {} without a matcher (an index without notes)."""
     costs: dict[int, float] = {}
-    matcher = index.note_matcher() if notes else None
-    if matcher is not None and len(matcher):
-        for (a, b), row_ids in zip(spans, ids, strict=True):
-            proposed = [int(i) for i in row_ids[:MODEL_CANDIDATES] if i >= 0]
-            found = matcher.match(spec[:, a:b], extra=matcher.system_regions(proposed))
-            for i, c in found.items():
-                if c < costs.get(i, np.inf):
-                    costs[i] = c
-    return {"image": image, "notes": costs,
-            "with_notes": matcher.systems if matcher is not None else set()}
+    if matcher is None or not len(matcher):
+        return costs
+    for (a, b), ids in zip(query_spans(spec.shape[1]), proposed, strict=True):
+        found = matcher.match(spec[:, a:b], extra=matcher.system_regions(ids))
+        for i, c in found.items():
+            if c < costs.get(i, np.inf):
+                costs[i] = c
+    return costs
 
 
-def fuse(index: Index, evidence: dict, *, top: int = 10, image_weight: float = IMAGE_WEIGHT,
+def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float | None = None,
          paths: str = "fused") -> list[dict]:
     """Rank systems by the fused score of `audio_evidence` (paths="image" or "notes": by one
-    path alone). Each answer says which evidence ranked it: "notes" or "image" (whichever
-    alone would rank it higher), "both" (the same rank), with the scores of both."""
+    path alone; weight: the image weight, by default the index's model's `image_weight`).
+    Each answer says which evidence ranked it: "notes" or "image" (whichever alone would rank
+    it higher), "both" (the same rank), with the scores of both."""
+    if weight is None:
+        weight = image_weight(index.fingerprint)
     image, costs = evidence["image"], evidence["notes"]
     if paths == "notes" and not costs:
         paths = "image"
@@ -110,7 +141,7 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, image_weight: float = I
         return costs.get(i, worst if i in with_notes else NO_NOTES_COST)
 
     ids = set(image) | set(costs)
-    fused = {i: image_weight * image.get(i, floor) - cost(i) for i in ids}
+    fused = {i: weight * image.get(i, floor) - cost(i) for i in ids}
     if paths == "image":
         fused = {i: image.get(i, floor) for i in ids}
     elif paths == "notes":
