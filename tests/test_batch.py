@@ -16,21 +16,26 @@ from scorelink.constants import SAMPLE_RATE
 from scorelink.data.store import Dataset
 from scorelink.errors import AudioError, QueryError
 from scorelink.search import batch
-from scorelink.search.embed import Embedder
+from scorelink.search.embed import Embedder, NumpyEmbedder
 from scorelink.search.recordings import read_audio
 
 
 @pytest.fixture()
 def loads(monkeypatch) -> list[str]:
-    """Every Embedder.load call (model loads)."""
+    """Every model load: the PyTorch Embedder's or the NumPy one's (an index's model.npz)."""
     calls: list[str] = []
-    real = Embedder.load
 
-    def counted(*args, **kwargs):
-        calls.append(str(args[0] if args else kwargs.get("checkpoint")))
-        return real(*args, **kwargs)
+    def counting(cls):
+        real = cls.load
 
-    monkeypatch.setattr(Embedder, "load", counted)
+        def counted(*args, **kwargs):
+            calls.append(str(args[0] if args else kwargs.get("checkpoint")))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(cls, "load", counted)
+
+    counting(Embedder)
+    counting(NumpyEmbedder)
     return calls
 
 

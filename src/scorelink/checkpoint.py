@@ -19,8 +19,10 @@ FORMAT = "scorelink-checkpoint"
 VERSION = 1
 # Models that ship inside the package, by the name `--checkpoint NAME` takes; SHIPPED is the
 # default of every command.
-SHIPPED_MODELS = {"chorales": "rnn-chorales.pt"}
-SHIPPED = SHIPPED_MODELS["chorales"]
+# piano: trained on MSMD's piano music (docs/paper-comparison.md); chorales: on the built-in
+# corpus, the default until 2026-12-04 (docs/model.md).
+SHIPPED_MODELS = {"piano": "rnn-piano.pt", "chorales": "rnn-chorales.pt"}
+SHIPPED = SHIPPED_MODELS["piano"]
 
 
 def preprocessing() -> dict[str, Any]:

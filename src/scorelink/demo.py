@@ -29,7 +29,24 @@ from scorelink.search.index import Index
 if TYPE_CHECKING:
     from scorelink.data.build import BuildConfig
 
-EXAMPLES = 4  # example queries per direction in the report
+EXAMPLES = 4  # example queries per direction in the report (half of them piano pieces)
+
+
+def piano_pieces() -> set[str]:
+    """The built-in corpus's solo piano pieces (its other pieces are chorales)."""
+    from scorelink.data.sources import KEYBOARD_PIECES, _piece_id
+
+    return {_piece_id(work.rsplit(".", 1)[0]) for work in KEYBOARD_PIECES}
+
+
+def _examples(rng: np.random.Generator, rows: list[dict], piano: set[str]) -> list[int]:
+    """Positions of the example queries among rows: up to half from piano pieces, the rest
+    from any piece, drawn at random."""
+    keyboard = [k for k, r in enumerate(rows) if r["piece"] in piano]
+    first = list(rng.choice(keyboard, min(EXAMPLES // 2, len(keyboard)), replace=False))
+    others = [k for k in range(len(rows)) if k not in set(first)]
+    rest = rng.choice(others, min(EXAMPLES - len(first), len(others)), replace=False)
+    return [int(k) for k in [*first, *rest]]
 
 
 def demo_config(data: Path) -> BuildConfig:
@@ -83,6 +100,13 @@ def run_demo(out: str | Path = "demo", *, checkpoint: str | None = None, workers
               **{d: retrieval_metrics(r) for d, r in ranks.items()},
               "queries": {d: int(len(r)) for d, r in ranks.items()}}
     print(format_table(result))
+    piano = piano_pieces()
+    rows = {"a2s": index.all_rows("audio"), "s2a": index.all_rows("sheet")}
+    keep = {d: np.array([r["piece"] in piano for r in rows[d]]) for d in ranks}
+    if all(k.any() for k in keep.values()):  # the same figures for the piano pieces alone
+        result["piano"] = {d: retrieval_metrics(ranks[d][keep[d]]) for d in ranks}
+        result["piano"]["queries"] = {d: int(keep[d].sum()) for d in ranks}
+        print(format_table({**result, **result["piano"], "data": f"{data}, piano pieces"}))
     (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
     report = write_report(out, index, ranks, answers, result, progress=progress)
     print(f"4/4 report: {report}  ({time.perf_counter() - t0:.0f} s in all)")
@@ -205,7 +229,8 @@ def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: di
                      f"<td>{m['R@25']:.1f}</td><td>{m['MRR']:.3f}</td><td>{m['MR']:.0f}</td></tr>")
     parts.append("</table><h2>Audio &rarr; sheet: which line is this?</h2>")
     window_ids, system_ids = sorted(windows), sorted(systems)
-    chosen = rng.choice(len(window_ids), min(EXAMPLES, len(window_ids)), replace=False)
+    piano = piano_pieces()
+    chosen = _examples(rng, [windows[i] for i in window_ids], piano)
     for k, q in enumerate(bar(chosen, enabled=progress, desc="report, audio queries",
                               unit="example")):
         w = windows[window_ids[q]]
@@ -228,7 +253,7 @@ def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: di
             f"system {top['system'] + 1} ({verdict}; orange: retrieved, green: correct)"
             f"{elsewhere}</p>" + "".join(f"<img src='report/{i}'>" for i in imgs) + "</div>")
     parts.append("<h2>Sheet &rarr; audio: where does this line sound?</h2>")
-    chosen = rng.choice(len(system_ids), min(EXAMPLES, len(system_ids)), replace=False)
+    chosen = _examples(rng, [systems[i] for i in system_ids], piano)
     for k, q in enumerate(bar(chosen, enabled=progress, desc="report, sheet queries",
                               unit="example")):
         s = systems[system_ids[q]]
