@@ -75,7 +75,7 @@ def test_shipped_models_load_by_name(tmp_path):
         model, payload = checkpoint.load_model(name)
         assert checkpoint.resolve(name).name == file and payload["kind"] == "rnn"
     assert checkpoint.resolve(checkpoint.shipped_path()) == checkpoint.shipped_path()
-    with pytest.raises(CheckpointError, match="shipped models by name: chorales"):
+    with pytest.raises(CheckpointError, match="shipped models by name: piano, chorales"):
         checkpoint.load_model("no-such-model")
     with pytest.raises(CheckpointError, match="does not exist"):
         checkpoint.read(tmp_path / "missing.pt")
