@@ -153,3 +153,15 @@ def test_cli_build_stats_show(tiny_scores, tmp_path):
     bad = subprocess.run(cli + ["data", "show", str(out), "--passage", "nope", "--out",
                                 str(png)], capture_output=True, text=True)
     assert bad.returncode != 0 and "no passage" in bad.stderr
+
+
+def test_a_build_split_by_split_lists_every_finished_split(three_scores, tmp_path):
+    """--only-split builds one split; the manifest keeps the splits built before it."""
+    out = tmp_path / "data"
+    config = BuildConfig(source="test:tiny", train_renditions=1)
+    seen = []
+    for split in ("valid", "test", "train"):
+        build(folder_sources(three_scores), out, config=config, workers=1, only_split=split,
+              progress=False)
+        seen.append(split)
+        assert {r["split"] for r in Dataset(out)} == set(seen)

@@ -104,6 +104,7 @@ def build(
         raise ScorelinkError("no scores to build")
     root = Path(out)
     splits = _splits(sources, seed=config.seed)
+    every_piece = [s.piece for s in sources]  # the manifest lists every finished one
     if only_split is not None:
         sources = [s for s in sources if splits[s.piece] == only_split]
         if not sources:
@@ -141,7 +142,7 @@ def build(
         else:
             report.failed.append(result["failure"])
             store.write_json(failure_file, result["failure"])
-    report.passages = assemble(root, [s.piece for s in sources])
+    report.passages = assemble(root, every_piece)
     report.seconds = time.perf_counter() - t0
     return report
 
