@@ -125,7 +125,9 @@ def test_training_on_two_folders(chorale_dataset, copy_dataset, tmp_path):
 
 def test_train_passages_draws_a_seeded_subset(chorale_dataset, tmp_path):
     everything = Trainer(_config(chorale_dataset, tmp_path / "all")).train_records
-    some = Trainer(_config(chorale_dataset, tmp_path / "some", train_passages=10)).train_records
+    trainer = Trainer(_config(chorale_dataset, tmp_path / "some", train_passages=10))
+    some = trainer.train_records
+    assert len(trainer.train_set) == 10  # what training draws from, not only the list
     again = Trainer(_config(chorale_dataset, tmp_path / "again", train_passages=10)).train_records
     assert len(some) == 10 < len(everything)
     assert some == again and all(r in everything for r in some)

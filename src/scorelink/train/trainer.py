@@ -177,11 +177,17 @@ class Trainer:
                 self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.out = Path(config.out)
         parts = _training_parts(config.folders())
-        self.train_records = [r for _, _, records in parts for r in records]
         rng = np.random.default_rng(config.seed)
-        if 0 < config.train_passages < len(self.train_records):
-            keep = sorted(rng.choice(len(self.train_records), config.train_passages, replace=False))
-            self.train_records = [self.train_records[i] for i in keep]
+        total = sum(len(records) for _, _, records in parts)
+        if 0 < config.train_passages < total:  # a seeded subset, drawn over every folder
+            keep = set(rng.choice(total, config.train_passages, replace=False).tolist())
+            subset, first = [], 0
+            for folder, ds, records in parts:
+                subset.append((folder, ds, [r for j, r in enumerate(records, start=first)
+                                            if j in keep]))
+                first += len(records)
+            parts = subset
+        self.train_records = [r for _, _, records in parts for r in records]
         valid = eval_records(parts[0][1], split="valid")
         if len(valid) > config.valid_passages:
             valid = [valid[i] for i in sorted(rng.choice(len(valid), config.valid_passages,
