@@ -20,47 +20,30 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _count(text: str) -> int:
-    """A whole number of 1 or more (--top, --workers, --system, ...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+def _bounded(cast, expected: str, valid, bound: str):
+    """An argparse type: `cast` of the text, refused with `bound` (formatted with the value
+    and the text) when not valid(value)."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(bound.format(value=value, text=text))
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    """A time in seconds, 0 or more (--start, --end)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, not {text}")
-    return value
-
-
-def _ratio(text: str) -> float:
-    """A positive number (--tempo)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, not {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value}")
-    return value
+_count = _bounded(int, "a whole number", lambda v: v >= 1,  # --top, --workers, ...
+                  "must be 1 or more, not {value}")
+_seconds = _bounded(float, "seconds", lambda v: 0 <= v < float("inf"),  # --start, --end
+                    "must be 0 seconds or more, not {text}")
+_ratio = _bounded(float, "a number", lambda v: 0 < v < float("inf"),  # --tempo
+                  "must be above 0, not {text}")
+_port = _bounded(int, "a port number", lambda v: 0 <= v <= 65535,
+                 "a port is 0 to 65535, not {value}")
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
