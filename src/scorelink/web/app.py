@@ -4,8 +4,8 @@ highlighted; click a system to hear where it sounds in the best recording. Or fo
 sounds and turns the pages; clicking a system seeks there.
 
 A small FastAPI app over one index (read-only). Bad requests answer 4xx with a message and
-never take the server down; uploads are capped; searches run in the worker threads, one at a
-time per index (the model and SQLite connection are shared).
+never take the server down; uploads are capped; searches and alignments run in the worker
+threads, one at a time per index (the model and SQLite connection are shared).
 
 Every error answers one shape, `{"error": "what went wrong"}`: 404 for what does not exist,
 413 for an upload over the cap, 422 for a request that cannot be answered as given (a bad
