@@ -4,6 +4,9 @@ its default, and arguments that parse but make no sense refused before any work.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -71,3 +74,17 @@ def test_arguments_that_make_no_sense_together(argv, words, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("scorelink: error: ") and words in err, err
+
+
+@pytest.mark.parametrize("module", ["scorelink", "scorelink.cli"])
+def test_runs_as_a_module(module, tmp_path):
+    """`python -m scorelink` and `python -m scorelink.cli` are the `scorelink` command: they
+    answer, and refuse with its message and exit status."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    version = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
+                             text=True, env=env, timeout=60)
+    assert version.returncode == 0 and version.stdout.strip() == f"scorelink {__version__}"
+    refused = subprocess.run([sys.executable, "-m", module, "search", "--index",
+                              str(tmp_path / "none"), "--audio", "x.wav"], capture_output=True,
+                             text=True, env=env, timeout=60)
+    assert refused.returncode == 2 and "is not a scorelink index" in refused.stderr

@@ -582,3 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scorelink: interrupted (finished pieces are kept; rerun to resume)", file=sys.stderr)
         return 130
+
+
+if __name__ == "__main__":  # `python -m scorelink.cli ...`, as `scorelink ...`
+    raise SystemExit(main())

@@ -350,8 +350,12 @@ def _measure_times(tk, measures: list[Measure], timemap: list[dict]) -> MeasureT
 
 def _performance(tk, notes: list[Note], timemap: list[dict]) -> Performance:
     """Verovio's timemap (repeats expanded) -> sounding notes, tied notes merged."""
+    from scorelink.data.mei_pitch import spelled_pitches
+
     index = {n.id: i for i, n in enumerate(notes)}
-    continuations = _tie_continuations(tk.getMEI())
+    mei = ET.fromstring(tk.getMEI())
+    continuations = _tie_continuations(mei)
+    spelled, _ = spelled_pitches(mei)  # the notes it leaves out are asked of Verovio, one by one
     onsets: dict[str, float] = {}
     rows: list[list] = []  # [note index, onset s, offset s, pitch]
     sounding: dict[tuple[int, float], int] = {}  # (pitch, offset ms) -> row, to extend ties
@@ -365,7 +369,9 @@ def _performance(tk, notes: list[Note], timemap: list[dict]) -> Performance:
             notated = tk.getNotatedIdForElement(eid)
             if notated not in index:
                 raise RenderError(f"performed note {eid} is not on the engraved pages")
-            pitch = int(tk.getMIDIValuesForElement(eid)["pitch"])
+            pitch = spelled.get(notated)
+            if pitch is None:
+                pitch = int(tk.getMIDIValuesForElement(eid)["pitch"])
             start = onsets.pop(eid)
             row = sounding.pop((pitch, start), None) if notated in continuations else None
             if row is not None:  # a tied note: the sound goes on, no new onset
@@ -386,9 +392,9 @@ def _performance(tk, notes: list[Note], timemap: list[dict]) -> Performance:
     )
 
 
-def _tie_continuations(mei: str) -> set[str]:
-    """Ids of notes that continue a tie (their onset is not struck again)."""
-    root = ET.fromstring(mei)
+def _tie_continuations(root: ET.Element) -> set[str]:
+    """Ids of notes that continue a tie (their onset is not struck again); `root`: the
+    parsed MEI."""
     ns = "{http://www.music-encoding.org/ns/mei}"
     xml_id = "{http://www.w3.org/XML/1998/namespace}id"
     ids = {tie.get("endid", "").lstrip("#") for tie in root.iter(f"{ns}tie")}

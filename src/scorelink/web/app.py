@@ -1,9 +1,11 @@
 """The web page: upload or record an audio clip, see the best pages with the matched system
-highlighted; click a system to hear where it sounds in the best recording.
+highlighted; click a system to hear where it sounds in the best recording. Or follow a recording
+(indexed, or uploaded) along an indexed score: the page plays it, highlights the system that
+sounds and turns the pages; clicking a system seeks there.
 
 A small FastAPI app over one index (read-only). Bad requests answer 4xx with a message and
-never take the server down; uploads are capped; searches run in the worker threads, one at a
-time per index (the model and SQLite connection are shared).
+never take the server down; uploads are capped; searches and alignments run in the worker
+threads, one at a time per index (the model and SQLite connection are shared).
 
 Every error answers one shape, `{"error": "what went wrong"}`: 404 for what does not exist,
 413 for an upload over the cap, 422 for a request that cannot be answered as given (a bad
@@ -22,6 +24,7 @@ import threading
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +36,8 @@ from scorelink.errors import ScorelinkError
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_CLIP_SECONDS = 120.0
 MAX_TOP = 50
+AUDIO_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg",
+               ".mp3": "audio/mpeg"}
 
 
 class LiveIndex:
@@ -76,7 +81,7 @@ def _field_errors(exc: RequestValidationError) -> str:
 
 
 def create_app(index_path: str | Path, checkpoint: str | None = None):
-    from scorelink.search import query
+    from scorelink.search import follow, query
     from scorelink.search.embed import Embedder
     from scorelink.search.index import Index
 
@@ -89,6 +94,7 @@ def create_app(index_path: str | Path, checkpoint: str | None = None):
     root = Path(index_path).resolve()
     app = FastAPI(title="scorelink", docs_url=None, redoc_url=None)
     app.state.live = live
+    alignments = app.state.alignments = follow.AlignmentCache()
 
     @app.exception_handler(ScorelinkError)
     async def _bad_input(request: Request, exc: ScorelinkError):
@@ -190,6 +196,73 @@ def create_app(index_path: str | Path, checkpoint: str | None = None):
         buf = io.BytesIO()
         soundfile.write(buf, samples, sr, format="WAV", subtype="PCM_16")
         return Response(buf.getvalue(), media_type="audio/wav")
+
+    @app.get("/api/library")
+    def library() -> dict:
+        """The indexed scores and the indexed recordings the page can play (what it follows)."""
+        with lock:
+            index = live.get()
+            scores, recordings = follow.pieces(index), follow.recordings(index)
+        return {"scores": scores,
+                "recordings": [{"recording": r["recording"], "piece": r["piece"],
+                                "seconds": round(r["seconds"], 2),
+                                "audio_url": "/recordings/" + quote(r["recording"])}
+                               for r in recordings]}
+
+    @app.get("/recordings/{name:path}")
+    def recording_file(name: str) -> FileResponse:
+        """An indexed recording's whole audio file (with byte ranges, so the page can seek)."""
+        with lock:
+            try:
+                path = follow.recording_path(live.get(), name)
+            except ScorelinkError as exc:
+                raise HTTPException(404, str(exc)) from exc
+        return FileResponse(path, media_type=AUDIO_TYPES.get(path.suffix.lower(),
+                                                             "application/octet-stream"))
+
+    @app.post("/api/follow")
+    def follow_recording(piece: Annotated[str, Form()],
+                         recording: Annotated[str | None, Form()] = None,
+                         file: Annotated[UploadFile | None, File()] = None) -> dict:
+        """Align a recording to an indexed score: an indexed recording by name, or an upload.
+        Answers `follow.follow`'s dict with "recording" (the name) and "cached"."""
+        from scorelink.search.recordings import read_audio
+
+        if (recording is None) == (file is None):
+            raise HTTPException(422, "give one recording: `recording` (an indexed recording's "
+                                     "name) or `file` (an upload)")
+        with lock:
+            index = live.get()
+            if not follow.has_piece(index, piece):
+                raise HTTPException(404, f"no indexed score {piece!r}")
+            if file is None:
+                try:
+                    path = follow.recording_path(index, recording)
+                except ScorelinkError as exc:
+                    raise HTTPException(404, str(exc)) from exc
+        if file is not None:
+            data, name = _read_upload(file), _upload_name(file)
+            key = follow.upload_key(data)
+        else:
+            data, name, key = None, recording, follow.file_key(path)
+        with lock:
+            cache_key = (live.get().generation, piece, key)
+            answer = alignments.get(cache_key)
+        if answer is not None:
+            return {"recording": name, **answer, "cached": True}
+        if data is None:
+            samples = read_audio(path, max_seconds=follow.MAX_RECORDING_SECONDS, name=name)
+        else:
+            with tempfile.NamedTemporaryFile(suffix=Path(name).suffix or ".wav") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                samples = read_audio(tmp.name, max_seconds=follow.MAX_RECORDING_SECONDS,
+                                     name=name)
+        with lock:
+            index = live.get()
+            answer = follow.follow(index, embedder, piece, samples)
+            alignments.put((index.generation, piece, key), answer)
+        return {"recording": name, **answer, "cached": False}
 
     @app.get("/pages/{path:path}")
     def page_image(path: str) -> FileResponse:
