@@ -81,9 +81,10 @@ def _field_errors(exc: RequestValidationError) -> str:
 
 
 def create_app(index_path: str | Path, checkpoint: str | None = None):
-    from scorelink.search import follow, query
+    from scorelink.search import query
     from scorelink.search.embed import Embedder
     from scorelink.search.index import Index
+    from scorelink.web import follow
 
     first = Index(index_path)
     name = first.info["model"]["name"]
