@@ -239,9 +239,10 @@ def plain_dtw(spec: np.ndarray, systems: list[dict]) -> list[tuple[int, float]]:
     return out
 
 
-def run_method(method: str, spec, systems, sheet, embedder) -> list[tuple[int, float]]:
+def run_method(method: str, spec, systems, sheet, embedder,
+               **options) -> list[tuple[int, float]]:
     if method == "notes":
-        found = follow.align_notes(spec, systems)
+        found = follow.align_notes(spec, systems, **options)
         return [(s.system, s.start) for s in found.systems]
     if method == "image":
         found = align.align(spec, sheet, embedder)
@@ -299,6 +300,8 @@ def main() -> None:
     p.add_argument("--ten-minutes", action="store_true")
     p.add_argument("--checkpoint", help="default: the shipped model")
     p.add_argument("--cache", help="keep the renditions made here (--rubato, --jumps)")
+    p.add_argument("--jump-penalty", type=float, default=follow.JUMP_PENALTY,
+                   help="the notes decoder's (default: the shipped one)")
     args = p.parse_args()
 
     root = Path(args.data)
@@ -337,7 +340,9 @@ def main() -> None:
             for method in methods:
                 t0 = time.perf_counter()
                 try:
-                    found = run_method(method, spec, systems, sheet, embedder)
+                    found = run_method(method, spec, systems, sheet, embedder,
+                                       **({"jump_penalty": args.jump_penalty}
+                                          if method == "notes" else {}))
                 except align.AlignError as exc:
                     print(f"<!-- {piece} {label} {method}: {exc} -->", flush=True)
                     found = []
@@ -351,6 +356,8 @@ def main() -> None:
     print(f"- machine: {machine()}{model}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     flags = "".join(f" --{f}" for f in ("rubato", "jumps") if getattr(args, f))
     flags += " --ten-minutes" if args.ten_minutes else ""
+    if args.jump_penalty != follow.JUMP_PENALTY:
+        flags += f" --jump-penalty {args.jump_penalty:g}"
     print(f"- `python benchmarks/align_quality.py --data {args.data} --split {args.split} "
           f"--pieces {args.pieces} --methods {args.methods}{flags}`")
     p50 = ", ".join(f"{m} {np.median(seconds[m]):.2f} s" for m in methods if seconds[m])

@@ -37,6 +37,7 @@ HOLD_PENALTY = 0.3  # added to a cell's cost for each frame the score stands sti
 GAP_COST = 0.8  # per frame left unassigned (a cell's cost is 1 - cosine: 1 for silence)
 TEMPO_TRIES = (0.75, 1.0, 1.33)  # global tempi tried, relative to the length ratio
 LOUD_DB = 30.0  # frames this far below the loudest (in spectrogram energy) count as silence
+MIN_SEGMENT = 0.5  # s: a shorter segment joins the one before
 COARSE = 3  # the global tempo is chosen on frames this many times longer
 MISMATCH = 0.75  # mean cost per aligned frame above which the recording is not this score
 
@@ -276,6 +277,7 @@ def align_notes(spec: np.ndarray, systems: list[dict], *, jump_penalty: float = 
                 c = float(np.nanmean(per_frame[a:i]))
                 segments.append(Segment(s, t(a), t(i), 1.0 - c, confidence(c, gap_cost)))
             a = i
+    segments = _merge_short(segments)
     # measures: runs of one unit not broken by a jump, where the units are measures
     measures = []
     if line.units and line.units[0][3] is not None:
@@ -296,6 +298,20 @@ def align_notes(spec: np.ndarray, systems: list[dict], *, jump_penalty: float = 
             display[:, s] = (query.T @ chroma[:, cols]).max(axis=1)
     return Alignment(segments, display, step_seconds=1 / FEATURE_FPS, measures=measures,
                      evidence="notes")
+
+
+def _merge_short(segments: list) -> list:
+    """Segments shorter than MIN_SEGMENT (a reverb tail entering the next pass, a stray frame)
+    joined to the segment before them."""
+    from dataclasses import replace
+
+    out = []
+    for seg in segments:
+        if out and seg.end - seg.start < MIN_SEGMENT:
+            out[-1] = replace(out[-1], end=seg.end)
+        else:
+            out.append(seg)
+    return out
 
 
 def confidence(cost: float, gap_cost: float = GAP_COST) -> float:
