@@ -21,8 +21,9 @@ whose tempo drifts smoothly (0.6 to 1.6 times, over seconds), `--jumps` one that
 systems in another order than written (the first two systems again after the second, one
 system skipped, the first again at the end); both synthesized with the held-out timbre
 (`--cache` keeps them). The real-scan corpus (`--corpus beethoven` builds): the scan's systems,
-the kern's notes per printed system (repeats as the kern's expansion list writes them, 120
-quarters a minute), each performance's real timing and its timeline as truth.
+the kern's notes per printed system (repeats as the kern's expansion list writes them, its
+*MM tempo markings, else 120 quarters a minute), each performance's real timing and its
+timeline as truth.
 
 A true system onset (a system's pass begins at t) is found within x s when a predicted segment
 of that system starts that close. Prints a Markdown block.
@@ -34,6 +35,7 @@ import argparse
 import json
 import os
 import time
+import zlib
 from datetime import date
 from pathlib import Path
 
@@ -46,7 +48,7 @@ from scorelink.search.notes import FEATURE_FPS, audio_chroma
 TEMPI = (0.5, 0.66, 1.0, 1.33, 2.0)
 WITHIN = (0.5, 1.0, 2.0)
 CLIP = 30.0  # an error (or a system pass never found) counts at most this much in the mean
-QUARTER = 0.5  # kern: score seconds a quarter note
+TEMPO = 120.0  # kern: quarters a minute where the file marks none
 
 
 # --- pieces -----------------------------------------------------------------------------------
@@ -102,6 +104,7 @@ def beethoven_pieces(root: Path, split: str, count: int):
         if not info.get("performances"):
             continue
         kern = read_kern(info["origin"])
+        tempo = _kern_tempi(info["origin"], kern)
         strips = np.load(folder / "strips.npy")
         order = kern.expand(kern.expansions.get(""))
         notes: list[list] = [[] for _ in range(kern.systems)]
@@ -109,11 +112,12 @@ def beethoven_pieces(root: Path, split: str, count: int):
         t = 0.0
         for k in order:
             m = kern.measures[k]
+            quarter = 60.0 / tempo[k]
             for note in m.notes:
-                onset = t + float(note.onset) * QUARTER
-                length = max(float(note.duration) * QUARTER, 0.05)
+                onset = t + float(note.onset) * quarter
+                length = max(float(note.duration) * quarter, 0.05)
                 notes[m.system].append((onset, onset + length, note.pitch))
-            length = float(m.duration) * QUARTER
+            length = float(m.duration) * quarter
             measures[m.system].append({"index": k, "label": m.label or "0", "start": t,
                                        "end": t + length})
             t += length
@@ -125,6 +129,25 @@ def beethoven_pieces(root: Path, split: str, count: int):
             spec = np.load(folder / f"{perf['rendition']}.spec.npy").astype(np.float32)
             renditions.append(("1", spec, [(s, a) for s, a, _ in perf["timeline"]]))
         yield piece, systems, renditions, read_jsonl(folder / "manifest.jsonl")
+
+
+def _kern_tempi(path: str, kern) -> list[float]:
+    """Quarters a minute in each measure (file order): the kern's last *MM marking at or before
+    it, TEMPO before any (as an engraver's timemap reads the score's tempo)."""
+    pickup = not kern.measures[0].label
+    measure, tempo, out = 0 if pickup else -1, TEMPO, {}
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("="):
+            out.setdefault(measure, tempo)
+            measure += 1
+        elif line.startswith("*MM"):
+            try:
+                tempo = float(line.split("\t")[0][3:])
+            except ValueError:
+                pass
+            if measure >= 0:
+                out[measure] = tempo
+    return [out.get(k, tempo) for k in range(len(kern.measures))]
 
 
 # --- renditions made here -----------------------------------------------------------------------
@@ -153,7 +176,7 @@ def _all_notes(systems: list[dict]) -> np.ndarray:
 def rubato(systems, passes, piece: str, soundfont: str, cache: Path | None):
     """The piece with a smoothly drifting tempo: local time stretch exp(0.5 sin(...)) from a
     seeded phase; truth: the passes' starts warped alike."""
-    rng = np.random.default_rng(abs(hash(piece)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(piece.encode()))
     period, phase = rng.uniform(8, 16), rng.uniform(0, 2 * np.pi)
     grid = np.linspace(0, 2000, 20001)
     stretch = np.exp(0.48 * np.sin(2 * np.pi * grid / period + phase))  # 0.62 ... 1.62
@@ -300,6 +323,8 @@ def main() -> None:
     p.add_argument("--ten-minutes", action="store_true")
     p.add_argument("--checkpoint", help="default: the shipped model")
     p.add_argument("--cache", help="keep the renditions made here (--rubato, --jumps)")
+    p.add_argument("--renditions", type=int, help="at most this many renditions a piece and "
+                   "tempo (the real-scan corpus: performances a piece)")
     p.add_argument("--jump-penalty", type=float, default=follow.JUMP_PENALTY,
                    help="the notes decoder's (default: the shipped one)")
     args = p.parse_args()
@@ -335,6 +360,11 @@ def main() -> None:
                 renditions.append(("jumps", *jumps(systems, passes, piece, soundfont, cache)))
             one = next(r for r in renditions if r[0] == "1")
             kept.append((systems, one[1], one[2]))
+        if args.renditions:
+            seen: dict[str, int] = {}
+            renditions = [r for r in renditions
+                          if seen.setdefault(r[0], 0) < args.renditions
+                          and not seen.update({r[0]: seen[r[0]] + 1})]
         for label, spec, truth in renditions:
             onsets[label] = onsets.get(label, 0) + len(truth)
             for method in methods:
@@ -356,6 +386,7 @@ def main() -> None:
     print(f"- machine: {machine()}{model}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     flags = "".join(f" --{f}" for f in ("rubato", "jumps") if getattr(args, f))
     flags += " --ten-minutes" if args.ten_minutes else ""
+    flags += f" --renditions {args.renditions}" if args.renditions else ""
     if args.jump_penalty != follow.JUMP_PENALTY:
         flags += f" --jump-penalty {args.jump_penalty:g}"
     print(f"- `python benchmarks/align_quality.py --data {args.data} --split {args.split} "

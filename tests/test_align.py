@@ -1,5 +1,6 @@
-"""Alignment of whole recordings: segment embeddings vs one by one, the decoder on a known
-answer (repeats, a gap), the align CLI and its bad input."""
+"""Alignment of whole recordings: segment embeddings vs one by one, the image decoder on a known
+answer (repeats, a gap), the notes decoder against a naive DP and on a rendition, the align CLI
+and its bad input."""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def test_align_cli(chorale_dataset, tiny_ckpt, tmp_path, capsys):
     duration = soundfile.info(str(flac)).duration
     previous_end = 0.0
     for s in result["systems"]:
-        assert set(s) == {"page", "system", "start", "end", "confidence"}
+        assert set(s) == {"page", "system", "start", "end", "confidence", "evidence"}
+        assert s["evidence"] == "image"  # page images: no notes
         assert s["page"] >= 1 and 1 <= s["system"] <= n_systems  # 1-based, as people count
         assert previous_end - 1e-6 <= s["start"] < s["end"] <= duration + 1e-6
         assert 0 <= s["confidence"] <= 1
@@ -88,9 +90,11 @@ def test_align_cli(chorale_dataset, tiny_ckpt, tmp_path, capsys):
     table = tmp_path / "a.csv"
     assert main(["align", "--score", str(pages), "--recording", str(flac), "--out", str(table),
                  "--checkpoint", str(tiny_ckpt)]) == 0
+    def numbers(r):
+        return {k: v if k == "evidence" else float(v) for k, v in r.items()}
+
     with open(table) as f:
-        assert [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)] == \
-            [{k: float(v) for k, v in r.items()} for r in result["systems"]]
+        assert [numbers(r) for r in csv.DictReader(f)] == [numbers(r) for r in result["systems"]]
 
 
 def test_align_bad_input(chorale_dataset, tiny_ckpt, tmp_path, capsys):
@@ -234,6 +238,12 @@ def test_align_cli_measures(measured, tiny_ckpt, tmp_path):
                  "--measures", str(table), "--checkpoint", str(tiny_ckpt)]) == 0
     result = json.loads(out.read_text())
     assert result["systems"] and result["measures"]
+    # the notes decided: the systems as played (1-4 twice on the first system), to 0.25 s
+    truth = [(1, 1, 0.0), (1, 1, 8 / 0.8), (1, 2, 20 / 0.8)]  # 2 s a measure, 0.8 x
+    assert [(s["page"], s["system"]) for s in result["systems"]] == [t[:2] for t in truth]
+    assert all(s["evidence"] == "notes" for s in result["systems"])
+    assert np.abs([s["start"] - t[2] for s, t in zip(result["systems"], truth,
+                                                       strict=True)]).max() <= 0.25
     duration = soundfile.info(str(flac)).duration
     for m in result["measures"]:
         assert set(m) == {"page", "system", "measure", "index", "start", "end"}
@@ -251,3 +261,114 @@ def test_align_measures_need_notes(chorale_dataset, tiny_ckpt, tmp_path, capsys)
     assert main(["align", "--score", str(pages), "--recording", str(flac), "--measures",
                  str(tmp_path / "m.csv"), "--checkpoint", str(tiny_ckpt)]) == 2
     assert "no notes" in capsys.readouterr().err
+
+
+def test_align_cli_image_only(measured, tiny_ckpt, tmp_path):
+    score, flac, _, _ = measured
+    out = tmp_path / "a.json"
+    assert main(["align", "--score", str(score), "--recording", str(flac), "--out", str(out),
+                 "--image-only", "--checkpoint", str(tiny_ckpt)]) == 0
+    result = json.loads(out.read_text())
+    assert result["systems"] and all(s["evidence"] == "image" for s in result["systems"])
+
+
+def test_align_notes_bad_input(measured, tiny_ckpt, tmp_path, capsys):
+    """A score with notes: a silent recording, noise, a recording far too short, each one line
+    and status 2."""
+    score, flac, systems, _ = measured
+    rng = np.random.default_rng(0)
+    silent, noise, short = tmp_path / "silent.wav", tmp_path / "noise.wav", tmp_path / "s.wav"
+    soundfile.write(str(silent), np.zeros(20 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    soundfile.write(str(noise), 0.1 * rng.standard_normal(40 * SAMPLE_RATE), SAMPLE_RATE)
+    soundfile.write(str(short), soundfile.read(str(flac))[0][: SAMPLE_RATE], SAMPLE_RATE)
+    for recording, word in ((silent, "silent"), (noise, "does not sound like"),
+                            (short, "too short")):
+        capsys.readouterr()
+        assert main(["align", "--score", str(score), "--recording", str(recording),
+                     "--checkpoint", str(tiny_ckpt)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and word in err, err
+
+
+# --- the notes decoder ---------------------------------------------------------------------------
+
+
+def _naive_total(query, score, starts, ends, *, jump, hold, gap):
+    """follow.decode's total cost, one cell at a time (the definition, no vectorising)."""
+    n, m = query.shape[1], score.shape[1]
+    d = 1.0 - query.T @ score
+    inf = float("inf")
+    big = np.full((n, m), inf)
+    gaps = np.full(n, inf)  # a gap after music, at row i
+    for i in range(n):
+        lead_before = i * gap  # the lead gap over rows 0 .. i - 1
+        for j in range(m):
+            def at(a, b):
+                return big[a, b] if a >= 0 and b >= 0 else inf
+            options = [at(i - 1, j - 1), at(i - 1, j - 2), at(i - 1, j) + hold,
+                       at(i - 1, j - 3)]
+            if i >= 2:  # (2, 1), (3, 1): the rows passed over on column j, at their cost
+                options.append(at(i - 2, j - 1) + d[i - 1, j])
+            if i >= 3:
+                options.append(at(i - 3, j - 1) + d[i - 1, j] + d[i - 2, j])
+            if j in starts:
+                options.append(min(at(i - 1, e - 1) for e in ends) + jump)
+                options.append((gaps[i - 1] if i else inf) + jump)
+                options.append(lead_before + (0.0 if j == starts[0] else jump))
+            big[i, j] = d[i, j] + min(options)
+        if i:
+            gaps[i] = min(gaps[i - 1], big[i - 1].min()) + gap
+    return min(big[n - 1].min(), gaps[n - 1], n * gap)
+
+
+def test_notes_decoder_against_naive_dp():
+    from scorelink.search import follow
+    from scorelink.search.notes import _unit
+
+    rng = np.random.default_rng(1)
+    for n, m in ((30, 24), (18, 40), (45, 20)):
+        query, score = _unit(rng.random((12, n))), _unit(rng.random((12, m)))
+        query[:, :3] = 0  # silence: frames that match nothing
+        starts = np.array([0, 5, 11, 17])
+        ends = np.r_[starts[1:], m]
+        for jump in (0.5, 3.0):
+            _, _, total = follow.decode(query, score, starts, ends, jump_penalty=jump,
+                                        hold_penalty=0.3, gap_cost=0.8)
+            want = _naive_total(query, score, starts, ends, jump=jump, hold=0.3, gap=0.8)
+            np.testing.assert_allclose(total, want, rtol=1e-4)
+
+
+def test_notes_decoder_follows_jumps_and_gaps():
+    """Units A B C D; played: a second of silence, A B A (a repeat), D (C skipped), silence,
+    B. The path must give each recording frame its score frame, the gaps -1."""
+    from scorelink.search import follow
+    from scorelink.search.notes import _unit
+
+    rng = np.random.default_rng(2)
+    score = _unit(rng.random((12, 40)))
+    starts = np.array([0, 10, 20, 30])
+    ends = np.r_[starts[1:], 40]
+    silence = np.zeros((12, 10), np.float32)
+    played = [None, 0, 1, 0, 3, None, 1]
+    query = np.concatenate([silence if u is None else score[:, starts[u]:ends[u]]
+                            for u in played], axis=1)
+    frame, entered, _ = follow.decode(query, score, starts, ends, jump_penalty=3.0)
+    want = np.concatenate([np.full(10, -1) if u is None else np.arange(starts[u], ends[u])
+                           for u in played])
+    np.testing.assert_array_equal(frame, want)
+    assert entered[[10, 30, 40, 60]].all()  # entries: from the lead, the repeat, the skip, ...
+
+
+def test_align_notes_on_a_rendition(measured):
+    """The measured score at 0.8 x its tempo: systems and measures as played, to 0.25 s."""
+    from scorelink.search import follow
+
+    _, _, systems, spec = measured
+    found = follow.align_notes(spec, systems)
+    assert found.evidence == "notes"
+    assert [(s.system, round(s.start / 0.25)) for s in found.systems] == \
+        [(0, 0), (0, round(8 / 0.8 / 0.25)), (1, round(20 / 0.8 / 0.25))]
+    truth = sorted((m["start"] / 0.8, m["label"]) for s in systems for m in s["measures"])
+    assert [m.label for m in found.measures] == [label for _, label in truth]
+    assert np.abs([m.start - t for m, (t, _) in zip(found.measures, truth,
+                                                      strict=True)]).max() <= 0.25

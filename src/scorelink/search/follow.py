@@ -8,9 +8,10 @@ piece), `align` decodes the systems from the notes instead of the pixels:
    else its runs of notes on one system. Its chroma (`notes.notes_chroma`, 12 pitch classes at
    FEATURE_FPS frames a second) is stretched to the recording's global tempo; the recording's
    chroma is read off its spectrogram (`notes.audio_chroma`).
-2. DTW of recording frames (rows) against timeline frames (columns), cost 1 - cosine per cell.
-   Steps (1, 1), (1, 2), (2, 1) follow the score at half to double the global tempo; a hold
-   (1, 0) at HOLD_PENALTY lets the recording linger longer (fermatas, a long ritardando). From
+2. DTW of recording frames (rows) against timeline frames (columns), cost 1 - cosine per cell,
+   counted once per recording frame. Steps (1, 1), (1, 2), (2, 1), (1, 3), (3, 1) follow the
+   score at a third to three times the global tempo; a hold (1, 0) at HOLD_PENALTY lets the
+   recording linger longer (fermatas, a long ritardando). From
    the end of any unit the path may *jump* to the start of any unit at JUMP_PENALTY: a repeat
    the score does not write, da capo, a skipped repeat or section. Going on in playing order is
    free. Before the first note, and anywhere in between, the recording may be a *gap* (silence,
@@ -30,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from scorelink.constants import FPS
-from scorelink.search.notes import FEATURE_FPS, audio_chroma, notes_chroma
+from scorelink.search.notes import _POOL, FEATURE_FPS, audio_chroma, notes_chroma
 
 JUMP_PENALTY = 6.0  # in cost x frames: a jump must save this much (about 1 s of mismatch)
 HOLD_PENALTY = 0.3  # added to a cell's cost for each frame the score stands still
@@ -39,10 +40,13 @@ TEMPO_TRIES = (0.75, 1.0, 1.33)  # global tempi tried, relative to the length ra
 LOUD_DB = 30.0  # frames this far below the loudest (in spectrogram energy) count as silence
 MIN_SEGMENT = 0.5  # s: a shorter segment joins the one before
 COARSE = 3  # the global tempo is chosen on frames this many times longer
-MISMATCH = 0.75  # mean cost per aligned frame above which the recording is not this score
+MISMATCH = 0.5  # mean cost per sounding frame (1 in a gap) above which the recording is not
+# this score: 0.20-0.32 on renditions and real-timing performances, 0.37-1.0 for noise
+MIN_MOVING = 0.3  # distinct score frames per aligned frame below which the recording is a
+# steady sound (0.55-0.9 for music, under 0.25 for noise and tones)
 
-_STEPS = ((1, 1), (1, 2), (2, 1), (1, 0))  # (recording, score) frames of codes 0..3
-_JUMP, _GAP, _LEAD = 4, 5, 6  # codes: a jump from a unit's end; entering from a gap, the lead
+_STEPS = ((1, 1), (1, 2), (2, 1), (1, 0), (1, 3), (3, 1))  # (recording, score) frames: codes
+_JUMP, _GAP, _LEAD = 6, 7, 8  # codes: a jump from a unit's end; entering from a gap, the lead
 
 
 class Timeline:
@@ -104,13 +108,21 @@ class Timeline:
         return chroma, unit, starts, ends
 
 
+def _sounding(spec: np.ndarray) -> np.ndarray:
+    """(T // 2,) bool: the FEATURE_FPS frames of a (N_BINS, T) log spectrogram within LOUD_DB
+    of the loudest."""
+    energy = np.asarray(spec, np.float64).sum(axis=0)
+    t = len(energy) // _POOL * _POOL
+    energy = energy[:t].reshape(-1, _POOL).mean(axis=1)
+    if not len(energy) or energy.max() <= 0:
+        return np.zeros(len(energy), bool)
+    level = 10 * np.log10(np.maximum(energy, 1e-12))
+    return level >= level.max() - LOUD_DB
+
+
 def sounding_seconds(spec: np.ndarray) -> float:
     """How long a (N_BINS, T) log spectrogram sounds: frames within LOUD_DB of the loudest."""
-    energy = np.asarray(spec, np.float64).sum(axis=0)
-    if not len(energy) or energy.max() <= 0:
-        return 0.0
-    level = 10 * np.log10(np.maximum(energy, 1e-12))
-    return float((level >= level.max() - LOUD_DB).sum()) / FPS
+    return float(_sounding(spec).sum()) / FEATURE_FPS
 
 
 def decode(query: np.ndarray, score: np.ndarray, starts: np.ndarray, ends: np.ndarray, *,
@@ -134,7 +146,10 @@ def decode(query: np.ndarray, score: np.ndarray, starts: np.ndarray, ends: np.nd
     jump_from = np.zeros(n, np.int64)  # per row: the unit end a jump into the row leaves
     gap_from = np.full(n, -2, np.int64)  # per row: -2 the gap went on, j: music left at j
     st = score.astype(np.float32)
-    steps = np.full((4, m), inf, np.float32)  # candidates of codes 0-3 for the row
+    steps = np.full((len(_STEPS), m), inf, np.float32)  # the row's candidates by step
+    prev3 = np.full(m, inf, np.float32)
+    d1 = np.full(m, inf, np.float32)  # the previous row's cells, and the one before
+    d2 = np.full(m, inf, np.float32)
     prev2 = np.full(m, inf, np.float32)
     prev = np.full(m, inf, np.float32)
     gap = inf  # the gap after music, at the previous row
@@ -147,8 +162,11 @@ def decode(query: np.ndarray, score: np.ndarray, starts: np.ndarray, ends: np.nd
             i = a + r
             steps[0, 1:] = prev[:-1]
             steps[1, 2:] = prev[:-2]
-            np.add(prev2[:-1], d[1:], out=steps[2, 1:])  # (2, 1): its first frame counts too
+            # (2, 1), (3, 1): the frames passed over sit on the landing column too, at their cost
+            np.add(prev2[:-1], d1[1:], out=steps[2, 1:])
             np.add(prev, hold_penalty, out=steps[3])
+            steps[4, 3:] = prev[:-3]
+            np.add(prev3[:-1], d1[1:] + d2[1:], out=steps[5, 1:])
             kind = steps.argmin(0).astype(np.int8)
             best = steps[kind, columns]
             # entering a unit's first frame: a jump from the cheapest unit end, or from a gap
@@ -156,7 +174,7 @@ def decode(query: np.ndarray, score: np.ndarray, starts: np.ndarray, ends: np.nd
             jump_from[i] = last[k]
             entry = np.stack([np.full(len(starts), prev[last[k]] + jump_penalty, np.float32),
                               np.full(len(starts), gap + jump_penalty, np.float32),
-                              lead + lead_cost])  # (3, U): codes 4, 5, 6
+                              lead + lead_cost])  # (3, U): codes _JUMP, _GAP, _LEAD
             how = entry.argmin(0)
             value = entry[how, np.arange(len(starts))]
             take = value < best[starts]
@@ -168,7 +186,8 @@ def decode(query: np.ndarray, score: np.ndarray, starts: np.ndarray, ends: np.nd
             gap += gap_cost
             lead += gap_cost
             code[i] = kind
-            prev2, prev = prev, best + d
+            prev3, prev2, prev = prev2, prev, best + d
+            d2, d1 = d1, d
     # the end: anywhere in the music, or in a gap
     j = int(np.argmin(prev))
     ends_in = min((float(prev[j]), "music"), (gap, "gap"), (lead, "lead"))
@@ -192,8 +211,7 @@ def decode(query: np.ndarray, score: np.ndarray, starts: np.ndarray, ends: np.nd
             i -= 1
             continue
         di, dj = _STEPS[c]
-        if di == 2 and i >= 1:
-            frame[i - 1] = j
+        frame[max(i - di + 1, 0):i] = j  # (2, 1), (3, 1): the frames in between
         i, j = i - di, j - dj
     return frame, entered, total
 
@@ -220,8 +238,9 @@ def align_notes(spec: np.ndarray, systems: list[dict], *, jump_penalty: float = 
     segments and gaps in played order, its measures where the score has them, and as its
     matrix each system's cost along time for display.
 
-    Raises align.AlignError when the recording does not sound like the score (the best path's
-    mean cost over its aligned frames above MISMATCH)."""
+    Raises align.AlignError when the recording does not sound like the score: the mean cost of
+    its sounding frames (1 for a frame left to a gap) above MISMATCH, or a path that hardly
+    moves through the score (MIN_MOVING)."""
     from scorelink.search.align import AlignError, Alignment, Segment
     from scorelink.search.measures import MeasureSegment
 
@@ -250,10 +269,18 @@ def align_notes(spec: np.ndarray, systems: list[dict], *, jump_penalty: float = 
     cost = 1.0 - np.einsum("cn,cn->n", query[:, music], chroma[:, frame[music]])  # (n music,)
     per_frame = np.full(n, np.nan)
     per_frame[music] = cost
-    if float(cost.mean()) > MISMATCH:
-        raise AlignError(f"the recording does not sound like this score (its notes match the "
-                         f"recording's pitch content at {1 - cost.mean():.2f}, "
-                         f"below {1 - MISMATCH:.2f})")
+    # how well the score explains the recording: the mean cost of its sounding frames, a frame
+    # left to a gap counting as a full mismatch (1)
+    sounding = _sounding(spec)[:n]
+    fit = float(np.where(music, per_frame, 1.0)[sounding].mean()) if sounding.any() else 1.0
+    # and whether it moves through the score: a steady sound (noise, a tone) holds one place
+    moving = len(np.unique(frame[music])) / max(int(music.sum()), 1)
+    if fit > MISMATCH or moving < MIN_MOVING:
+        why = (f"its notes explain the recording's pitch content at {1 - fit:.2f}, below "
+               f"{1 - MISMATCH:.2f}" if fit > MISMATCH else
+               "the recording stays on one sound instead of moving through the score")
+        raise AlignError(f"the recording does not sound like this score ({why}); is it music, "
+                         "and this piece?")
     u = np.where(music, unit[np.maximum(frame, 0)], -1)  # (N,) unit of each frame, -1 gap
     system = np.array([line.units[k][2] for k in range(len(line.units))])
     sys_of = np.where(u >= 0, system[np.maximum(u, 0)], -1)
