@@ -6,11 +6,13 @@
 The first test pieces of a dataset built from Verovio-engraved scores (the built-in chorales;
 only its dataset.json is read: the split and where each piece comes from) are engraved as
 `align --score` engraves them and synthesized as the dataset does (the held-out timbre, tempo
-ratios 0.5 to 2); each rendition is aligned: systems by the model's decoder, then measures by
-DTW of the notes (`search/measures.py`). Truth: the measures' playing times at the score's
-tempo (Verovio's timemap, repeats unfolded) divided by the tempo ratio. A measure played is
-found within x s when a predicted start of the same measure is that close. Also with the true
-system segments in place of the decoder's (the refinement alone). Prints a Markdown block.
+ratios 0.5 to 2); each rendition is aligned as `align` does it: "notes", the notes decoder
+(`search/follow.py`, systems and measures in one path); "image" (`--image-only`), systems by the
+model's decoder, then measures by DTW of the notes (`search/measures.py`). Truth: the
+measures' playing times at the score's tempo (Verovio's timemap, repeats unfolded) divided by
+the tempo ratio. A measure played is found within x s when a predicted start of the same measure
+is that close. Also with the true system segments in place of the image decoder's (the
+refinement alone). Prints a Markdown block.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 from _machine import machine  # benchmarks/_machine.py
 
 from scorelink.data.store import with_legacy_settings
-from scorelink.search import align, measures
+from scorelink.search import align, follow, measures
 from scorelink.search.embed import Embedder
 
 TEMPI = (0.5, 0.66, 1.0, 1.33, 2.0)  # as the dataset's test renditions
@@ -126,7 +128,8 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else None
     pieces = sorted(p for p, split in meta["splits"].items() if split == args.split)
     pieces = pieces[: args.pieces]
-    errors = {(t, way): [] for t in TEMPI for way in ("decoded", "true systems")}
+    ways = ("notes", "image", "true systems")
+    errors = {(t, way): [] for t in TEMPI for way in ways}
     seconds = []
     for piece in pieces:
         systems = _engraved(meta, piece, cache)
@@ -134,10 +137,12 @@ def main() -> None:
         for tempo in TEMPI:
             spec = _rendition(systems, tempo, soundfont, piece, cache)
             t0 = time.perf_counter()
-            found = align.align(spec, sheet, embedder)  # as `align --score` runs it
-            found.measures = measures.refine(spec, found, systems)
+            found = follow.align_notes(spec, systems)  # as `align --score` runs it
             seconds.append(time.perf_counter() - t0)
-            errors[tempo, "decoded"] += _errors(found.measures, systems, tempo)
+            errors[tempo, "notes"] += _errors(found.measures, systems, tempo)
+            found = align.align(spec, sheet, embedder)  # as `align --image-only` runs it
+            found.measures = measures.refine(spec, found, systems)
+            errors[tempo, "image"] += _errors(found.measures, systems, tempo)
             truth = align.Alignment(_truth_segments(systems, tempo), np.zeros((1, 1)))
             errors[tempo, "true systems"] += _errors(measures.refine(spec, truth, systems),
                                                      systems, tempo)
@@ -148,14 +153,14 @@ def main() -> None:
     print(f"- `python benchmarks/align_measures.py --data {args.data} --split {args.split} "
           f"--pieces {args.pieces}" + (f" --checkpoint {args.checkpoint}"
                                        if args.checkpoint else "") + "`")
-    n = len(errors[tempi[0], "decoded"])
+    n = len(errors[tempi[0], "notes"])
     print(f"- {len(pieces)} {args.split} pieces ({soundfont}), {n} measures played per tempo "
-          f"ratio; align + "
-          f"measures p50 {np.median(seconds):.1f} s a rendition (wall-clock)\n")
+          f"ratio; align with the notes (systems and measures) p50 {np.median(seconds):.1f} s a "
+          "rendition (wall-clock)\n")
     head = " | ".join(f"within {w:g} s" for w in WITHIN)
     print(f"| tempo | systems from | {head} | mean abs. error (clipped at {CLIP:g} s) |")
     print("|---|---|" + "---|" * (len(WITHIN) + 1))
-    for way in ("decoded", "true systems"):
+    for way in ways:
         for tempo in [*tempi, None]:
             e = np.array(sum((errors[t, way] for t in tempi), []) if tempo is None
                          else errors[tempo, way])
