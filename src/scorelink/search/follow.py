@@ -225,9 +225,10 @@ def _pool(chroma: np.ndarray, k: int) -> np.ndarray:
 
 
 def has_notes(systems: list[dict]) -> bool:
-    """Whether every system of a score carries notes (a score engraved from its notes)."""
-    return bool(systems) and all(s.get("notes") is not None and len(s["notes"])
-                                 for s in systems)
+    """Whether a score's systems carry notes (a score engraved from its notes; a system of
+    rests alone may have none, and is then never placed)."""
+    return bool(systems) and all(s.get("notes") is not None for s in systems) and any(
+        len(s["notes"]) for s in systems)
 
 
 def align_notes(spec: np.ndarray, systems: list[dict], *, jump_penalty: float = JUMP_PENALTY,
