@@ -71,6 +71,39 @@ def two_pages(tmp_path_factory, chorale_dataset, embedder) -> dict:
     return {"index": root, "flac": flac, "strips": strips, "layout": layout}
 
 
+def test_follow_uses_the_notes_the_index_keeps(two_pages, chorale_dataset, embedder, tmp_path):
+    """The same chorale indexed with its notes: the page follows by the notes, and the systems
+    start where the rendition plays them."""
+    from scorelink.data.store import Dataset
+    from scorelink.search.collect import _dataset_notes
+    from scorelink.search.recordings import read_audio
+    from scorelink.web import follow
+
+    ds = Dataset(chorale_dataset)
+    piece = two_pages["flac"].parent.name
+    records = ds.records(piece=piece, rendition="musescore-grand@1.00")
+    notes = _dataset_notes(ds, records)
+    old = Index(two_pages["index"])
+    rows = old.all_rows("sheet")
+    pending = Pending()
+    pending.add_systems([{k: r[k] for k in ("piece", "page", "system", "top", "left", "bottom",
+                                            "right", "page_image")} for r in rows],
+                        embedder.sheet(two_pages["strips"]),
+                        [notes[(piece, r["system"])] for r in rows])
+    Index.write(tmp_path / "idx", pending, model_name="shipped:rnn-piano.pt",
+                fingerprint=embedder.fingerprint, dim=embedder.dim)
+    answer = follow.follow(Index(tmp_path / "idx"), embedder, "chorale",
+                           read_audio(two_pages["flac"]))
+    assert answer["systems"] and all(s["evidence"] == "notes" for s in answer["systems"])
+    layout = two_pages["layout"]
+    found: dict = {}
+    for s in answer["systems"]:
+        found.setdefault((s["page"], s["system"]), s["start"])
+    for r in records:  # every pass's start, to half a second (the first pass of each system)
+        if r["occurrence"] == 0:
+            assert abs(found[layout[r["system"]]] - r["start"]) <= 0.5
+
+
 @pytest.fixture(scope="module")
 def app(two_pages):
     from scorelink.web.app import create_app

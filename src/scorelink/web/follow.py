@@ -1,9 +1,11 @@
 """Follow a recording along a score held in an index: what the web page's score following
 shows (which system sounds when, on which page, where its box is).
 
-The score's systems are the index's own vectors (no page is read or embedded again), aligned
-with `align.align` exactly as `scorelink align` aligns a score file; an `AlignmentCache` keeps
-the answers, so that a recording followed again (or by another visitor) is aligned once.
+The score's systems come from the index (no page is read or embedded again) and are aligned as
+`scorelink align` aligns a score: by their notes (`search.follow.align_notes`) where the index
+keeps the piece's notes (a score engraved from a symbolic file), else by the index's vectors
+(`align.align`); an `AlignmentCache` keeps the answers, so that a recording followed again (or
+by another visitor) is aligned once.
 """
 
 from __future__ import annotations
@@ -73,16 +75,23 @@ def follow(index: Index, embedder: Embedder, piece: str, samples: np.ndarray) ->
     """Align a recording (float32 mono samples at SAMPLE_RATE) to an indexed piece.
 
     Returns {"piece", "seconds", "systems": [{"page", "system", "start", "end", "confidence",
-    "id"}] in played order (as `scorelink align` gives them, plus the index's system id),
+    "evidence", "id"}] in played order (as `scorelink align` gives them, plus the index's
+    system id),
     "pages": [{"page", "url", "systems": [{"id", "system", "box"}]}]}: pages count from 1, a
     system's number counts its page's systems from 1 (top to bottom), boxes are
     [top, left, bottom, right] in page pixels.
     """
     from scorelink.data.spectrogram import spectrogram
+    from scorelink.search.follow import align_notes
 
     rows, vectors = piece_systems(index, piece)
     spec = spectrogram(samples)
-    result = align.align(spec, vectors, embedder)
+    notes = piece_notes(index, [r["id"] for r in rows])
+    if notes:
+        empty = np.zeros((0, 3))
+        result = align_notes(spec, [{"notes": notes.get(r["id"], empty)} for r in rows])
+    else:
+        result = align.align(spec, vectors, embedder)
     systems, pages = [], {}
     for r in rows:  # `system` in the index counts a piece's systems; here, its page's
         page = pages.setdefault(r["page"], {"page": r["page"] + 1, "url": f"/{r['page_image']}",
@@ -94,6 +103,19 @@ def follow(index: Index, embedder: Embedder, piece: str, samples: np.ndarray) ->
               for row, s in zip(align.rows(result, systems), result.systems, strict=True)]
     return {"piece": piece, "seconds": round(spec.shape[1] / FPS, 2), "systems": played,
             "pages": [pages[p] for p in sorted(pages)]}
+
+
+def piece_notes(index: Index, ids: list[int]) -> dict[int, np.ndarray]:
+    """System id -> its notes (n, 3) [onset s, offset s, MIDI pitch] for the given systems that
+    have notes in the index ({} for scans, or an index that keeps no notes)."""
+    if not index.has_notes or not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = np.array(index.db.execute(
+        f"SELECT system, onset, offset, pitch FROM notes WHERE system IN ({marks}) "
+        "ORDER BY system, onset, pitch", ids).fetchall(), np.float64).reshape(-1, 4)
+    cuts = np.flatnonzero(np.diff(rows[:, 0])) + 1
+    return {int(part[0, 0]): part[:, 1:] for part in np.split(rows, cuts) if len(part)}
 
 
 def upload_key(data: bytes) -> str:
