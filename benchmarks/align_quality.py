@@ -128,7 +128,26 @@ def beethoven_pieces(root: Path, split: str, count: int):
         for perf in info["performances"]:
             spec = np.load(folder / f"{perf['rendition']}.spec.npy").astype(np.float32)
             renditions.append(("1", spec, [(s, a) for s, a, _ in perf["timeline"]]))
+            MEASURE_TRUTH[id(spec)] = _measure_truth(kern, Path(perf["midi"]))
         yield piece, systems, renditions, read_jsonl(folder / "manifest.jsonl")
+
+
+MEASURE_ERRORS: list[float] = []  # the notes path's, where MEASURE_TRUTH knows the measures
+MEASURE_TRUTH: dict[int, list[tuple[int, float]] | None] = {}  # id(spec) -> (measure, start s)
+
+
+def _measure_truth(kern, midi: Path) -> list[tuple[int, float]] | None:
+    """(kern measure index, start s) of every measure a performance plays: its annotated
+    downbeats paired with the kern's measures by their notes, as the corpus build does."""
+    from scorelink.data.performance import align_bars, read_downbeats, read_midi
+    from scorelink.errors import ScoreError
+
+    try:
+        found = align_bars(kern, read_midi(midi), read_downbeats(
+            midi.with_name(midi.stem + "_annotations.txt")))
+    except (ScoreError, OSError):
+        return None
+    return [(int(k), float(t)) for k, t in zip(found.order, found.starts, strict=True)]
 
 
 def _kern_tempi(path: str, kern) -> list[float]:
@@ -266,6 +285,9 @@ def run_method(method: str, spec, systems, sheet, embedder,
                **options) -> list[tuple[int, float]]:
     if method == "notes":
         found = follow.align_notes(spec, systems, **options)
+        truth = MEASURE_TRUTH.get(id(spec))
+        if truth:  # real performances: the measures too
+            MEASURE_ERRORS.extend(errors([(m.measure, m.start) for m in found.measures], truth))
         return [(s.system, s.start) for s in found.systems]
     if method == "image":
         found = align.align(spec, sheet, embedder)
@@ -407,6 +429,12 @@ def main() -> None:
             cells = " | ".join(f"{100 * np.mean(e <= w):.1f} %" for w in WITHIN)
             print(f"| {'all' if label is None else label} | {method} | {cells} | "
                   f"{e.mean():.2f} s | {n_found} / {len(e)} |")
+    if MEASURE_ERRORS:
+        e = np.array(MEASURE_ERRORS)
+        print(f"\n- measures (notes), {len(e)} measure starts played (truth: annotated downbeats "
+              "paired with the kern's measures): " + ", ".join(
+                  f"{100 * np.mean(e <= w):.1f} % within {w:g} s" for w in WITHIN)
+              + f", mean abs. error {e.mean():.2f} s")
     if args.ten_minutes and kept:
         total, n_sys, lines = ten_minutes(kept, methods, embedder)
         print(f"\n- {total:.0f} s recording (tempo-1 renditions one after another), "

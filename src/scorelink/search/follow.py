@@ -10,10 +10,10 @@ piece), `align` decodes the systems from the notes instead of the pixels:
    chroma is read off its spectrogram (`notes.audio_chroma`).
 2. DTW of recording frames (rows) against timeline frames (columns), cost 1 - cosine per cell,
    counted once per recording frame. Steps (1, 1), (1, 2), (2, 1), (1, 3), (3, 1) follow the
-   score at a third to three times the global tempo; a hold (1, 0) at HOLD_PENALTY lets the
-   recording linger longer (fermatas, a long ritardando). From
-   the end of any unit the path may *jump* to the start of any unit at JUMP_PENALTY: a repeat
-   the score does not write, da capo, a skipped repeat or section. Going on in playing order is
+   score at a third to three times the global tempo (frames passed over count at their own
+   cost); a hold (1, 0) at HOLD_PENALTY lets the recording linger longer (fermatas). From the
+   end of any unit the path may *jump* to the start of any unit at JUMP_PENALTY: a repeat the
+   score does not write, da capo, a skipped repeat or section. Going on in playing order is
    free. Before the first note, and anywhere in between, the recording may be a *gap* (silence,
    applause, foreign audio) at GAP_COST a frame; the music is entered at the first unit for
    free, elsewhere at JUMP_PENALTY. The path may end anywhere.
@@ -21,7 +21,10 @@ piece), `align` decodes the systems from the notes instead of the pixels:
    TEMPO_TRIES, each decoded at a COARSE times lower frame rate; the cheapest is decoded at the
    full rate (every recording frame costs one cell, so totals compare).
 4. The path gives every recording frame a timeline frame, hence a system and a measure: the
-   system segments (a new one where the system changes or the path jumps) and measure times.
+   system segments (a new one where the system changes, a pass through a system begins again,
+   or the path jumps; under MIN_SEGMENT joined to the one before) and the measure times.
+5. Checks: the recording must sound like the score (MISMATCH) and move through it
+   (MIN_MOVING), else AlignError.
 
 `align_notes(spec, systems)` returns an `align.Alignment` whose segments carry evidence "notes".
 """
@@ -237,7 +240,7 @@ def align_notes(spec: np.ndarray, systems: list[dict], *, jump_penalty: float = 
     """Align a (N_BINS, T) spectrogram to a score's systems (`collect.score_systems`, with
     notes) by their notes. Returns an `align.Alignment` (evidence "notes") with the system
     segments and gaps in played order, its measures where the score has them, and as its
-    matrix each system's cost along time for display.
+    matrix each system's best chroma similarity along time (display).
 
     Raises align.AlignError when the recording does not sound like the score: the mean cost of
     its sounding frames (1 for a frame left to a gap) above MISMATCH, or a path that hardly
@@ -260,10 +263,8 @@ def align_notes(spec: np.ndarray, systems: list[dict], *, jump_penalty: float = 
         tried.append((decode(coarse, chroma, starts, ends, **options)[2], ratio * t))
     scale = min(tried)[1]
     chroma, unit, starts, ends = line.frames(scale)
-    frame, entered, total = decode(query, chroma, starts, ends, jump_penalty=jump_penalty,
-                                   hold_penalty=hold_penalty, gap_cost=gap_cost)
-    best = (total, scale, chroma, unit, frame, entered)
-    total, scale, chroma, unit, frame, entered = best
+    frame, entered, _ = decode(query, chroma, starts, ends, jump_penalty=jump_penalty,
+                               hold_penalty=hold_penalty, gap_cost=gap_cost)
     music = frame >= 0
     if not music.any():
         raise AlignError("no part of the recording sounds like the score's notes")
