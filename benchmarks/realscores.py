@@ -5,6 +5,7 @@ and after scan normalisation.
     python benchmarks/realscores.py checks DIR
     python benchmarks/realscores.py alignments --beethoven-dir ../shared/data/beethoven
     python benchmarks/realscores.py evaluate DIR [--checkpoint CKPT] [--pairs 534]
+        [--as-built-only] [--json OUT]
     python benchmarks/realscores.py figure PDF PAGE OUT.png
     python benchmarks/realscores.py robustness --beethoven-dir ../shared/data/beethoven
 
