@@ -169,6 +169,11 @@ def evaluate(data: Path, checkpoint: str | None, pairs: int, seed: int) -> dict:
                          "pieces": len(set(pieces[d])),
                          "ci95": bootstrap_intervals(ranks[d], pieces[d])}
                      for d in ("a2s", "s2a")}
+        for d in ("a2s", "s2a"):  # each movement alone (ranked among all candidates)
+            of = np.array(pieces[d])
+            out[name][d]["by_piece"] = {p: {"MRR": float(np.mean(1 / ranks[d][of == p])),
+                                            "queries": int(np.sum(of == p))}
+                                        for p in sorted(set(pieces[d]))}
         label = f"{len(subset)} drawn" if name == "drawn" else "all"
         for d in ("a2s", "s2a"):
             m = out[name][d]
@@ -176,6 +181,10 @@ def evaluate(data: Path, checkpoint: str | None, pairs: int, seed: int) -> dict:
             print(f"{label:>10} {d}: R@1 {m['R@1']:.1f} % R@10 {m['R@10']:.1f} % "
                   f"R@25 {m['R@25']:.1f} % MRR {m['MRR']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] "
                   f"MR {m['MR']:.0f} ({m['queries']} queries)", flush=True)
+    for p in out["all"]["a2s"]["by_piece"]:
+        a, b = out["all"]["a2s"]["by_piece"][p], out["all"]["s2a"]["by_piece"][p]
+        print(f"{p:>12}: MRR A2S {a['MRR']:.3f} ({a['queries']}), S2A {b['MRR']:.3f} "
+              f"({b['queries']})", flush=True)
     return out
 
 
