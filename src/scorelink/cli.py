@@ -226,6 +226,8 @@ def _parser() -> argparse.ArgumentParser:
                                                         "(scores with notes: MusicXML, MXL, "
                                                         "kern, MEI)")
     al.add_argument("--plot", metavar="PNG", help="draw the similarity matrix and the path")
+    al.add_argument("--image-only", action="store_true",
+                    help="decide the systems by their images even where the score has notes")
     al.add_argument("--checkpoint", metavar="CKPT", help="default: the shipped model")
 
     sv = command(sub, "serve", "the web page: search an index from a browser",
@@ -396,7 +398,8 @@ def _align(args: argparse.Namespace) -> int:
         if out.suffix.lower() not in (".json", ".csv"):
             raise ScorelinkError(f"{out}: the file must end in .json or .csv")
     result, systems = align.align_files(args.score, args.recording,
-                                        embedder=Embedder.load(args.checkpoint))
+                                        embedder=Embedder.load(args.checkpoint),
+                                        image_only=args.image_only)
     played = align.rows(result, systems)
     measures = align.measure_rows(result, systems)
     if args.measures and not measures:
@@ -410,10 +413,10 @@ def _align(args: argparse.Namespace) -> int:
     if args.plot:
         align.plot_alignment(result, args.plot, labels=[f"p{s['page'] + 1} s{s['on_page'] + 1}"
                                                         for s in systems])
-    print(f"{'page':>4}  {'system':>6}  {'start':>8}  {'end':>8}  confidence")
+    print(f"{'page':>4}  {'system':>6}  {'start':>8}  {'end':>8}  confidence  evidence")
     for r in played:
         print(f"{r['page']:>4}  {r['system']:>6}  {r['start']:>8.1f}  {r['end']:>8.1f}  "
-              f"{r['confidence']:.2f}")
+              f"{r['confidence']:>10.2f}  {r['evidence']}")
     if measures:
         print(f"{len(measures)} measures timed" + (f" (--measures {args.measures})"
                                                    if args.measures else
@@ -428,7 +431,7 @@ def _write_rows(path, rows: list[dict], key: str, recording: str, *,
         import csv
 
         with open(path, "w", newline="") as f:
-            fields = {"systems": ["page", "system", "start", "end", "confidence"],
+            fields = {"systems": ["page", "system", "start", "end", "confidence", "evidence"],
                       "measures": ["page", "system", "measure", "index", "start", "end"]}
             writer = csv.DictWriter(f, fieldnames=fields[key])
             writer.writeheader()

@@ -59,6 +59,8 @@ class Alignment:
     step_seconds: float = STEP_SECONDS
     measures: list = field(default_factory=list)  # measures.MeasureSegment in played order,
     # where the score has notes (`align_files`)
+    evidence: str = "image"  # what decided the systems: "image" (this module) or "notes"
+    # (`follow.align_notes`)
 
     @property
     def systems(self) -> list[Segment]:
@@ -220,14 +222,8 @@ def align(spec: np.ndarray, sheet: np.ndarray, embedder: Embedder, *,
     widths: (S,) the systems' printed widths (any unit; default: all alike); a system's
     duration is expected in proportion to it, at one global tempo chosen by the decoder.
     """
-    n_systems = len(sheet)
-    if n_systems == 0:
-        raise ScoreError("the score has no systems of music")
+    check_length(spec, len(sheet))
     seconds = spec.shape[1] / FPS
-    if seconds < MIN_SECONDS_PER_SYSTEM * n_systems:
-        raise AlignError(f"the recording lasts {seconds:.1f} s, far too short for a score of "
-                         f"{n_systems} systems (at least {MIN_SECONDS_PER_SYSTEM * n_systems:.0f}"
-                         " s); give only the pages it plays")
     sim, k_min = similarities(embedder, spec, sheet, max_seconds=max_seconds)
     path = decode_tempo(sim, k_min, widths=widths, jump_penalty=jump_penalty,
                         gap_level=gap_level)
@@ -241,6 +237,18 @@ def align(spec: np.ndarray, sheet: np.ndarray, embedder: Embedder, *,
         segments.append(Segment(s, i * STEP_SECONDS, min(j * STEP_SECONDS, seconds),
                                 float(row[s]), confidence(row, s)))
     return Alignment(segments, display_matrix(sim, k_min, path))
+
+
+def check_length(spec: np.ndarray, n_systems: int) -> None:
+    """Raise ScoreError for a score without systems, AlignError for a (N_BINS, T) recording
+    far too short to play n_systems (under MIN_SECONDS_PER_SYSTEM each)."""
+    if n_systems == 0:
+        raise ScoreError("the score has no systems of music")
+    seconds = spec.shape[1] / FPS
+    if seconds < MIN_SECONDS_PER_SYSTEM * n_systems:
+        raise AlignError(f"the recording lasts {seconds:.1f} s, far too short for a score of "
+                         f"{n_systems} systems (at least {MIN_SECONDS_PER_SYSTEM * n_systems:.0f}"
+                         " s); give only the pages it plays")
 
 
 def confidence(row: np.ndarray, system: int) -> float:
@@ -285,7 +293,8 @@ def plot_alignment(alignment: Alignment, path: str | Path, *, labels: list[str] 
         step = max(1, n_sys // 30)
         ax.set_yticks(range(0, n_sys, step))
         ax.set_yticklabels(labels[::step], fontsize=7)
-    fig.colorbar(im, ax=ax, label="cosine similarity")
+    fig.colorbar(im, ax=ax, label="chroma similarity" if alignment.evidence == "notes"
+                 else "cosine similarity")
     ax.set_title(title or "recording against score: similarity and alignment")
     fig.tight_layout()
     path = Path(path)
@@ -297,18 +306,28 @@ def plot_alignment(alignment: Alignment, path: str | Path, *, labels: list[str] 
 # --- files in, rows out ---------------------------------------------------------------------
 
 
-def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder,
-                **options) -> tuple[Alignment, list[dict]]:
+def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder | None = None,
+                image_only: bool = False, **options) -> tuple[Alignment, list[dict]]:
     """Read a score (file, PDF, page images or a folder of them) and a recording and align
     them; also returns the score's systems (`collect.score_systems`) the alignment indexes.
-    Where the score has notes, the alignment also holds measure times (`measures.refine`)."""
+
+    Where the score has notes (a score file) they decide the systems and measures
+    (`follow.align_notes`); scans and page images, or image_only=True, use the passage model's
+    embeddings (`align`; `embedder` needed), with measure times from the notes where the score
+    has them (`measures.refine`)."""
     from scorelink.data.spectrogram import spectrogram
     from scorelink.search.collect import score_systems
+    from scorelink.search.follow import align_notes, has_notes
     from scorelink.search.measures import refine
     from scorelink.search.recordings import read_audio
 
     systems = score_systems(score)
     spec = spectrogram(read_audio(recording))
+    if not image_only and has_notes(systems):
+        check_length(spec, len(systems))
+        return align_notes(spec, systems), systems
+    if embedder is None:
+        raise ValueError("aligning by the image needs an embedder")
     sheet = embedder.sheet(np.stack([s["strip"] for s in systems]))  # all PAGE_WIDTH wide
     alignment = align(spec, sheet, embedder, **options)
     alignment.measures = refine(spec, alignment, systems)
@@ -317,10 +336,11 @@ def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder,
 
 def rows(alignment: Alignment, systems: list[dict]) -> list[dict]:
     """The played systems as people number them: page and system (on its page) 1-based,
-    start and end in seconds, confidence 0..1."""
+    start and end in seconds, confidence 0..1, evidence ("notes" or "image")."""
     return [{"page": systems[s.system]["page"] + 1, "system": systems[s.system]["on_page"] + 1,
              "start": round(s.start, 2), "end": round(s.end, 2),
-             "confidence": round(s.confidence, 3)} for s in alignment.systems]
+             "confidence": round(s.confidence, 3), "evidence": alignment.evidence}
+            for s in alignment.systems]
 
 
 def measure_rows(alignment: Alignment, systems: list[dict]) -> list[dict]:
