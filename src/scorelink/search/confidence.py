@@ -6,8 +6,9 @@ music is in the index, and compares it with a threshold:
 
 - evidence "notes" (the index keeps the notes of its scores, `search/notes.py`): the lowest
   alignment cost, its gap to the lowest cost in another piece, how much the clip's chroma
-  changes over half a second (a held tone, a hum or a sine barely changes; music does), and
-  the model's best cosine similarity;
+  changes over half a second (a held tone, a hum or a sine barely changes; music does), how
+  widely its energy spreads over the twelve pitch classes (a tone or a beep holds one or two),
+  and the model's best cosine similarity;
 - evidence "image" (an index of scans or page images, the model alone): the best cosine
   similarity, its gap to the best system of another piece, and the agreement of sub-windows
   (the share of the clip's sub-windows, `sub_spans`, whose nearest system lies in the best
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 KEEP = 0.95  # the threshold keeps this share of true (indexed) validation queries
 FEATURES = {
     "image": ("best", "piece_gap", "agreement"),
-    "notes": ("cost", "piece_gap", "change", "image_best"),
+    "notes": ("cost", "piece_gap", "change", "spread", "image_best"),
 }
 # fingerprint[:16] -> {evidence: (b0, b1, ..., threshold)}, printed by
 # `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches").
@@ -134,6 +135,17 @@ def chroma_change(spec: np.ndarray) -> float:
     return float(np.mean(1.0 - np.sum(c[:, CHANGE_LAG:] * c[:, :-CHANGE_LAG], axis=0)))
 
 
+def chroma_spread(spec: np.ndarray) -> float:
+    """Entropy of the clip's pitch-class energy (summed over time), over log 12: 0 for one
+    pitch class, 1 for all twelve alike."""
+    from scorelink.search.notes import band_chroma
+
+    mag = np.power(10.0, np.asarray(spec, np.float64)) - 1.0  # undo log10(1 + x)
+    energy = band_chroma() @ mag.sum(axis=1)  # (12,)
+    p = np.maximum(energy, 0) / max(float(np.maximum(energy, 0).sum()), 1e-12)
+    return float(-np.sum(p * np.log(np.maximum(p, 1e-12))) / np.log(12))
+
+
 def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
                    evidence: dict) -> dict[str, dict[str, float]]:
     """The features of both calibrations for one query: {"image": {...}, "notes": {...}}
@@ -161,6 +173,7 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
         out["notes"] = {"cost": costs[top],
                         "piece_gap": min(other, default=NO_COST) - costs[top],
                         "change": chroma_change(spec),
+                        "spread": chroma_spread(spec),
                         "image_best": out["image"].get("best", 0.0)}
     return out
 
