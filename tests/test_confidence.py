@@ -66,11 +66,12 @@ def test_verdict_without_calibration_says_so(monkeypatch):
 
 def test_verdict_uses_the_models_calibration_and_its_threshold(monkeypatch):
     fp = "0123456789abcdef" + "0" * 48
+    n_notes = len(confidence.FEATURES["notes"])
     table = {fp[:16]: {"image": (0.0, 10.0, 0.0, 0.0, 0.5),
-                       "notes": (0.0, -10.0, 0.0, 0.0, 0.0, 0.5)}}
+                       "notes": (0.0, -10.0, *[0.0] * (n_notes - 1), 0.5)}}
     monkeypatch.setattr(confidence, "CALIBRATION", table)
     image = {"best": 0.3, "piece_gap": 0.0, "agreement": 0.0}
-    notes = {"cost": 0.1, "piece_gap": 0.0, "change": 0.5, "image_best": 0.3}
+    notes = {"cost": 0.1, "piece_gap": 0.0, "change": 0.5, "spread": 0.9, "image_best": 0.3}
     v = confidence.judge(fp, {"image": image, "notes": {}})  # sigmoid(3) > 0.5
     assert v.evidence == "image" and v.match and v.confidence == pytest.approx(0.9526, abs=1e-4)
     v = confidence.judge(fp, {"image": {**image, "best": -0.3}, "notes": {}})
@@ -103,6 +104,12 @@ def test_features_of_tones_and_sub_windows():
         assert spans[0][1] - spans[0][0] == min(int(confidence.SUB_SECONDS * FPS), n // 2)
 
 
+def _refuse_all(fingerprint: str) -> dict:
+    """A calibration that no answer can pass."""
+    return {fingerprint[:16]: {kind: (-50.0, *[0.0] * len(names), 0.5)
+                               for kind, names in confidence.FEATURES.items()}}
+
+
 def test_search_answers_with_a_verdict(data_index, tiny_ckpt, chorale_dataset, tmp_path,
                                        monkeypatch, capsys):
     """The CLI (text, JSON, --queries) and confidence.search_audio agree on the verdict; a
@@ -122,8 +129,7 @@ def test_search_answers_with_a_verdict(data_index, tiny_ckpt, chorale_dataset, t
 
     # a calibration that no answer can pass: every query is "no confident match"
     fp = index.fingerprint[:16]
-    monkeypatch.setattr(confidence, "CALIBRATION", {
-        fp: {"image": (-50.0, 0.0, 0.0, 0.0, 0.5), "notes": (-50.0, 0.0, 0.0, 0.0, 0.0, 0.5)}})
+    monkeypatch.setattr(confidence, "CALIBRATION", _refuse_all(fp))
     assert main(["search", "--index", str(data_index), "--audio", str(clip)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("no confident match")
@@ -142,3 +148,34 @@ def test_search_answers_with_a_verdict(data_index, tiny_ckpt, chorale_dataset, t
     assert main(["search", "--index", str(data_index), "--audio", str(noise)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "noise, not music" in err[0]
+
+
+def test_web_api_answers_with_the_verdict(data_index, chorale_dataset, monkeypatch):
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from scorelink.search.recordings import read_audio
+    from scorelink.web.app import create_app
+
+    client = TestClient(create_app(data_index))
+    flac = next(chorale_dataset.rglob("musescore-grand@1.00.flac"))
+    buf = io.BytesIO()
+    soundfile.write(buf, read_audio(flac, end=8.0), SAMPLE_RATE, format="WAV")
+
+    def post(data: bytes):
+        return client.post("/api/search/audio", files={"file": ("c.wav", data, "audio/wav")})
+
+    r = post(buf.getvalue())
+    assert r.status_code == 200 and r.json()["confidence"]["match"] is None  # tiny model
+    fp = Index(data_index).fingerprint[:16]
+    monkeypatch.setattr(confidence, "CALIBRATION", _refuse_all(fp))
+    answer = post(buf.getvalue()).json()
+    assert answer["confidence"]["match"] is False and answer["results"]
+    assert answer["confidence"]["message"].startswith("no confident match")
+    noise = io.BytesIO()
+    rng = np.random.default_rng(4)
+    soundfile.write(noise, 0.1 * rng.standard_normal(8 * SAMPLE_RATE), SAMPLE_RATE,
+                    format="WAV")
+    r = post(noise.getvalue())
+    assert r.status_code == 422 and "noise, not music" in r.json()["error"]
