@@ -270,10 +270,10 @@ def main() -> None:
         fitted = {}
         for path in ("image", "notes"):
             x = feature_matrix(rows, path)
-            coef = confidence.fit(x, y)
+            coef = [float(f"{c:.6g}") for c in confidence.fit(x, y)]  # as printed
             conf = np.array([confidence.confidence((*coef, 0.0), list(v)) for v in x])
-            thr = confidence.keep_threshold(conf[y == 1])
-            fitted[path] = (*[float(f"{c:.4g}") for c in coef], float(f"{thr:.4g}"))
+            thr = np.floor(confidence.keep_threshold(conf[y == 1]) * 1e6) / 1e6
+            fitted[path] = (*coef, float(thr))
             flagged = verdicts(rows, path, fitted[path])
             print(f"- {path}: at the threshold {thr:.4f}, {100 * np.mean(~flagged[y == 1]):.1f} "
                   f"% of true clips kept, {100 * np.mean(flagged[y == 0]):.1f} % of the others "

@@ -10,9 +10,9 @@ music is in the index, and compares it with a threshold:
   widely its energy spreads over the twelve pitch classes (a tone or a beep holds one or two),
   and the model's best cosine similarity;
 - evidence "image" (an index of scans or page images, the model alone): the best cosine
-  similarity, its gap to the best system of another piece, and the agreement of sub-windows
+  similarity, its gap to the best system of another piece, the agreement of sub-windows
   (the share of the clip's sub-windows, `sub_spans`, whose nearest system lies in the best
-  answer's piece).
+  answer's piece), and the clip's chroma change and spread as above (they need no notes).
 
 confidence = sigmoid(b0 + b . features), with coefficients fitted per model (a logistic
 regression, `fit`) on the validation splits by `benchmarks/no_match.py --fit`: clips of indexed
@@ -42,12 +42,19 @@ if TYPE_CHECKING:
 
 KEEP = 0.95  # the threshold keeps this share of true (indexed) validation queries
 FEATURES = {
-    "image": ("best", "piece_gap", "agreement"),
+    "image": ("best", "piece_gap", "agreement", "change", "spread"),
     "notes": ("cost", "piece_gap", "change", "spread", "image_best"),
 }
 # fingerprint[:16] -> {evidence: (b0, b1, ..., threshold)}, printed by
 # `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches").
-CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {}
+CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
+    # shipped:rnn-piano.pt; 2026-12-04, chorales valid (36 pieces) + MSMD valid (48), the
+    # indexed halves' 278 systems; 750 clips of 5-20 s at tempo ratios 0.5-2
+    "5c34d1e732ded6b0": {
+        "image": (-8.8308, 4.26637, 0.617839, -0.514645, 0.935029, 5.15684, 0.27213),
+        "notes": (-8.22944, -22.9342, 19.0545, 3.18071, 13.434, -0.781865, 0.56239),
+    },
+}
 
 SILENT_DBFS = -60.0  # a clip quieter than this (RMS) holds nothing to search for
 FLAT_SPECTRUM = 0.6  # a clip whose median spectral flatness is above this is noise, not music
@@ -156,6 +163,7 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
     pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(set(best_image)
                                                                         | set(best_notes)))}
     out: dict[str, dict[str, float]] = {"image": {}, "notes": {}}
+    audio = {"change": chroma_change(spec), "spread": chroma_spread(spec)}
     if best_image:
         top = best_image[0]
         other = [image[i] for i in best_image if pieces[i] != pieces[top]]
@@ -166,14 +174,13 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
             {int(i) for i in ids[:, 0] if i >= 0}))}
         agree = [sub_pieces.get(int(i)) == pieces[top] for i in ids[:, 0]]
         out["image"] = {"best": image[top], "piece_gap": image[top] - max(other, default=floor),
-                        "agreement": float(np.mean(agree))}
+                        "agreement": float(np.mean(agree)), **audio}
     if best_notes:
         top = best_notes[0]
         other = [costs[i] for i in best_notes if pieces[i] != pieces[top]]
         out["notes"] = {"cost": costs[top],
                         "piece_gap": min(other, default=NO_COST) - costs[top],
-                        "change": chroma_change(spec),
-                        "spread": chroma_spread(spec),
+                        **audio,
                         "image_best": out["image"].get("best", 0.0)}
     return out
 
