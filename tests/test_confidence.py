@@ -66,11 +66,11 @@ def test_verdict_without_calibration_says_so(monkeypatch):
 
 def test_verdict_uses_the_models_calibration_and_its_threshold(monkeypatch):
     fp = "0123456789abcdef" + "0" * 48
-    n_notes = len(confidence.FEATURES["notes"])
-    table = {fp[:16]: {"image": (0.0, 10.0, 0.0, 0.0, 0.5),
+    n_image, n_notes = len(confidence.FEATURES["image"]), len(confidence.FEATURES["notes"])
+    table = {fp[:16]: {"image": (0.0, 10.0, *[0.0] * (n_image - 1), 0.5),
                        "notes": (0.0, -10.0, *[0.0] * (n_notes - 1), 0.5)}}
     monkeypatch.setattr(confidence, "CALIBRATION", table)
-    image = {"best": 0.3, "piece_gap": 0.0, "agreement": 0.0}
+    image = {"best": 0.3, "piece_gap": 0.0, "agreement": 0.0, "change": 0.5, "spread": 0.9}
     notes = {"cost": 0.1, "piece_gap": 0.0, "change": 0.5, "spread": 0.9, "image_best": 0.3}
     v = confidence.judge(fp, {"image": image, "notes": {}})  # sigmoid(3) > 0.5
     assert v.evidence == "image" and v.match and v.confidence == pytest.approx(0.9526, abs=1e-4)
