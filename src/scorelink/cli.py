@@ -365,7 +365,7 @@ def _search(args: argparse.Namespace) -> int:
                           "results": results, **extra}, indent=1))
     else:
         if verdict is not None:  # "no confident match ..." above the closest answers
-            print(verdict.message + (": the closest answers" if verdict.match is False
+            print(verdict.message + ("; the closest answers:" if verdict.match is False
                                      else ""))
         print(_format_hits(results, args.by, "audio" if args.audio else "image"))
     return 0
