@@ -126,6 +126,9 @@ def test_search_answers_with_a_verdict(data_index, tiny_ckpt, chorale_dataset, t
     assert main(["search", "--index", str(data_index), "--audio", str(clip), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["confidence"]["match"] is None and answer["results"]
+    assert main(["search", "--index", str(data_index), "--audio", str(clip)]) == 0
+    out, err = capsys.readouterr()  # the table as before; the missing calibration noted aside
+    assert out.splitlines()[0].split()[:2] == ["rank", "score"] and "no calibration" in err
 
     # a calibration that no answer can pass: every query is "no confident match"
     fp = index.fingerprint[:16]
