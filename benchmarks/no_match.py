@@ -238,6 +238,7 @@ def main() -> None:
                     f"--split {args.split} --clips {args.clips} --noise {args.noise}",
                     *([f"--tempi {args.tempi}"] if args.tempi != "1" else []),
                     *([f"--stretch {args.stretch}"] if args.stretch else []),
+                    *([f"--checkpoint {args.checkpoint}"] if args.checkpoint else []),
                     *(["--fit"] if args.fit else [])])
     true = [r for r in rows if r["kind"] == "true"]
     print(f"### No match: {args.split} ({date.today()})\n")
