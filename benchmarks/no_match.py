@@ -238,6 +238,7 @@ def main() -> None:
                     f"--split {args.split} --clips {args.clips} --noise {args.noise}",
                     *([f"--tempi {args.tempi}"] if args.tempi != "1" else []),
                     *([f"--stretch {args.stretch}"] if args.stretch else []),
+                    *([f"--checkpoint {args.checkpoint}"] if args.checkpoint else []),
                     *(["--fit"] if args.fit else [])])
     true = [r for r in rows if r["kind"] == "true"]
     print(f"### No match: {args.split} ({date.today()})\n")
@@ -288,6 +289,24 @@ def main() -> None:
         print(f"(no calibration for {fp}: run with --fit on a validation split first)")
         return
     rng = np.random.default_rng(0)
+    y = np.array([r["kind"] == "true" for r in rows])
+    for path in ("notes", "image"):  # what the shipped threshold keeps, and the target's wording
+        flagged = verdicts(rows, path, table[path])
+        conf = np.array([confidence.confidence(table[path], list(v))
+                         for v in feature_matrix(rows, path)])
+        own = confidence.keep_threshold(conf[y])
+        others = np.array([r["refused"] for r in rows]) | (conf < own)
+        tempi = sorted({r["tempo"] for r in rows if r["kind"] == "true"})
+        kept = {t: [not f for f, r in zip(flagged, rows, strict=True)
+                    if r["kind"] == "true" and r["tempo"] == t] for t in tempi}
+        by_tempo = ", ".join(f"{t:g}: {100 * np.mean(k):.1f}" for t, k in kept.items())
+        print(f"- {path}: the calibration's threshold {table[path][-1]:g} keeps "
+              f"{100 * np.mean(~flagged[y]):.1f} % of these true clips (by tempo ratio "
+              f"{by_tempo}); "
+              f"at the threshold that keeps 95 % of them ({own:.4f}, chosen on these clips: the "
+              f"target's wording, not shipped) {100 * np.mean(others[~y]):.1f} % of the others "
+              "are flagged")
+    print()
     print("| evidence | queries | n | flagged \"no confident match\" % [95 % interval] |")
     print("|---|---|---|---|")
     for path in ("notes", "image"):

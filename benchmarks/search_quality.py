@@ -42,7 +42,7 @@ from scorelink.data.store import Dataset
 from scorelink.evaluate.retrieval import eval_records
 from scorelink.search import collect, parts, query
 from scorelink.search.embed import Embedder
-from scorelink.search.index import Index, Pending
+from scorelink.search.index import Index
 
 KS = (1, 5, 10)
 MIN_OVERLAP = 0.5  # s: a system sounding this long in the clip "sounds"
@@ -83,6 +83,10 @@ def main() -> None:
 
     t0 = time.perf_counter()
     pending = collect.from_dataset(args.data, embedder, split=args.split, recordings=False)
+    flacs = _recordings(ds, spans) if args.s2a else {}
+    if args.s2a:  # the recordings, cut as `scorelink index --recordings` cuts any recording
+        recordings = collect.from_recordings(sorted(flacs), embedder)
+        pending.windows, pending.window_vectors = recordings.windows, recordings.window_vectors
     work = Path(tempfile.mkdtemp(prefix="scorelink-quality-"))
     index = Index.write(work / "idx", pending, model_name=embedder.name,
                         fingerprint=embedder.fingerprint, dim=embedder.dim)
@@ -154,7 +158,7 @@ def main() -> None:
     print(f"- `python benchmarks/search_quality.py --data {args.data} --split {args.split} "
           f"--clips {args.clips} --seconds {args.seconds} --mix {args.mix}"
           + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "")
-          + (" --no-fused" if args.no_fused else "") + "`")
+          + (" --no-fused" if args.no_fused else "") + (" --s2a" if args.s2a else "") + "`")
     print(f"- index: {index.sheet.ntotal} systems of {len(spans)} pieces with their notes, "
           f"{len(part_set.owner)} parts ({'/'.join(f'{x:g}' for x in parts.PART_SYSTEMS)} "
           f"system long, every snippet); built in {build_s:.0f} s; clips from the renditions "
@@ -178,24 +182,24 @@ def main() -> None:
                   f"{100 * np.mean(v[:, 0] <= 10):.1f} | {np.mean(1 / v[:, 0]):.3f} | "
                   f"{100 * np.mean(v[:, 1] == 1):.1f} | {100 * np.mean(v[:, 2]):.1f} | {diff} |")
     if args.s2a:
-        _sheet_to_audio(args, ds, records, spans, embedder)
+        _sheet_to_audio(index, ds, records, spans, embedder, flacs)
     index.close()
 
 
-def _sheet_to_audio(args, ds, records, spans, embedder) -> None:
-    """Every system as a query against the test recordings cut into windows."""
+def _recordings(ds, spans) -> dict[str, str]:
+    """{FLAC path: piece} of the split's evaluation renditions."""
     flacs = {}
     for piece, group in spans.items():
         flac = Path(ds.root) / "pieces" / piece / f"{group[0]['rendition']}.flac"
         if flac.exists():
             flacs[str(flac.resolve())] = piece
     if not flacs:
-        raise SystemExit(f"{args.data} keeps no {args.split} audio (build it with --keep-audio)")
-    recordings = collect.from_recordings(sorted(flacs), embedder)
-    pending = Pending(windows=recordings.windows, window_vectors=recordings.window_vectors)
-    work = Path(tempfile.mkdtemp(prefix="scorelink-quality-s2a-"))
-    index = Index.write(work / "idx", pending, model_name=embedder.name,
-                        fingerprint=embedder.fingerprint, dim=embedder.dim)
+        raise SystemExit(f"{ds.root} keeps no audio of this split (build it with --keep-audio)")
+    return flacs
+
+
+def _sheet_to_audio(index, ds, records, spans, embedder, flacs) -> None:
+    """Every system as a query against the recordings cut into windows."""
     first, piece_hits, seen = [], [], set()
     for r in records:
         if (r["piece"], r["system"]) in seen:
@@ -217,7 +221,6 @@ def _sheet_to_audio(args, ds, records, spans, embedder) -> None:
           f"{len(flacs)} recordings): R@1 {100 * np.mean(ranks <= 1):.1f}, R@5 "
           f"{100 * np.mean(ranks <= 5):.1f}, R@10 {100 * np.mean(ranks <= 10):.1f}, MRR "
           f"{np.mean(1 / ranks):.3f}, piece R@1 {100 * np.mean(piece_hits):.1f}")
-    index.close()
 
 
 if __name__ == "__main__":

@@ -126,6 +126,9 @@ def test_search_answers_with_a_verdict(data_index, tiny_ckpt, chorale_dataset, t
     assert main(["search", "--index", str(data_index), "--audio", str(clip), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["confidence"]["match"] is None and answer["results"]
+    assert main(["search", "--index", str(data_index), "--audio", str(clip)]) == 0
+    out, err = capsys.readouterr()  # the table as before; the missing calibration noted aside
+    assert out.splitlines()[0].split()[:2] == ["rank", "score"] and "no calibration" in err
 
     # a calibration that no answer can pass: every query is "no confident match"
     fp = index.fingerprint[:16]
@@ -179,3 +182,50 @@ def test_web_api_answers_with_the_verdict(data_index, chorale_dataset, monkeypat
                     format="WAV")
     r = post(noise.getvalue())
     assert r.status_code == 422 and "noise, not music" in r.json()["error"]
+
+
+def test_page_says_no_confident_match_in_headless_chromium(data_index, chorale_dataset, tmp_path,
+                                                          monkeypatch):
+    import shutil
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from scorelink.search.recordings import read_audio
+    from scorelink.web.app import create_app
+
+    monkeypatch.setattr(confidence, "CALIBRATION", _refuse_all(Index(data_index).fingerprint))
+    clip = tmp_path / "clip.wav"
+    flac = next(chorale_dataset.rglob("musescore-grand@1.00.flac"))
+    soundfile.write(clip, read_audio(flac, end=8.0), SAMPLE_RATE)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(data_index), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    try:
+        with sync_playwright() as p:
+            chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function("document.getElementById('info').textContent"
+                                   ".includes('systems')")
+            page.set_input_files("#file", str(clip))
+            page.click("#search")
+            page.wait_for_selector("#status.error", timeout=30_000)
+            assert page.text_content("#status").startswith("no confident match")
+            assert page.locator(".hit").count() >= 1  # the closest answers, shown as such
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

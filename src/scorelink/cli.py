@@ -366,9 +366,10 @@ def _search(args: argparse.Namespace) -> int:
         print(json.dumps({"query": args.audio or args.image, "by": args.by,
                           "results": results, **extra}, indent=1))
     else:
-        if verdict is not None:  # "no confident match ..." above the closest answers
-            print(verdict.message + ("; the closest answers:" if verdict.match is False
-                                     else ""))
+        if verdict is not None and verdict.match is False:  # above the closest answers
+            print(verdict.message + "; the closest answers:")
+        elif verdict is not None and verdict.match is None:  # a model not calibrated
+            print(f"scorelink: note: {verdict.message}", file=sys.stderr)
         print(_format_hits(results, args.by, "audio" if args.audio else "image"))
     return 0
 

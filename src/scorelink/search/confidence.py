@@ -54,10 +54,16 @@ CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
         "image": (-8.8308, 4.26637, 0.617839, -0.514645, 0.935029, 5.15684, 0.27213),
         "notes": (-8.22944, -22.9342, 19.0545, 3.18071, 13.434, -0.781865, 0.56239),
     },
+    # shipped:rnn-chorales.pt (`--checkpoint chorales`); the same clips, the same day
+    "93b599ae8947abe7": {
+        "image": (-8.08209, 2.5196, 6.56965, -0.514478, 0.627697, 5.58055, 0.276022),
+        "notes": (-11.2855, -23.8774, 18.3044, 3.284, 13.6147, 3.83929, 0.458781),
+    },
 }
 
 SILENT_DBFS = -60.0  # a clip quieter than this (RMS) holds nothing to search for
 FLAT_SPECTRUM = 0.6  # a clip whose median spectral flatness is above this is noise, not music
+# (validation clips: music 0.10-0.30, pink noise 0.77, white 0.93; docs/search.md)
 SUB_SECONDS = 5.0  # sub-windows for the agreement feature: this long (at most half the clip)...
 SUB_MAX = 12  # ... at most this many, evenly spread
 CHANGE_LAG = 5  # chroma frames (at notes.FEATURE_FPS) between the frames compared by "change"

@@ -17,6 +17,9 @@ A system's score = MIX x (whole clip . system vector) + (1 - MIX) x mean over th
 (the whole clip and its sub-windows) of max(span . system, span . the system's parts).
 MIX was chosen on validation clips only (`benchmarks/search_quality.py --split valid --mix`,
 docs/search.md); the test splits report it.
+
+Not yet used by `scorelink search`: an index does not keep parts yet (that needs a place for
+them in the index format, written by `index` and `index --add`); the benchmark computes them.
 """
 
 from __future__ import annotations
