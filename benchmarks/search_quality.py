@@ -1,20 +1,29 @@
-"""Benchmark: search quality as a user meets it, on whole recordings rather than cut passages.
+"""Benchmark: search quality as a user meets it, on clips cut anywhere in whole recordings.
 
-    python benchmarks/search_quality.py --data data/chorales [--checkpoint CKPT]
+    python benchmarks/search_quality.py --data data/chorales [--split test] [--checkpoint CKPT]
+        [--clips 200] [--seconds 5,10,20] [--mix 0,0.25,0.5] [--s2a]
 
-The index holds the test split's systems (sheet side) and its held-out-timbre recordings at
-tempo 1.0, cut into windows exactly as `scorelink index --recordings` cuts any recording (audio
-side): nothing of the alignment is given to the index. The dataset's system spans are used
-only to score the answers.
+The index holds the split's systems and their notes (sheet side). Clips of 5, 10 and 20 s are
+cut at random places of the split's evaluation renditions at tempo 1.0 (spectrograms read from
+the dataset, so a validation split, which keeps no audio, works too). The dataset's system spans
+are used only to score the answers. Each clip is ranked three ways from one embedding:
 
-- audio -> sheet: clips of 5, 10 and 20 s from random places of the recordings. An answer is
-  correct when it is a system that sounds during the clip (overlaps it by 0.5 s or more).
-- sheet -> audio: every test system as a query. An answer (a window) is correct when it lies
-  in that piece's recording and overlaps a span where the system sounds by at least half of
-  the shorter of the two.
+- image: the model alone, the whole clip's vector against the systems' vectors (what
+  `search_audio(notes=False)` does with a clip up to 25 s);
+- image + parts: `search/parts.py`, parts across system boundaries and sub-windows (one row per
+  --mix value: the weight of the whole clip's own system similarity);
+- fused: the notes aligned to the clip, fused with the model (`search_audio`, the default
+  where the index keeps notes).
 
-R@k: the share of queries with a correct answer among the first k; MRR over the first correct
-answer; "piece R@1": the best answer is from the right piece. Prints a Markdown block.
+An answer is right ("mid") when it is the system holding the clip's midpoint (the issue's
+target); "sounding": any system that sounds 0.5 s or more during the clip. R@k, MRR over the
+first right answer; "piece R@1": the best answer is from the right piece. Intervals: 95 %
+cluster bootstrap (clips grouped by piece, pieces resampled); differences paired on the same
+clips.
+
+--s2a: also every system as a query against the split's test recordings cut into windows as
+`scorelink index --recordings` cuts any recording (needs the FLACs of a test split).
+Prints a Markdown block.
 """
 
 from __future__ import annotations
@@ -28,87 +37,170 @@ from pathlib import Path
 import numpy as np
 from _machine import machine  # benchmarks/_machine.py
 
-from scorelink.constants import SAMPLE_RATE
+from scorelink.constants import FPS
 from scorelink.data.store import Dataset
 from scorelink.evaluate.retrieval import eval_records
-from scorelink.search import collect, query
+from scorelink.search import collect, parts, query
 from scorelink.search.embed import Embedder
-from scorelink.search.index import Index, Pending
-from scorelink.search.recordings import read_audio
+from scorelink.search.index import Index
 
 KS = (1, 5, 10)
-MIN_OVERLAP = 0.5  # s, audio -> sheet: a system sounding this long in the clip is correct
+MIN_OVERLAP = 0.5  # s: a system sounding this long in the clip "sounds"
 
 
-def _summary(first_correct: list[int | None], piece_hits: list[bool]) -> dict:
-    ranks = np.array([r if r is not None else np.inf for r in first_correct], dtype=float)
-    out = {f"R@{k}": 100 * float(np.mean(ranks <= k)) for k in KS}
-    out["MRR"] = float(np.mean(1 / ranks))
-    out["piece R@1"] = 100 * float(np.mean(piece_hits))
-    out["queries"] = len(first_correct)
-    return out
-
-
-def _first(hits: list[dict], correct) -> int | None:
-    return next((h["rank"] for h in hits if correct(h)), None)
+def _ci(values: np.ndarray, groups: list[str], rng, n: int = 2000) -> tuple[float, float]:
+    names = sorted(set(groups))
+    sums = np.array([values[[g == name for g in groups]].sum() for name in names])
+    counts = np.array([sum(g == name for g in groups) for name in names], float)
+    pick = rng.integers(len(names), size=(n, len(names)))
+    stats = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
+    return tuple(100 * np.percentile(stats, [2.5, 97.5]))
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--data", required=True, help="a dataset folder with test audio (FLAC)")
+    p.add_argument("--data", required=True, help="a dataset folder")
+    p.add_argument("--split", default="test")
     p.add_argument("--checkpoint", help="default: the shipped model")
     p.add_argument("--clips", type=int, default=200, help="audio clips per length")
     p.add_argument("--seconds", default="5,10,20", help="audio clip lengths")
+    p.add_argument("--mix", default=str(parts.MIX),
+                   help="image + parts: weights of the whole clip's own similarity to try")
+    p.add_argument("--no-fused", action="store_true", help="leave out the notes")
+    p.add_argument("--s2a", action="store_true", help="also systems -> recording places")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(1)  # one query at a time, as a user's
 
     embedder = Embedder.load(args.checkpoint)
     ds = Dataset(args.data)
-    records = eval_records(ds, split="test", tempo=1.0)
-    spans: dict[str, list[dict]] = {}  # piece -> its system occurrences (start, end in s)
+    records = eval_records(ds, split=args.split, tempo=1.0)
+    spans: dict[str, list[dict]] = {}  # piece -> its system occurrences
     for r in records:
         spans.setdefault(r["piece"], []).append(r)
+
+    t0 = time.perf_counter()
+    pending = collect.from_dataset(args.data, embedder, split=args.split, recordings=False)
+    flacs = _recordings(ds, spans) if args.s2a else {}
+    if args.s2a:  # the recordings, cut as `scorelink index --recordings` cuts any recording
+        recordings = collect.from_recordings(sorted(flacs), embedder)
+        pending.windows, pending.window_vectors = recordings.windows, recordings.window_vectors
+    work = Path(tempfile.mkdtemp(prefix="scorelink-quality-"))
+    index = Index.write(work / "idx", pending, model_name=embedder.name,
+                        fingerprint=embedder.fingerprint, dim=embedder.dim)
+    rows = index.all_rows("sheet")
+    key = [(r["piece"], r["system"]) for r in rows]  # index id order (ids 0..N-1)
+    assert [r["id"] for r in rows] == list(range(len(rows)))
+    system_vectors = index.vectors("sheet")
+    by_piece: dict[str, list[int]] = {}
+    for i, (piece, _) in enumerate(key):
+        by_piece.setdefault(piece, []).append(i)
+    first = {}
+    for r in records:
+        first.setdefault((r["piece"], r["system"]), r)
+    order = [sorted(ids, key=lambda i: key[i][1]) for ids in by_piece.values()]
+    found = parts.embed_parts(embedder, [[ds.strip(first[key[i]]) for i in ids]
+                                         for ids in order])
+    flat = np.concatenate(order)
+    part_set = parts.Parts(found.vectors, flat[found.owner])
+    build_s = time.perf_counter() - t0
+
+    rng = np.random.default_rng(args.seed)
+    mixes = [float(m) for m in args.mix.split(",")]
+    methods = ["image", *(f"image + parts, mix {m:g}" for m in mixes)]
+    methods += [] if args.no_fused else ["fused (notes)"]
+    results: dict[float, dict[str, list]] = {}
+    groups: dict[float, list[str]] = {}
+    cpu = []
+    pieces = sorted(spans)
+    for seconds in [float(s) for s in args.seconds.split(",")]:
+        length = int(seconds * FPS)
+        out = {m: [] for m in methods}  # per clip: (rank mid, rank sounding, piece right)
+        groups[seconds] = []
+        for _ in range(args.clips):
+            piece = pieces[rng.integers(len(pieces))]
+            group = spans[piece]
+            full = ds.rendition_spec(group[0])
+            n = min(length, full.shape[1])
+            a = int(rng.integers(full.shape[1] - n + 1))
+            mid = a + n // 2
+            holding = next((r["system"] for r in group
+                            if r["start_frame"] <= mid < r["end_frame"]), group[-1]["system"])
+            sounding = {r["system"] for r in group if min(a + n, r["end_frame"])
+                        - max(a, r["start_frame"]) >= MIN_OVERLAP * FPS}
+            spec = np.asarray(full[:, a:a + n], np.float32)
+            c0 = time.process_time()
+            vectors = embedder.audio(spec, parts.clip_spans(n))
+            scores = {"image": vectors[0] @ system_vectors.T}
+            for m in mixes:
+                scores[f"image + parts, mix {m:g}"] = parts.system_scores(
+                    vectors, system_vectors, part_set, mix=m)
+            ranked = {name: np.argsort(-s, kind="stable").tolist() for name, s in scores.items()}
+            if not args.no_fused:
+                evidence = query.audio_evidence(index, embedder, spec)
+                ranked["fused (notes)"] = [h["id"] for h in query.fuse(index, evidence, top=0)]
+            cpu.append(time.process_time() - c0)
+            groups[seconds].append(piece)
+            for name, ids in ranked.items():
+                hits = [key[i] for i in ids]
+                rank_mid = next((k + 1 for k, h in enumerate(hits) if h == (piece, holding)),
+                                np.inf)
+                rank_any = next((k + 1 for k, h in enumerate(hits)
+                                 if h[0] == piece and h[1] in sounding), np.inf)
+                out[name].append((rank_mid, rank_any, bool(hits) and hits[0][0] == piece))
+        results[seconds] = {m: np.array(v, float) for m, v in out.items()}
+
+    print(f"### Search quality on clips cut anywhere, {args.split} split ({date.today()})\n")
+    print(f"- machine: {machine()}; model {embedder.name} "
+          f"(fingerprint {embedder.fingerprint[:16]})")
+    print(f"- `python benchmarks/search_quality.py --data {args.data} --split {args.split} "
+          f"--clips {args.clips} --seconds {args.seconds} --mix {args.mix}"
+          + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "")
+          + (" --no-fused" if args.no_fused else "") + (" --s2a" if args.s2a else "") + "`")
+    print(f"- index: {index.sheet.ntotal} systems of {len(spans)} pieces with their notes, "
+          f"{len(part_set.owner)} parts ({'/'.join(f'{x:g}' for x in parts.PART_SYSTEMS)} "
+          f"system long, every snippet); built in {build_s:.0f} s; clips from the renditions "
+          f"at tempo 1.0 ({ds.test_soundfont if args.split == 'test' else ds.valid_soundfont});"
+          f" ranking CPU time p50 {1000 * np.median(cpu):.0f} ms a clip (all ways)\n")
+    ci_rng = np.random.default_rng(0)
+    print("| clip | ranking | clips | R@1 mid [95 %] | R@5 mid | R@10 mid | MRR mid | "
+          "R@1 sounding | piece R@1 | R@1 mid - image [95 %] |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for seconds, res in results.items():
+        base = (res["image"][:, 0] == 1).astype(float)
+        for name, v in res.items():
+            hit1 = (v[:, 0] == 1).astype(float)
+            lo, hi = _ci(hit1, groups[seconds], ci_rng)
+            diff = ""
+            if name != "image":
+                dlo, dhi = _ci(hit1 - base, groups[seconds], ci_rng)
+                diff = f"{100 * (hit1 - base).mean():+.1f} [{dlo:+.1f}, {dhi:+.1f}]"
+            print(f"| {seconds:g} s | {name} | {len(v)} | {100 * hit1.mean():.1f} "
+                  f"[{lo:.1f}, {hi:.1f}] | {100 * np.mean(v[:, 0] <= 5):.1f} | "
+                  f"{100 * np.mean(v[:, 0] <= 10):.1f} | {np.mean(1 / v[:, 0]):.3f} | "
+                  f"{100 * np.mean(v[:, 1] == 1):.1f} | {100 * np.mean(v[:, 2]):.1f} | {diff} |")
+    if args.s2a:
+        _sheet_to_audio(index, ds, records, spans, embedder, flacs)
+    index.close()
+
+
+def _recordings(ds, spans) -> dict[str, str]:
+    """{FLAC path: piece} of the split's evaluation renditions."""
     flacs = {}
     for piece, group in spans.items():
         flac = Path(ds.root) / "pieces" / piece / f"{group[0]['rendition']}.flac"
         if flac.exists():
             flacs[str(flac.resolve())] = piece
     if not flacs:
-        raise SystemExit(f"{args.data} keeps no test audio (build it with --keep-audio test)")
+        raise SystemExit(f"{ds.root} keeps no audio of this split (build it with --keep-audio)")
+    return flacs
 
-    t0 = time.perf_counter()
-    systems = collect.from_dataset(args.data, embedder)
-    pending = Pending(systems.systems, systems.system_vectors, pages=systems.pages)
-    recordings = collect.from_recordings(sorted(flacs), embedder)
-    pending.windows, pending.window_vectors = recordings.windows, recordings.window_vectors
-    work = Path(tempfile.mkdtemp(prefix="scorelink-quality-"))
-    index = Index.write(work / "idx", pending, model_name=embedder.name,
-                        fingerprint=embedder.fingerprint, dim=embedder.dim)
-    build_s = time.perf_counter() - t0
 
-    rng = np.random.default_rng(args.seed)
-    audio = {path: read_audio(path) for path in flacs}
-    a2s = {}
-    for seconds in [float(s) for s in args.seconds.split(",")]:
-        length = int(seconds * SAMPLE_RATE)
-        usable = [path for path, x in audio.items() if len(x) >= length]
-        first, piece_hits = [], []
-        for _ in range(args.clips):
-            path = usable[rng.integers(len(usable))]
-            start = int(rng.integers(len(audio[path]) - length + 1))
-            a, b = start / SAMPLE_RATE, start / SAMPLE_RATE + seconds
-            piece = flacs[path]
-            sounding = {s["system"] for s in spans[piece]
-                        if min(b, s["end"]) - max(a, s["start"]) >= MIN_OVERLAP}
-            hits = query.search_audio(index, embedder, audio[path][start:start + length],
-                                      top=max(KS))
-            first.append(_first(hits, lambda h, p=piece, ok=sounding: h["piece"] == p
-                                and h["system"] - 1 in ok))  # answers count from 1
-            piece_hits.append(bool(hits) and hits[0]["piece"] == piece)
-        a2s[seconds] = _summary(first, piece_hits)
-
-    first, piece_hits = [], []
-    seen = set()
+def _sheet_to_audio(index, ds, records, spans, embedder, flacs) -> None:
+    """Every system as a query against the recordings cut into windows."""
+    first, piece_hits, seen = [], [], set()
     for r in records:
         if (r["piece"], r["system"]) in seen:
             continue
@@ -122,25 +214,13 @@ def main() -> None:
             return any(min(h["end"], s["end"]) - max(h["start"], s["start"])
                        >= 0.5 * min(h["end"] - h["start"], s["end"] - s["start"]) for s in occ)
 
-        first.append(_first(hits, correct))
+        first.append(next((h["rank"] for h in hits if correct(h)), np.inf))
         piece_hits.append(bool(hits) and flacs.get(hits[0]["audio_path"]) == r["piece"])
-    s2a = _summary(first, piece_hits)
-
-    minutes = sum(len(x) for x in audio.values()) / SAMPLE_RATE / 60
-    print(f"### Search quality on whole recordings ({date.today()})\n")
-    print(f"- machine: {machine()}; model {embedder.name}")
-    print(f"- `python benchmarks/search_quality.py --data {args.data}"
-          + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "") + "`")
-    print(f"- index: {index.sheet.ntotal} systems of {len(spans)} test pieces, "
-          f"{index.audio.ntotal} windows of {len(flacs)} recordings ({minutes:.0f} min, "
-          f"held-out piano timbre, tempo 1.0); built in {build_s:.0f} s\n")
-    print("| query | queries | R@1 | R@5 | R@10 | MRR | piece R@1 |\n|---|---|---|---|---|---|---|")
-    for seconds, m in a2s.items():
-        print(f"| audio clip {seconds:g} s -> system | {m['queries']} | {m['R@1']:.1f} | "
-              f"{m['R@5']:.1f} | {m['R@10']:.1f} | {m['MRR']:.3f} | {m['piece R@1']:.1f} |")
-    print(f"| system -> recording place | {s2a['queries']} | {s2a['R@1']:.1f} | "
-          f"{s2a['R@5']:.1f} | {s2a['R@10']:.1f} | {s2a['MRR']:.3f} | {s2a['piece R@1']:.1f} |")
-    index.close()
+    ranks = np.array(first, float)
+    print(f"\nsystem -> recording place ({len(ranks)} systems, {index.audio.ntotal} windows of "
+          f"{len(flacs)} recordings): R@1 {100 * np.mean(ranks <= 1):.1f}, R@5 "
+          f"{100 * np.mean(ranks <= 5):.1f}, R@10 {100 * np.mean(ranks <= 10):.1f}, MRR "
+          f"{np.mean(1 / ranks):.3f}, piece R@1 {100 * np.mean(piece_hits):.1f}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from scorelink.data.performance import (
     align_bars,
     note_check,
     system_spans,
+    unsqueeze,
 )
 from scorelink.errors import ScoreError
 
@@ -141,6 +142,29 @@ def test_a_section_left_out_is_found(tmp_path):
     perf, downbeats = _play(kern, order)
     alignment = align_bars(kern, perf, downbeats)
     assert alignment.order == order
+
+
+def test_squeezed_downbeats_of_bars_not_played_are_dropped(tmp_path):
+    """nASAP's `_no_repeat` annotations keep the downbeats of the repeat not played, squeezed
+    evenly into one bar (sonata 32-1: 51 bars in 0.9 s): the bars played are still found."""
+    kern = read_kern(_kern(tmp_path))
+    order = kern.expand(kern.expansions["norep"])
+    perf, downbeats = _play(kern, order)
+    extra = len(kern.expand(kern.expansions[""])) - len(order)
+    squeezed = np.linspace(downbeats[2], downbeats[3], extra + 2)[1:-1]
+    annotated = np.sort(np.concatenate([downbeats, squeezed]))
+    assert len(annotated) == len(downbeats) + extra
+    np.testing.assert_array_equal(unsqueeze(annotated), downbeats)
+    alignment = align_bars(kern, perf, annotated)
+    assert alignment.order == order
+    assert all(note_check(kern, perf, s) == 1.0 for s in system_spans(kern, alignment))
+
+
+def test_a_single_short_bar_is_kept():
+    """One short bar (a pickup measure, a fermata-less cadence bar) is music, not a placeholder."""
+    downbeats = np.array([0.0, 2.0, 4.0, 4.3, 6.3, 8.3, 8.35, 8.4, 10.4])
+    np.testing.assert_array_equal(unsqueeze(downbeats),
+                                  [0.0, 2.0, 4.0, 4.3, 6.3, 8.3, 8.4, 10.4])
 
 
 # --- scans -------------------------------------------------------------------

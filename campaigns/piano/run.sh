@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The piano model's training campaign, one stage at a time, resumable on any machine.
 #
-#   campaigns/piano/run.sh STAGE [SECONDS]
+#   campaigns/piano/run.sh STAGE [SECONDS]      # STAGE: ft, then mix
 #
 # Datasets and runs live in $SCORELINK_WORK (default ~/scorelink-work), outside the work tree.
 # A stage's run folder is seeded from the state committed in campaigns/piano/state/STAGE/ when
@@ -14,13 +14,18 @@ STAGE=${1:?usage: run.sh STAGE [SECONDS]}
 SECONDS_LEFT=${2:-0}
 WORK=${SCORELINK_WORK:-$HOME/scorelink-work}
 MSMD=$WORK/data/msmd
+CHORALES=$WORK/data/chorales
 RUN=$WORK/runs/piano-$STAGE
 STATE=campaigns/piano/state/$STAGE
+STATE_FT=campaigns/piano/state/ft
 BIN=.venv/bin
 
 if [ ! -f "$MSMD/manifest.jsonl" ]; then  # the paper's data, rebuilt from its sources
   $BIN/scorelink data build --corpus msmd --msmd-dir ../shared/data/msmd --out "$MSMD" \
       --renditions 4
+fi
+if [ "$STAGE" = mix ] && [ ! -f "$CHORALES/manifest.jsonl" ]; then  # the built-in corpus
+  $BIN/scorelink data build --corpus chorales --out "$CHORALES"
 fi
 mkdir -p "$RUN"
 if [ ! -f "$RUN/last.pt" ] && [ -f "$STATE/last.pt" ]; then
@@ -32,6 +37,11 @@ case $STAGE in
   ft)  # the chorale RNN-FT, warm-started whole and trained on MSMD with every augmentation
     ARGS=(--init-from chorales lr=5e-4 timbre_augment=true tempo_augment=1.6 crop_augment=0.5
           passages_per_epoch=2048 patience=6 epochs=400 workers=1) ;;
+  mix)  # stage ft's best trained on with the built-in corpus in the pool beside MSMD, so that
+        # the chorales stay known (MSMD's validation still chooses the checkpoint)
+    ARGS=(--data "$CHORALES" --init-from "$STATE_FT/best.pt" lr=1e-4 timbre_augment=true
+          tempo_augment=1.6 crop_augment=0.5 passages_per_epoch=2048 patience=6 epochs=400
+          workers=1) ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
 esac
 

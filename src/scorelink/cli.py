@@ -341,7 +341,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from scorelink.search.batch import answer, answer_all, parse_query, read_queries
+    from scorelink.search.batch import answer_all, answer_judged, parse_query, read_queries
     from scorelink.search.embed import for_index
     from scorelink.search.index import Index
 
@@ -360,11 +360,16 @@ def _search(args: argparse.Namespace) -> int:
     given = {"audio": args.audio, "image": args.image, "start": args.start, "end": args.end,
              "system": args.system}
     one = parse_query({k: v for k, v in given.items() if v is not None})
-    results = answer(index, embedder, one, top=args.top, by=args.by)
-    if args.json:
+    results, verdict = answer_judged(index, embedder, one, top=args.top, by=args.by)
+    if args.json:  # an audio query also says how confident the search is
+        extra = {"confidence": verdict.to_dict()} if verdict is not None else {}
         print(json.dumps({"query": args.audio or args.image, "by": args.by,
-                          "results": results}, indent=1))
+                          "results": results, **extra}, indent=1))
     else:
+        if verdict is not None and verdict.match is False:  # above the closest answers
+            print(verdict.message + "; the closest answers:")
+        elif verdict is not None and verdict.match is None:  # a model not calibrated
+            print(f"scorelink: note: {verdict.message}", file=sys.stderr)
         print(_format_hits(results, args.by, "audio" if args.audio else "image"))
     return 0
 

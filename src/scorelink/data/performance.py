@@ -24,6 +24,7 @@ EARLY = 0.05  # s: a note this much before a downbeat still belongs to the bar i
 MERGE_PENALTY = 0.25  # DP cost of pairing one bar with two measures (or two bars with one)
 SKIP_PENALTY = 1.0  # DP cost of a bar or a measure left unpaired
 SECTION_PENALTY = 2.0  # DP cost of a whole section left out (a repeat or a trio not played)
+SQUEEZED = 0.25  # a bar shorter than this fraction of the usual bar is a placeholder
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,35 @@ class Alignment:
     starts: np.ndarray  # (len(order),) s where each played measure begins
     end: float  # s, end of the last note
     cost: float  # mean DP cost per step (0 = every bar's notes are its measure's)
+
+
+def unsqueeze(downbeats: np.ndarray) -> np.ndarray:
+    """The downbeats without the placeholders of bars not played.
+
+    nASAP annotates some performances without repeats (`*_no_repeat` folders) with the
+    downbeats of the version with repeats: the bars not played are squeezed, evenly spaced,
+    into a moment (51 bars of 208 in 0.9 s in sonata 32-1). A run of two or more bars each
+    shorter than SQUEEZED times the usual bar (the upper quartile of the lengths: right while
+    fewer than 3/4 of the bars are placeholders) becomes one bar (its first downbeat stays),
+    which the alignment pairs with what is played there or leaves out."""
+    downbeats = np.asarray(downbeats, dtype=np.float64)
+    if len(downbeats) < 3:
+        return downbeats
+    lengths = np.diff(downbeats)
+    short = lengths < SQUEEZED * np.percentile(lengths, 75)
+    drop = np.zeros(len(downbeats), dtype=bool)
+    i = 0
+    while i < len(short):
+        if not short[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(short) and short[j]:
+            j += 1
+        if j - i >= 2:  # bars i..j-1 are squeezed: keep downbeat i, drop i+1..j-1
+            drop[i + 1 : j] = True
+        i = j
+    return downbeats[~drop]
 
 
 def _bars(perf: PerformedNotes, downbeats: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -193,8 +223,9 @@ def _skip_chain(row: np.ndarray, ramp: np.ndarray, start: int) -> None:
 
 
 def align_bars(kern: Kern, perf: PerformedNotes, downbeats: np.ndarray) -> Alignment:
-    """The repeat scheme and measure start times that fit the performance's notes best."""
-    starts, bars = _bars(perf, downbeats)
+    """The repeat scheme and measure start times that fit the performance's notes best
+    (placeholder downbeats of bars not played are dropped first: `unsqueeze`)."""
+    starts, bars = _bars(perf, unsqueeze(downbeats))
     end = float(perf.offset.max())
     schemes = {"repeats": kern.expansions.get(""), "norep": kern.expansions.get("norep"),
                "file order": None}

@@ -14,7 +14,10 @@ once. The answers are JSON Lines too, one a query and in the same order:
     {"query": {the query as given}, "results": [{"rank": 1, ...}, ...]}
     {"query": {...}, "error": "clip.wav: the audio is silent"}
 
-The results are exactly what `search --json` answers for the query alone. A query that cannot
+The results are exactly what `search --json` answers for the query alone; an audio query's line
+also says how confident the search is (`"confidence": {"confidence": 0.93, "threshold": 0.41,
+"match": true, "message": ...}`; `"match": false`: no confident match, the music is probably
+not in the index). A query that cannot
 be answered (an unreadable file, silence, ...) answers with its error and the others go on.
 """
 
@@ -27,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scorelink.errors import QueryError, ScorelinkError
+from scorelink.search import confidence
 from scorelink.search import query as search
+from scorelink.search.confidence import Verdict
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index
 
@@ -119,23 +124,36 @@ def answer(index: Index, embedder: Embedder, q: Query, *, top: int = 10,
            by: str = "passage") -> list[dict]:
     """The results of one query, best first: systems for audio, recording places for an image;
     with by="piece", pieces ranked by their best passage."""
+    return answer_judged(index, embedder, q, top=top, by=by)[0]
+
+
+def answer_judged(index: Index, embedder: Embedder, q: Query, *, top: int = 10,
+                  by: str = "passage") -> tuple[list[dict], Verdict | None]:
+    """`answer` and, for an audio query, the search's verdict on it (`search/confidence.py`:
+    a calibrated confidence and whether it is a confident match); None for an image query."""
     from scorelink.search.recordings import MAX_QUERY_SECONDS, read_audio
 
     depth = 0 if by == "piece" else top  # by piece: rank every hit, then keep `top` pieces
+    verdict = None
     if q.audio is not None:
         samples = read_audio(q.audio, start=q.start, end=q.end, max_seconds=MAX_QUERY_SECONDS)
-        hits = search.search_audio(index, embedder, samples, top=depth)
+        hits, verdict = confidence.search_audio(index, embedder, samples, top=depth)
     else:
         hits = search.search_sheet(index, embedder, search.image_strip(q.image, system=q.system),
                                    top=depth)
-    return search.by_piece(hits, top=top) if by == "piece" else hits
+    return (search.by_piece(hits, top=top) if by == "piece" else hits), verdict
 
 
 def answer_all(index: Index, embedder: Embedder, queries: Iterable[Query], *, top: int = 10,
                by: str = "passage") -> Iterator[dict]:
-    """One answer a query, in order: {"query", "results"} or {"query", "error"}."""
+    """One answer a query, in order: {"query", "results"} (audio: and "confidence", the
+    verdict's `to_dict`) or {"query", "error"}."""
     for q in queries:
         try:
-            yield {"query": q.given, "results": answer(index, embedder, q, top=top, by=by)}
+            results, verdict = answer_judged(index, embedder, q, top=top, by=by)
+            line = {"query": q.given, "results": results}
+            if verdict is not None:
+                line["confidence"] = verdict.to_dict()
+            yield line
         except ScorelinkError as exc:
             yield {"query": q.given, "error": str(exc)}

@@ -61,6 +61,15 @@ class EmbedderBase:
         return self._summaries("sheet", feats,
                                [np.arange(bounds[i], bounds[i + 1]) for i in range(len(cut))])
 
+    def sheet_runs(self, snippets: np.ndarray, sequences: list[np.ndarray]) -> np.ndarray:
+        """(n, 80, 90) float32 sheet snippets and runs of their rows -> (len(sequences), D)
+        unit vectors, each run summarised as a strip of those snippets would be (the CNN runs
+        once per snippet; `search/parts.py`)."""
+        if not len(sequences):
+            return np.zeros((0, self.dim), np.float32)
+        feats = self._features("sheet", np.asarray(snippets, np.float32))
+        return self._summaries("sheet", feats, [np.asarray(s) for s in sequences])
+
     def audio(self, spec: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
         """(92, T) spectrogram and [start, end) frame spans -> (len(spans), D) unit vectors.
 

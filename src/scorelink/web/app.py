@@ -3,6 +3,10 @@ highlighted; click a system to hear where it sounds in the best recording. Or fo
 (indexed, or uploaded) along an indexed score: the page plays it, highlights the system that
 sounds and turns the pages; clicking a system seeks there.
 
+An audio search answers `{"results": [...], "confidence": {...}}`: the calibrated confidence
+of `search/confidence.py`; under its threshold the page says "no confident match" above the
+closest answers. A clip with no music (near-silent, noise) answers 422.
+
 A small FastAPI app over one index (read-only). Bad requests answer 4xx with a message and
 never take the server down; uploads are capped; searches and alignments run in the worker
 threads, one at a time per index (the model and SQLite connection are shared).
@@ -81,7 +85,7 @@ def _field_errors(exc: RequestValidationError) -> str:
 
 
 def create_app(index_path: str | Path, checkpoint: str | None = None):
-    from scorelink.search import query
+    from scorelink.search import confidence, query
     from scorelink.search.embed import Embedder
     from scorelink.search.index import Index
     from scorelink.web import follow
@@ -158,11 +162,11 @@ def create_app(index_path: str | Path, checkpoint: str | None = None):
                                  name=_upload_name(file))
         with lock:
             index = live.get()
-            hits = query.search_audio(index, embedder, samples, top=top)
+            hits, verdict = confidence.search_audio(index, embedder, samples, top=top)
             for h in hits:
                 h["page_url"] = f"/{h['page_image']}"
                 h["page_systems"] = query.page_systems(index, h["piece"], h["page"])
-        return {"results": hits}
+        return {"results": hits, "confidence": verdict.to_dict()}
 
     @app.get("/api/systems/{system_id}/recording")
     def system_recording(system_id: int) -> dict:

@@ -1,0 +1,325 @@
+"""Benchmark: does search say "no confident match" when the music is not in the index?
+
+    python benchmarks/no_match.py --data DIR [--data DIR ...] --split valid --fit \
+        [--stretch 0.5,0.66,1,1.33,2]
+    python benchmarks/no_match.py --data DIR [--data DIR ...] --split test \
+        [--tempi 0.5,0.66,1,1.33,2]
+
+Each dataset's split is cut in two halves of its pieces (seeded): the systems of one half,
+with their notes, are indexed; clips (5, 10 and 20 s, cycled) cut at random places of the
+evaluation renditions of the indexed half are the *true* queries, clips of the other half
+*not indexed*; noise of the same lengths (white, pink, sine, beeps, speech-like, hum) is made
+up. Every clip goes through `confidence.search_audio`'s steps (the input check, the evidence,
+the features) with the notes (evidence "notes") and, from the same embedding, the model alone
+(evidence "image", as an index of scans would be searched).
+
+--fit (on a validation split): fits the logistic regression of each evidence (true clips
+against all the others), sets the threshold that keeps 95 % of the true clips and prints the
+`CALIBRATION` entry to paste into `search/confidence.py`. Without --fit: the share of each
+kind of query flagged "no confident match" (or refused as no music) under the calibration the
+package has, with 95 % intervals (cluster bootstrap: clips grouped by piece, noise clips each
+on their own).
+
+--tempi: renditions at these tempo ratios where the dataset has them (test); --stretch: the
+spectrogram resampled in time by these ratios (valid has tempo 1.0 only). Dataset clips are
+spectrograms read from the dataset (no samples), so the silence check applies to noise only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from _machine import machine  # benchmarks/_machine.py
+
+from scorelink.constants import FPS, SAMPLE_RATE
+from scorelink.data.spectrogram import spectrogram
+from scorelink.data.store import Dataset
+from scorelink.evaluate.retrieval import eval_records
+from scorelink.search import collect, confidence, query
+from scorelink.search.embed import Embedder
+from scorelink.search.index import Index, Pending
+
+NOISES = ("white", "pink", "sine", "beeps", "speech-like", "hum")
+
+
+def make_noise(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Float32 samples of a made-up non-music clip at SAMPLE_RATE, RMS about -20 dBFS."""
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    if kind == "white":
+        x = rng.standard_normal(n)
+    elif kind == "pink":  # 1/f power: white noise shaped in the frequency domain
+        spec = np.fft.rfft(rng.standard_normal(n))
+        f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+        x = np.fft.irfft(spec / np.sqrt(np.maximum(f, 20.0)), n)
+    elif kind == "sine":
+        x = np.sin(2 * np.pi * rng.uniform(80, 2000) * t)
+    elif kind == "beeps":  # one pitch, on 0.15-0.4 s, off as long
+        f, period = rng.uniform(400, 2500), rng.uniform(0.3, 0.8)
+        x = np.sin(2 * np.pi * f * t) * ((t % period) < period / 2)
+    elif kind == "speech-like":  # a gliding voiced source through moving formants, syllables
+        f0 = 120 * 2 ** (0.3 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t)
+                         + 0.1 * np.cumsum(rng.standard_normal(n)) / np.sqrt(n))
+        phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+        src = sum(np.sin(k * phase) / k for k in range(1, 30))
+        x = np.zeros(n)
+        for lo, hi in ((300, 900), (900, 2500), (2400, 3500)):
+            centre = lo + (hi - lo) * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 4) * t
+                                                          + rng.uniform(0, 6)))
+            x += src * np.exp(-((k_harm(f0, centre)) ** 2))
+        x *= 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 6) * t) ** 2
+        x += 0.05 * rng.standard_normal(n)
+    elif kind == "hum":
+        base = rng.choice([50.0, 60.0])
+        x = sum(np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6)) / k for k in range(1, 8))
+    else:
+        raise ValueError(kind)
+    x = np.asarray(x, np.float64)
+    return (0.1 * x / (np.sqrt(np.mean(x * x)) + 1e-12)).astype(np.float32)
+
+
+def k_harm(f0: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Distance (in units of 300 Hz) from the formant centre to the nearest harmonic of f0."""
+    k = np.maximum(np.round(centre / f0), 1)
+    return (k * f0 - centre) / 300.0
+
+
+def stretch(spec: np.ndarray, ratio: float) -> np.ndarray:
+    """(N_BINS, T) spectrogram played `ratio` times as fast: (N_BINS, round(T / ratio))."""
+    if ratio == 1:
+        return spec
+    n = max(2, int(round(spec.shape[1] / ratio)))
+    src = np.linspace(0, spec.shape[1] - 1, n)
+    a = np.floor(src).astype(int)
+    b = np.minimum(a + 1, spec.shape[1] - 1)
+    w = (src - a)[None]
+    return ((1 - w) * spec[:, a] + w * spec[:, b]).astype(np.float32)
+
+
+def measure(args) -> dict:
+    """Build the index and compute every clip's features (cached under --cache)."""
+    embedder = Embedder.load(args.checkpoint)
+    key = "-".join([*(Path(d).name for d in args.data), args.split, str(args.seed),
+                    str(args.clips), str(args.noise), args.seconds, args.tempi, args.stretch,
+                    embedder.fingerprint[:16]])
+    cache = Path(args.cache) / f"no-match-{key}.pkl" if args.cache else None
+    if cache and cache.exists():
+        return pickle.loads(cache.read_bytes())
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    pending = Pending()
+    sets = []  # (dataset, {tempo: records}, indexed pieces, other pieces)
+    for root in args.data:
+        ds = Dataset(root)
+        tempi = {}
+        for t in [float(x) for x in args.tempi.split(",")]:
+            tempi[t] = eval_records(ds, split=args.split, tempo=t)
+        pieces = sorted({r["piece"] for r in tempi[1.0]})
+        order = rng.permutation(len(pieces))
+        half = {pieces[i] for i in order[: len(pieces) // 2]}
+        pending.extend(collect.from_dataset(root, embedder, split=args.split, recordings=False,
+                                            pieces=half))
+        sets.append((ds, tempi, sorted(half), sorted(set(pieces) - half)))
+    work = Path(args.cache or "/tmp") / f"no-match-index-{key}"
+    if not (work / "index.json").exists():
+        Index.write(work, pending, model_name=embedder.name, fingerprint=embedder.fingerprint,
+                    dim=embedder.dim)
+    index = Index(work)
+    build_s = time.perf_counter() - t0
+
+    seconds = [float(s) for s in args.seconds.split(",")]
+    ratios = [float(s) for s in args.stretch.split(",")] if args.stretch else [1.0]
+    clips = []  # {"kind", "group", "seconds", "spec", "samples"?, "truth"?}
+    for ds, tempi, indexed, other in sets:
+        for kind, pieces in (("true", indexed), ("not indexed", other)):
+            for k in range(args.clips):
+                sec, ratio = seconds[k % len(seconds)], ratios[(k // len(seconds)) % len(ratios)]
+                tempo = list(tempi)[k % len(tempi)]
+                piece = pieces[rng.integers(len(pieces))]
+                group = [r for r in tempi[tempo] if r["piece"] == piece]
+                full = ds.rendition_spec(group[0])
+                need = int(round(sec * FPS * ratio))
+                length = min(need, full.shape[1])
+                a = int(rng.integers(full.shape[1] - length + 1))
+                mid = a + length // 2
+                holding = [r["system"] for r in group if r["start_frame"] <= mid < r["end_frame"]]
+                spec = stretch(np.asarray(full[:, a:a + length], np.float32), ratio)
+                clips.append({"kind": kind, "group": piece, "seconds": sec, "spec": spec,
+                              "truth": (piece, holding[0] if holding else None),
+                              "tempo": tempo * ratio})
+    for kind in NOISES:
+        for k in range(args.noise):
+            samples = make_noise(kind, seconds[k % len(seconds)], rng)
+            clips.append({"kind": kind, "group": f"{kind}-{k}", "seconds": seconds[k % 3],
+                          "spec": spectrogram(samples), "samples": samples})
+
+    rows, cpu = [], []
+    for c in clips:
+        c0 = time.process_time()
+        row = {k: v for k, v in c.items() if k not in ("spec", "samples")}
+        row["flatness"] = confidence.spectral_flatness(c["spec"])
+        row["dbfs"] = confidence.rms_dbfs(c["samples"]) if "samples" in c else None
+        evidence = query.audio_evidence(index, embedder, c["spec"], notes=True)
+        feats = confidence.query_features(index, embedder, c["spec"], evidence)
+        row["features"] = feats
+        for path in ("notes", "image"):
+            hits = query.fuse(index, evidence, top=1, paths="fused" if path == "notes"
+                              else "image")
+            row[f"top_{path}"] = (hits[0]["piece"], hits[0]["system"] - 1) if hits else None
+        rows.append(row)
+        cpu.append(time.process_time() - c0)
+    out = {"rows": rows, "build_s": build_s, "cpu_ms": 1000 * float(np.median(cpu)),
+           "systems": index.sheet.ntotal, "model": embedder.name,
+           "fingerprint": embedder.fingerprint,
+           "names": [f"{Path(d).name} {args.split}" for d in args.data]}
+    index.close()
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps(out))
+    return out
+
+
+def feature_matrix(rows: list[dict], path: str) -> np.ndarray:
+    names = confidence.FEATURES[path]
+    return np.array([[r["features"][path][n] for n in names] for r in rows], np.float64)
+
+
+def verdicts(rows: list[dict], path: str, coef) -> np.ndarray:
+    """True where a clip is flagged (refused, or confidence under the threshold)."""
+    x = feature_matrix(rows, path)
+    conf = np.array([confidence.confidence(coef, list(v)) for v in x])
+    refused = np.array([r["refused"] for r in rows])
+    return refused | (conf < coef[-1])
+
+
+def interval(flags: np.ndarray, groups: list[str], rng, n: int = 2000) -> tuple[float, float]:
+    names = sorted(set(groups))
+    by = {g: [] for g in names}
+    for f, g in zip(flags, groups, strict=True):
+        by[g].append(f)
+    sums = np.array([np.sum(by[g]) for g in names], float)
+    counts = np.array([len(by[g]) for g in names], float)
+    pick = rng.integers(len(names), size=(n, len(names)))
+    stats = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
+    return tuple(100 * np.percentile(stats, [2.5, 97.5]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", action="append", required=True, help="a dataset folder")
+    p.add_argument("--split", default="valid")
+    p.add_argument("--checkpoint", help="default: the shipped model")
+    p.add_argument("--clips", type=int, default=100, help="true and not-indexed clips a dataset")
+    p.add_argument("--noise", type=int, default=20, help="clips of each kind of noise")
+    p.add_argument("--seconds", default="5,10,20")
+    p.add_argument("--tempi", default="1", help="rendition tempo ratios (where the split has)")
+    p.add_argument("--stretch", default="", help="time-stretch ratios, e.g. 0.5,0.66,1,1.33,2")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fit", action="store_true", help="fit and print the CALIBRATION entry")
+    p.add_argument("--cache", help="a folder for the index and the clips' features")
+    args = p.parse_args()
+    args.tempi = ",".join(f"{float(t):g}" for t in args.tempi.split(","))
+    import torch
+
+    torch.set_num_threads(1)  # one query at a time, as a user's: CPU time of one thread
+
+    m = measure(args)
+    rows = m["rows"]
+    for r in rows:  # the input check, from the measured level and flatness (as check_clip)
+        r["refused"] = bool((r["dbfs"] is not None and r["dbfs"] < confidence.SILENT_DBFS)
+                            or r["flatness"] > confidence.FLAT_SPECTRUM)
+    fp = m["fingerprint"][:16]
+    cmd = " ".join(["python benchmarks/no_match.py", *(f"--data {d}" for d in args.data),
+                    f"--split {args.split} --clips {args.clips} --noise {args.noise}",
+                    *([f"--tempi {args.tempi}"] if args.tempi != "1" else []),
+                    *([f"--stretch {args.stretch}"] if args.stretch else []),
+                    *([f"--checkpoint {args.checkpoint}"] if args.checkpoint else []),
+                    *(["--fit"] if args.fit else [])])
+    true = [r for r in rows if r["kind"] == "true"]
+    print(f"### No match: {args.split} ({date.today()})\n")
+    print(f"- machine: {machine()}; model {m['model']} (fingerprint {fp})")
+    print(f"- `{cmd}`")
+    kinds = ", ".join(f"{sum(r['kind'] == k for r in rows)} {k}"
+                      for k in ("true", "not indexed", *NOISES))
+    print(f"- index: {m['systems']} systems (with notes) of the indexed half of "
+          f"{', '.join(m['names'])}, built in {m['build_s']:.0f} s; {len(rows)} clips of "
+          f"{args.seconds} s: {kinds}; features CPU time p50 {m['cpu_ms']:.0f} ms a clip")
+    for path in ("notes", "image"):
+        right = np.mean([r[f"top_{path}"] is not None and r[f"top_{path}"][0] == r["truth"][0]
+                         for r in true])
+        system = np.mean([r[f"top_{path}"] == r["truth"] for r in true])
+        print(f"- true clips, {'fused (notes)' if path == 'notes' else 'image only'}: the best "
+              f"answer's piece right {100 * right:.1f} %, its system {100 * system:.1f} %")
+    refused = [r for r in rows if r["refused"]]
+    print(f"- refused as no music (input check: RMS under {confidence.SILENT_DBFS:g} dBFS or "
+          f"spectral flatness over {confidence.FLAT_SPECTRUM:g}): {len(refused)} clips: "
+          + ", ".join(f"{sum(r['kind'] == k for r in refused)} {k}"
+                      for k in ("true", "not indexed", *NOISES)))
+    flat = {k: [r["flatness"] for r in rows if r["kind"] == k] for k in ("true", *NOISES)}
+    print("- spectral flatness, min / median / max: " + "; ".join(
+        f"{k} {min(v):.2f} / {np.median(v):.2f} / {max(v):.2f}" for k, v in flat.items() if v))
+    print()
+
+    table = dict(confidence.CALIBRATION.get(fp, {}))
+    if args.fit:
+        y = np.array([r["kind"] == "true" for r in rows], float)
+        fitted = {}
+        for path in ("image", "notes"):
+            x = feature_matrix(rows, path)
+            coef = [float(f"{c:.6g}") for c in confidence.fit(x, y)]  # as printed
+            conf = np.array([confidence.confidence((*coef, 0.0), list(v)) for v in x])
+            thr = np.floor(confidence.keep_threshold(conf[y == 1]) * 1e6) / 1e6
+            fitted[path] = (*coef, float(thr))
+            flagged = verdicts(rows, path, fitted[path])
+            print(f"- {path}: at the threshold {thr:.4f}, {100 * np.mean(~flagged[y == 1]):.1f} "
+                  f"% of true clips kept, {100 * np.mean(flagged[y == 0]):.1f} % of the others "
+                  "flagged")
+        print(f"\n    \"{fp}\": {{  # {m['model']}, {date.today()}, "
+              f"fitted on {', '.join(m['names'])}")
+        for path in ("image", "notes"):
+            print(f"        \"{path}\": {fitted[path]},")
+        print("    },\n")
+        table = fitted
+    if not table:
+        print(f"(no calibration for {fp}: run with --fit on a validation split first)")
+        return
+    rng = np.random.default_rng(0)
+    y = np.array([r["kind"] == "true" for r in rows])
+    for path in ("notes", "image"):  # what the shipped threshold keeps, and the target's wording
+        flagged = verdicts(rows, path, table[path])
+        conf = np.array([confidence.confidence(table[path], list(v))
+                         for v in feature_matrix(rows, path)])
+        own = confidence.keep_threshold(conf[y])
+        others = np.array([r["refused"] for r in rows]) | (conf < own)
+        tempi = sorted({r["tempo"] for r in rows if r["kind"] == "true"})
+        kept = {t: [not f for f, r in zip(flagged, rows, strict=True)
+                    if r["kind"] == "true" and r["tempo"] == t] for t in tempi}
+        by_tempo = ", ".join(f"{t:g}: {100 * np.mean(k):.1f}" for t, k in kept.items())
+        print(f"- {path}: the calibration's threshold {table[path][-1]:g} keeps "
+              f"{100 * np.mean(~flagged[y]):.1f} % of these true clips (by tempo ratio "
+              f"{by_tempo}); "
+              f"at the threshold that keeps 95 % of them ({own:.4f}, chosen on these clips: the "
+              f"target's wording, not shipped) {100 * np.mean(others[~y]):.1f} % of the others "
+              "are flagged")
+    print()
+    print("| evidence | queries | n | flagged \"no confident match\" % [95 % interval] |")
+    print("|---|---|---|---|")
+    for path in ("notes", "image"):
+        flagged = verdicts(rows, path, table[path])
+        for kind in ("true", "not indexed", *NOISES, "all but true"):
+            pick = [i for i, r in enumerate(rows)
+                    if (r["kind"] != "true" if kind == "all but true" else r["kind"] == kind)]
+            if not pick:
+                continue
+            f = flagged[pick]
+            lo, hi = interval(f, [rows[i]["group"] for i in pick], rng)
+            print(f"| {path} | {kind} | {len(pick)} | {100 * f.mean():.1f} [{lo:.1f}, {hi:.1f}] |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""Say when an audio query's music is not in the index: a calibrated confidence.
+
+A search always ranks something first, also for white noise, a hum or a piece that was never
+indexed. This module turns a few features of the ranking into a probability that the query's
+music is in the index, and compares it with a threshold:
+
+- evidence "notes" (the index keeps the notes of its scores, `search/notes.py`): the lowest
+  alignment cost, its gap to the lowest cost in another piece, how much the clip's chroma
+  changes over half a second (a held tone, a hum or a sine barely changes; music does), how
+  widely its energy spreads over the twelve pitch classes (a tone or a beep holds one or two),
+  and the model's best cosine similarity;
+- evidence "image" (an index of scans or page images, the model alone): the best cosine
+  similarity, its gap to the best system of another piece, the agreement of sub-windows
+  (the share of the clip's sub-windows, `sub_spans`, whose nearest system lies in the best
+  answer's piece), and the clip's chroma change and spread as above (they need no notes).
+
+confidence = sigmoid(b0 + b . features), with coefficients fitted per model (a logistic
+regression, `fit`) on the validation splits by `benchmarks/no_match.py --fit`: clips of indexed
+pieces are the positives; clips of pieces left out of the index and noise (white, pink, sine,
+beeps, speech-like, hum) the negatives. The threshold is the confidence that keeps KEEP of the
+validation positives. The table `CALIBRATION` is keyed by the first 16 hex digits of the model's
+fingerprint (`search.embed.fingerprint`): a model not in it gets confidence None, and the
+answer says so (`Verdict.message`), rather than borrow another model's numbers.
+
+Input that is no music at all is refused before ranking (`check_clip`, a `QueryError`): a
+near-silent clip and a clip whose spectrum is as flat as noise's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from scorelink.constants import FPS
+from scorelink.errors import QueryError
+
+if TYPE_CHECKING:
+    from scorelink.search.embed import EmbedderBase as Embedder
+    from scorelink.search.index import Index
+
+KEEP = 0.95  # the threshold keeps this share of true (indexed) validation queries
+FEATURES = {
+    "image": ("best", "piece_gap", "agreement", "change", "spread"),
+    "notes": ("cost", "piece_gap", "change", "spread", "image_best"),
+}
+# fingerprint[:16] -> {evidence: (b0, b1, ..., threshold)}, printed by
+# `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches").
+CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
+    # shipped:rnn-piano.pt; 2026-12-04, chorales valid (36 pieces) + MSMD valid (48), the
+    # indexed halves' 278 systems; 750 clips of 5-20 s at tempo ratios 0.5-2
+    "5c34d1e732ded6b0": {
+        "image": (-8.8308, 4.26637, 0.617839, -0.514645, 0.935029, 5.15684, 0.27213),
+        "notes": (-8.22944, -22.9342, 19.0545, 3.18071, 13.434, -0.781865, 0.56239),
+    },
+    # shipped:rnn-chorales.pt (`--checkpoint chorales`); the same clips, the same day
+    "93b599ae8947abe7": {
+        "image": (-8.08209, 2.5196, 6.56965, -0.514478, 0.627697, 5.58055, 0.276022),
+        "notes": (-11.2855, -23.8774, 18.3044, 3.284, 13.6147, 3.83929, 0.458781),
+    },
+}
+
+SILENT_DBFS = -60.0  # a clip quieter than this (RMS) holds nothing to search for
+FLAT_SPECTRUM = 0.6  # a clip whose median spectral flatness is above this is noise, not music
+# (validation clips: music 0.10-0.30, pink noise 0.77, white 0.93; docs/search.md)
+SUB_SECONDS = 5.0  # sub-windows for the agreement feature: this long (at most half the clip)...
+SUB_MAX = 12  # ... at most this many, evenly spread
+CHANGE_LAG = 5  # chroma frames (at notes.FEATURE_FPS) between the frames compared by "change"
+NO_COST = 1.0  # a notes cost that says "no alignment" (unit chroma against nothing)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the search thinks of its own best answer."""
+
+    confidence: float | None  # None: no calibration for this model
+    threshold: float | None
+    evidence: str  # "notes" or "image": which calibration judged
+    match: bool | None  # confidence >= threshold; None without calibration
+    model: str  # the fingerprint's first 16 hex digits
+
+    @property
+    def message(self) -> str:
+        if self.confidence is None:
+            return (f"confidence unknown: the model {self.model} has no calibration "
+                    "(benchmarks/no_match.py --fit)")
+        if not self.match:
+            return (f"no confident match (confidence {self.confidence:.2f} < "
+                    f"{self.threshold:.2f}): the music is probably not in the index")
+        return f"confident match (confidence {self.confidence:.2f} >= {self.threshold:.2f})"
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["message"] = self.message
+        return out
+
+
+def check_clip(samples: np.ndarray, spec: np.ndarray | None = None) -> None:
+    """Raise QueryError for a clip that holds no music: near-silent (RMS under SILENT_DBFS) or
+    as flat a spectrum as noise (`spectral_flatness` over FLAT_SPECTRUM)."""
+    samples = np.asarray(samples, np.float32)
+    level = rms_dbfs(samples)
+    if level < SILENT_DBFS:
+        raise QueryError(f"the clip is near-silent ({level:.0f} dBFS RMS): no music to search "
+                         "for")
+    if spec is not None and spectral_flatness(spec) > FLAT_SPECTRUM:
+        raise QueryError(f"the clip sounds like noise, not music (spectral flatness "
+                         f"{spectral_flatness(spec):.2f}): nothing to search for")
+
+
+def rms_dbfs(samples: np.ndarray) -> float:
+    """Root mean square level of float samples in dB relative to full scale (1.0)."""
+    x = np.asarray(samples, np.float64)
+    return float(10 * np.log10(max(np.mean(x * x) if len(x) else 0.0, 1e-20)))
+
+
+def spectral_flatness(spec: np.ndarray) -> float:
+    """Median over frames of the geometric over the arithmetic mean of the 92 band
+    magnitudes (undoing the spectrogram's log10(1 + x)): about 1 for white noise, far lower
+    for tones. Frames with no energy are left out (0 when all are)."""
+    mag = np.power(10.0, np.asarray(spec, np.float64)) - 1.0 + 1e-6  # (N_BINS, T)
+    loud = mag.sum(axis=0) > 1e-3 * mag.shape[0]
+    if not loud.any():
+        return 0.0
+    mag = mag[:, loud]
+    return float(np.median(np.exp(np.log(mag).mean(axis=0)) / mag.mean(axis=0)))
+
+
+def sub_spans(n_frames: int) -> list[tuple[int, int]]:
+    """Frame spans of the sub-windows of an n-frame clip: SUB_SECONDS long (at most half the
+    clip), half overlapping, at most SUB_MAX evenly spread."""
+    length = max(1, min(int(SUB_SECONDS * FPS), n_frames // 2))
+    starts = np.arange(0, n_frames - length + 1, max(1, length // 2))
+    if len(starts) > SUB_MAX:
+        starts = starts[np.linspace(0, len(starts) - 1, SUB_MAX).round().astype(int)]
+    return [(int(a), int(a) + length) for a in starts]
+
+
+def chroma_change(spec: np.ndarray) -> float:
+    """Mean cosine distance between the clip's unit chroma frames CHANGE_LAG apart: near 0 for
+    a held tone or hum, higher for music (and 1 for silence or noise frames, which are flat)."""
+    from scorelink.search.notes import audio_chroma
+
+    c = audio_chroma(spec)  # (12, T')
+    if c.shape[1] <= CHANGE_LAG:
+        return 1.0
+    return float(np.mean(1.0 - np.sum(c[:, CHANGE_LAG:] * c[:, :-CHANGE_LAG], axis=0)))
+
+
+def chroma_spread(spec: np.ndarray) -> float:
+    """Entropy of the clip's pitch-class energy (summed over time), over log 12: 0 for one
+    pitch class, 1 for all twelve alike."""
+    from scorelink.search.notes import band_chroma
+
+    mag = np.power(10.0, np.asarray(spec, np.float64)) - 1.0  # undo log10(1 + x)
+    energy = band_chroma() @ mag.sum(axis=1)  # (12,)
+    p = np.maximum(energy, 0) / max(float(np.maximum(energy, 0).sum()), 1e-12)
+    return float(-np.sum(p * np.log(np.maximum(p, 1e-12))) / np.log(12))
+
+
+def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
+                   evidence: dict) -> dict[str, dict[str, float]]:
+    """The features of both calibrations for one query: {"image": {...}, "notes": {...}}
+    ("notes" empty when the evidence has no notes costs)."""
+    image, costs = evidence["image"], evidence["notes"]
+    best_image = sorted(image, key=lambda i: -image[i])[:50]
+    best_notes = sorted(costs, key=lambda i: costs[i])[:50]
+    pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(set(best_image)
+                                                                        | set(best_notes)))}
+    out: dict[str, dict[str, float]] = {"image": {}, "notes": {}}
+    audio = {"change": chroma_change(spec), "spread": chroma_spread(spec)}
+    if best_image:
+        top = best_image[0]
+        other = [image[i] for i in best_image if pieces[i] != pieces[top]]
+        floor = min(image.values())
+        spans = sub_spans(spec.shape[1])
+        _, ids = index.nearest("sheet", embedder.audio(spec, spans), 1)
+        sub_pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(
+            {int(i) for i in ids[:, 0] if i >= 0}))}
+        agree = [sub_pieces.get(int(i)) == pieces[top] for i in ids[:, 0]]
+        out["image"] = {"best": image[top], "piece_gap": image[top] - max(other, default=floor),
+                        "agreement": float(np.mean(agree)), **audio}
+    if best_notes:
+        top = best_notes[0]
+        other = [costs[i] for i in best_notes if pieces[i] != pieces[top]]
+        out["notes"] = {"cost": costs[top],
+                        "piece_gap": min(other, default=NO_COST) - costs[top],
+                        **audio,
+                        "image_best": out["image"].get("best", 0.0)}
+    return out
+
+
+def judge(fingerprint: str, features: dict[str, dict[str, float]]) -> Verdict:
+    """The verdict of the model's calibration on a query's features: the notes' where the
+    query has notes features, else the image's."""
+    kind = "notes" if features.get("notes") else "image"
+    model = fingerprint[:16]
+    coef = CALIBRATION.get(model, {}).get(kind)
+    if coef is None or not features.get(kind):
+        return Verdict(None, None, kind, None, model)
+    conf = confidence(coef, [features[kind][name] for name in FEATURES[kind]])
+    threshold = coef[-1]
+    return Verdict(round(conf, 4), threshold, kind, bool(conf >= threshold), model)
+
+
+def confidence(coef: tuple[float, ...], x: list[float]) -> float:
+    """sigmoid(b0 + b . x) for coefficients (b0, b1, ..., threshold)."""
+    z = coef[0] + float(np.dot(coef[1:-1], x))
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+def search_audio(index: Index, embedder: Embedder, samples: np.ndarray, *, top: int = 10,
+                 notes: bool = True) -> tuple[list[dict], Verdict]:
+    """`query.search_audio` and its verdict; QueryError for a clip with no music
+    (`check_clip`)."""
+    from scorelink.data.spectrogram import spectrogram
+    from scorelink.search import query
+
+    spec = spectrogram(samples)
+    check_clip(samples, spec)
+    evidence = query.audio_evidence(index, embedder, spec, notes=notes)
+    hits = query.fuse(index, evidence, top=top)
+    verdict = judge(index.fingerprint, query_features(index, embedder, spec, evidence))
+    return hits, verdict
+
+
+# -- fitting (benchmarks/no_match.py) ----------------------------------------------------------
+def fit(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, steps: int = 50) -> np.ndarray:
+    """Logistic regression by Newton's method: (b0, b1, ...) for features x (n, k), labels y
+    (n,) in {0, 1}, with an L2 penalty l2 on b1... (features standardised inside, coefficients
+    returned for the raw features)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.ndim != 2 or len(x) != len(y) or not len(y):
+        raise ValueError(f"expected x (n, k) and y (n,), got {x.shape} and {y.shape}")
+    if len(set(y.tolist())) != 2:
+        raise ValueError("fitting needs both positives and negatives")
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = np.c_[np.ones(len(x)), (x - mu) / sd]
+    w = np.zeros(z.shape[1])
+    penalty = np.r_[0.0, np.full(z.shape[1] - 1, l2 * len(y))]
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-np.clip(z @ w, -30, 30)))
+        grad = z.T @ (p - y) + penalty * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    b = w[1:] / sd
+    return np.r_[w[0] - np.dot(b, mu), b]
+
+
+def keep_threshold(positives: np.ndarray, keep: float = KEEP) -> float:
+    """The highest threshold that keeps at least `keep` of the positives' confidences."""
+    p = np.sort(np.asarray(positives, np.float64))
+    if not len(p):
+        raise ValueError("no positives to set a threshold on")
+    return float(p[int(np.floor((1 - keep) * len(p)))])

@@ -1,0 +1,231 @@
+"""The calibrated confidence of an audio query (search/confidence.py) and "no confident match"."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from scorelink.cli import main
+from scorelink.constants import FPS, SAMPLE_RATE
+from scorelink.data.spectrogram import spectrogram
+from scorelink.errors import QueryError
+from scorelink.search import confidence
+from scorelink.search.embed import Embedder
+from scorelink.search.index import Index
+
+
+def _tones(pitches: list[int], seconds: float = 0.5, partials: int = 4) -> np.ndarray:
+    """A melody of piano-like tones (decaying partials), one pitch per `seconds`."""
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    out = []
+    for p in pitches:
+        f = 440.0 * 2 ** ((p - 69) / 12)
+        out.append(sum(np.sin(2 * np.pi * k * f * t) / k for k in range(1, partials + 1))
+                   * np.exp(-3 * t))
+    return (0.2 * np.concatenate(out)).astype(np.float32)
+
+
+def test_fit_recovers_a_known_logistic_model():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 2)) * [1.0, 3.0] + [0.5, -1.0]
+    truth = np.array([-0.7, 2.0, -0.5])
+    p = 1 / (1 + np.exp(-(truth[0] + x @ truth[1:])))
+    y = (rng.random(len(x)) < p).astype(float)
+    coef = confidence.fit(x, y, l2=0.0)
+    np.testing.assert_allclose(coef, truth, atol=0.2)
+    # the fitted model's log-likelihood is no worse than the truth's (a maximum)
+    def loglik(c):
+        z = c[0] + x @ c[1:]
+        return np.sum(y * z - np.log1p(np.exp(z)))
+    assert loglik(coef) >= loglik(truth) - 1e-6
+    with pytest.raises(ValueError, match="both"):
+        confidence.fit(x, np.ones(len(x)))
+
+
+def test_threshold_keeps_the_share_asked_for():
+    rng = np.random.default_rng(1)
+    for n in (20, 101, 1000):
+        conf = rng.random(n)
+        thr = confidence.keep_threshold(conf, 0.95)
+        assert np.mean(conf >= thr) >= 0.95
+        assert np.mean(conf > thr) < 0.95  # the highest such threshold
+
+
+def test_verdict_without_calibration_says_so(monkeypatch):
+    monkeypatch.setattr(confidence, "CALIBRATION", {})
+    v = confidence.judge("ab" * 32, {"image": {"best": 0.9, "piece_gap": 0.1,
+                                               "agreement": 1.0}, "notes": {}})
+    assert v.confidence is None and v.match is None and v.evidence == "image"
+    assert "no calibration" in v.message and v.model == "ab" * 8
+    assert v.to_dict()["message"] == v.message
+
+
+def test_verdict_uses_the_models_calibration_and_its_threshold(monkeypatch):
+    fp = "0123456789abcdef" + "0" * 48
+    n_image, n_notes = len(confidence.FEATURES["image"]), len(confidence.FEATURES["notes"])
+    table = {fp[:16]: {"image": (0.0, 10.0, *[0.0] * (n_image - 1), 0.5),
+                       "notes": (0.0, -10.0, *[0.0] * (n_notes - 1), 0.5)}}
+    monkeypatch.setattr(confidence, "CALIBRATION", table)
+    image = {"best": 0.3, "piece_gap": 0.0, "agreement": 0.0, "change": 0.5, "spread": 0.9}
+    notes = {"cost": 0.1, "piece_gap": 0.0, "change": 0.5, "spread": 0.9, "image_best": 0.3}
+    v = confidence.judge(fp, {"image": image, "notes": {}})  # sigmoid(3) > 0.5
+    assert v.evidence == "image" and v.match and v.confidence == pytest.approx(0.9526, abs=1e-4)
+    v = confidence.judge(fp, {"image": {**image, "best": -0.3}, "notes": {}})
+    assert v.match is False and "no confident match" in v.message
+    v = confidence.judge(fp, {"image": image, "notes": notes})  # notes take precedence
+    assert v.evidence == "notes" and v.match is False  # sigmoid(-1) < 0.5
+
+
+def test_input_check_refuses_silence_and_noise_but_not_music():
+    rng = np.random.default_rng(2)
+    music = _tones([60, 64, 67, 72, 67, 64, 62, 65, 69, 72] * 2)
+    confidence.check_clip(music, spectrogram(music))  # no error
+    with pytest.raises(QueryError, match="near-silent"):
+        confidence.check_clip(music * 1e-4, spectrogram(music * 1e-4))
+    noise = (0.1 * rng.standard_normal(10 * SAMPLE_RATE)).astype(np.float32)
+    with pytest.raises(QueryError, match="noise"):
+        confidence.check_clip(noise, spectrogram(noise))
+
+
+def test_features_of_tones_and_sub_windows():
+    held = _tones([69] * 20, partials=1)
+    melody = _tones([60, 64, 67, 72, 62, 65, 69, 71] * 3)
+    assert confidence.chroma_change(spectrogram(held)) < 0.2
+    assert confidence.chroma_change(spectrogram(melody)) > 0.5
+    for n in (10, 100, 200, 400, 2000):
+        spans = confidence.sub_spans(n)
+        assert 1 <= len(spans) <= confidence.SUB_MAX
+        assert all(0 <= a < b <= n for a, b in spans)
+        assert len({b - a for a, b in spans}) == 1
+        assert spans[0][1] - spans[0][0] == min(int(confidence.SUB_SECONDS * FPS), n // 2)
+
+
+def _refuse_all(fingerprint: str) -> dict:
+    """A calibration that no answer can pass."""
+    return {fingerprint[:16]: {kind: (-50.0, *[0.0] * len(names), 0.5)
+                               for kind, names in confidence.FEATURES.items()}}
+
+
+def test_search_answers_with_a_verdict(data_index, tiny_ckpt, chorale_dataset, tmp_path,
+                                       monkeypatch, capsys):
+    """The CLI (text, JSON, --queries) and confidence.search_audio agree on the verdict; a
+    calibration for the model turns an answer under its threshold into "no confident match";
+    noise is refused with one line and exit status 2."""
+    from scorelink.search.recordings import read_audio
+
+    flac = next(chorale_dataset.rglob("musescore-grand@1.00.flac"))
+    clip = tmp_path / "clip.wav"
+    soundfile.write(clip, read_audio(flac, end=8.0), SAMPLE_RATE)
+    index, emb = Index(data_index), Embedder.load(tiny_ckpt)
+    hits, verdict = confidence.search_audio(index, emb, read_audio(clip), top=3)
+    assert verdict.confidence is None and "no calibration" in verdict.message  # tiny model
+    assert main(["search", "--index", str(data_index), "--audio", str(clip), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["confidence"]["match"] is None and answer["results"]
+    assert main(["search", "--index", str(data_index), "--audio", str(clip)]) == 0
+    out, err = capsys.readouterr()  # the table as before; the missing calibration noted aside
+    assert out.splitlines()[0].split()[:2] == ["rank", "score"] and "no calibration" in err
+
+    # a calibration that no answer can pass: every query is "no confident match"
+    fp = index.fingerprint[:16]
+    monkeypatch.setattr(confidence, "CALIBRATION", _refuse_all(fp))
+    assert main(["search", "--index", str(data_index), "--audio", str(clip)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("no confident match")
+    assert main(["search", "--index", str(data_index), "--audio", str(clip), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["confidence"]["match"] is False and answer["results"]  # closest still given
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps({"audio": str(clip)}) + "\n")
+    assert main(["search", "--index", str(data_index), "--queries", str(queries)]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["confidence"]["match"] is False
+
+    noise = tmp_path / "noise.wav"
+    rng = np.random.default_rng(3)
+    soundfile.write(noise, 0.1 * rng.standard_normal(8 * SAMPLE_RATE), SAMPLE_RATE)
+    assert main(["search", "--index", str(data_index), "--audio", str(noise)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "noise, not music" in err[0]
+
+
+def test_web_api_answers_with_the_verdict(data_index, chorale_dataset, monkeypatch):
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from scorelink.search.recordings import read_audio
+    from scorelink.web.app import create_app
+
+    client = TestClient(create_app(data_index))
+    flac = next(chorale_dataset.rglob("musescore-grand@1.00.flac"))
+    buf = io.BytesIO()
+    soundfile.write(buf, read_audio(flac, end=8.0), SAMPLE_RATE, format="WAV")
+
+    def post(data: bytes):
+        return client.post("/api/search/audio", files={"file": ("c.wav", data, "audio/wav")})
+
+    r = post(buf.getvalue())
+    assert r.status_code == 200 and r.json()["confidence"]["match"] is None  # tiny model
+    fp = Index(data_index).fingerprint[:16]
+    monkeypatch.setattr(confidence, "CALIBRATION", _refuse_all(fp))
+    answer = post(buf.getvalue()).json()
+    assert answer["confidence"]["match"] is False and answer["results"]
+    assert answer["confidence"]["message"].startswith("no confident match")
+    noise = io.BytesIO()
+    rng = np.random.default_rng(4)
+    soundfile.write(noise, 0.1 * rng.standard_normal(8 * SAMPLE_RATE), SAMPLE_RATE,
+                    format="WAV")
+    r = post(noise.getvalue())
+    assert r.status_code == 422 and "noise, not music" in r.json()["error"]
+
+
+def test_page_says_no_confident_match_in_headless_chromium(data_index, chorale_dataset, tmp_path,
+                                                          monkeypatch):
+    import shutil
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from scorelink.search.recordings import read_audio
+    from scorelink.web.app import create_app
+
+    monkeypatch.setattr(confidence, "CALIBRATION", _refuse_all(Index(data_index).fingerprint))
+    clip = tmp_path / "clip.wav"
+    flac = next(chorale_dataset.rglob("musescore-grand@1.00.flac"))
+    soundfile.write(clip, read_audio(flac, end=8.0), SAMPLE_RATE)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(data_index), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    try:
+        with sync_playwright() as p:
+            chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function("document.getElementById('info').textContent"
+                                   ".includes('systems')")
+            page.set_input_files("#file", str(clip))
+            page.click("#search")
+            page.wait_for_selector("#status.error", timeout=30_000)
+            assert page.text_content("#status").startswith("no confident match")
+            assert page.locator(".hit").count() >= 1  # the closest answers, shown as such
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,77 @@
+"""Parts across system boundaries and sub-window consistency (search/parts.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import tiny_passage_model
+
+from scorelink.constants import FPS, SHEET_SNIPPET_HOP, STRIP_HEIGHT
+from scorelink.models.snippets import sheet_snippets
+from scorelink.search import parts
+from scorelink.search.embed import Embedder
+
+
+def _strips(n: int, width: int = 835, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (STRIP_HEIGHT, width), dtype=np.uint8) for _ in range(n)]
+
+
+def test_one_strip_joined_is_cut_as_alone_and_its_run_embeds_as_the_strip():
+    strip = _strips(1)[0]
+    snippets, centre, edges = parts.joined_snippets([strip])
+    np.testing.assert_array_equal(snippets, sheet_snippets(strip))
+    emb = Embedder(tiny_passage_model(), bf16=False)
+    run = emb.sheet_runs(snippets, [np.arange(len(snippets))])
+    np.testing.assert_allclose(run, emb.sheet(strip[None]), atol=1e-5)
+
+
+def test_parts_cross_boundaries_and_belong_to_the_system_under_their_middle():
+    strips = _strips(3)
+    snippets, sequences, owner = parts.piece_parts(strips)
+    _, centre, edges = parts.joined_snippets(strips)
+    per_system = np.median(np.diff(edges)) / SHEET_SNIPPET_HOP
+    lengths = {len(s) for s in sequences}
+    assert lengths == {round(f * per_system) for f in parts.PART_SYSTEMS}
+    crossing = 0
+    for rows, o in zip(sequences, owner, strict=True):
+        middle = (centre[rows[0]] + centre[rows[-1]]) / 2
+        assert edges[o] <= middle < edges[o + 1] or (o == 0 and middle < edges[0])
+        first = np.searchsorted(edges, centre[rows[0]], side="right") - 1
+        last = np.searchsorted(edges, centre[rows[-1]], side="right") - 1
+        crossing += first != last
+    assert crossing >= 4  # parts that span the end of one system and the start of the next
+    assert set(owner.tolist()) == {0, 1, 2}
+
+
+def test_embed_parts_numbers_owners_across_pieces():
+    emb = Embedder(tiny_passage_model(), bf16=False)
+    pieces = [_strips(2, seed=1), _strips(3, seed=2)]
+    got = parts.embed_parts(emb, pieces)
+    n_first = len(parts.piece_parts(pieces[0])[1])
+    assert got.owner[:n_first].max() <= 1 and got.owner[n_first:].min() >= 2
+    assert got.vectors.shape == (len(got.owner), emb.dim)
+    np.testing.assert_allclose(np.linalg.norm(got.vectors, axis=1), 1, atol=1e-4)
+
+
+def test_system_scores_equal_a_naive_loop():
+    rng = np.random.default_rng(3)
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    spans, systems = unit(rng.normal(size=(6, 8))), unit(rng.normal(size=(5, 8)))
+    p = parts.Parts(unit(rng.normal(size=(12, 8))), rng.integers(0, 4, 12))  # 4 has none
+    for mix in (0.0, 0.3, 1.0):
+        got = parts.system_scores(spans, systems, p, mix=mix)
+        for j in range(5):
+            per_span = [max([spans[s] @ systems[j]] + [spans[s] @ p.vectors[k]
+                                                       for k in range(12) if p.owner[k] == j])
+                        for s in range(6)]
+            want = mix * spans[0] @ systems[j] + (1 - mix) * np.mean(per_span)
+            assert abs(got[j] - want) < 1e-6
+
+
+def test_clip_spans():
+    assert parts.clip_spans(50) == [(0, 50)]  # shorter than every sub-window
+    spans = parts.clip_spans(10 * FPS)
+    assert spans[0] == (0, 10 * FPS)
+    lengths = {b - a for a, b in spans[1:]}
+    assert lengths == {int(s * FPS) for s in parts.SUB_SECONDS}
+    assert all(0 <= a < b <= 10 * FPS for a, b in spans)
