@@ -130,6 +130,25 @@ def test_synthesis_places_notes_on_time():
         assert len(audio) / sr == pytest.approx(1.5 / tempo + synthesize.TAIL_SECONDS, abs=0.01)
 
 
+def test_a_rendition_after_fresh_synthesizers_does_not_depend_on_earlier_ones():
+    """FluidSynth carries state from one rendition to the next (block and dither positions,
+    reverb): the same notes differ after other notes, and are the same again after
+    fresh_synthesizers (what the Beethoven builder calls before each movement)."""
+    rng = np.random.default_rng(0)
+    onset = np.sort(rng.uniform(0.2, 2.0, 12))
+    notes = (onset, onset + 0.3, rng.integers(40, 80, 12))
+    kw = {"soundfont": "timgm6mb-grand", "velocity": rng.integers(40, 110, 12),
+          "controls": np.array([[0.1, 64, 127], [1.0, 64, 0]])}
+    synthesize.fresh_synthesizers()
+    first = synthesize.render(*notes, **kw)
+    other = synthesize.render(np.array([0.0]), np.array([0.0123]), np.array([61]),
+                              soundfont="timgm6mb-grand")
+    assert len(other) % 64  # leaves the synthesizer mid-block
+    assert not np.array_equal(synthesize.render(*notes, **kw), first)
+    synthesize.fresh_synthesizers()
+    np.testing.assert_array_equal(synthesize.render(*notes, **kw), first)
+
+
 def test_cli_build_stats_show(tiny_scores, tmp_path):
     out = tmp_path / "ds"
     cli = [sys.executable, "-m", "scorelink"]

@@ -130,7 +130,7 @@ def build_movement(source: ScoreSource, split: str, root: Path, *, seed: int,
         system_spans,
     )
     from scorelink.data.spectrogram import spectrogram
-    from scorelink.data.synthesize import render
+    from scorelink.data.synthesize import fresh_synthesizers, render
     from scorelink.search.pages import across_scale, strip_scale
 
     stage = stage if stage is not None else ["read"]
@@ -156,6 +156,7 @@ def build_movement(source: ScoreSource, split: str, root: Path, *, seed: int,
 
     records, failed, timelines = [], [], []
     checks: list[float] = []
+    fresh_synthesizers()  # the movement's audio depends on its own renditions only
     for perf_info in perfs:
         stage[0] = "align"
         try:

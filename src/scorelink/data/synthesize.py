@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes.util
 import shutil
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -94,16 +93,35 @@ def check_synthesis(soundfonts: tuple[str, ...] = tuple(SOUNDFONTS)) -> None:
         SOUNDFONTS[name].path()
 
 
-@lru_cache(maxsize=4)
+def fresh_synthesizers() -> None:
+    """Drop the loaded synthesizers: the next rendition starts a new one.
+
+    A FluidSynth synthesizer carries state from one rendition to the next (its 64-sample block
+    and dither positions, the reverb's tail, samples prepared on first use), so the same notes
+    come out slightly different after other renditions (onsets up to a block apart: at the
+    attacks, samples differ by up to a quarter of full scale). A builder that calls this
+    before each piece makes the piece's audio depend on that piece alone: rebuilt alone, it is
+    the same as built after others."""
+    while _SYNTHS:
+        _SYNTHS.popitem()[1][0].delete()
+
+
+_SYNTHS: dict[str, tuple] = {}  # soundfont path -> (fluidsynth.Synth, soundfont id)
+
+
 def _synth(path: str):
     """One synthesizer per soundfont file per process, soundfont loaded once."""
+    if path in _SYNTHS:
+        return _SYNTHS[path]
     import fluidsynth
 
     synth = fluidsynth.Synth(samplerate=float(SAMPLE_RATE), gain=_GAIN)
     sfid = synth.sfload(path)
     if sfid < 0:
+        synth.delete()
         raise AudioError(f"FluidSynth could not load {path}")
-    return synth, sfid
+    _SYNTHS[path] = (synth, sfid)
+    return _SYNTHS[path]
 
 
 def render(
