@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from scorelink.data.build import BuildConfig, build
 from scorelink.data.sources import corpus_sources
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """The web app served by uvicorn in a thread on a free local port: yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
 
 # Three short chorales; bwv269 repeats its first section (a system that sounds twice).
 CHORALES = ("bach-bwv269", "bach-bwv347", "bach-bwv153.1")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import soundfile
+from conftest import serving
 
 from scorelink.cli import main
 from scorelink.constants import FPS, SAMPLE_RATE
@@ -187,11 +188,7 @@ def test_web_api_answers_with_the_verdict(data_index, chorale_dataset, monkeypat
 def test_page_says_no_confident_match_in_headless_chromium(data_index, chorale_dataset, tmp_path,
                                                           monkeypatch):
     import shutil
-    import socket
-    import threading
-    import time
 
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     from scorelink.search.recordings import read_audio
@@ -201,31 +198,16 @@ def test_page_says_no_confident_match_in_headless_chromium(data_index, chorale_d
     clip = tmp_path / "clip.wav"
     flac = next(chorale_dataset.rglob("musescore-grand@1.00.flac"))
     soundfile.write(clip, read_audio(flac, end=8.0), SAMPLE_RATE)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(data_index), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.1)
-    try:
-        with sync_playwright() as p:
-            chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("document.getElementById('info').textContent"
-                                   ".includes('systems')")
-            page.set_input_files("#file", str(clip))
-            page.click("#search")
-            page.wait_for_selector("#status.error", timeout=30_000)
-            assert page.text_content("#status").startswith("no confident match")
-            assert page.locator(".hit").count() >= 1  # the closest answers, shown as such
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(data_index)) as url, sync_playwright() as p:
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_function("document.getElementById('info').textContent"
+                               ".includes('systems')")
+        page.set_input_files("#file", str(clip))
+        page.click("#search")
+        page.wait_for_selector("#status.error", timeout=30_000)
+        assert page.text_content("#status").startswith("no confident match")
+        assert page.locator(".hit").count() >= 1  # the closest answers, shown as such
+        browser.close()

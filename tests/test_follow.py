@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from conftest import serving
 from fastapi.testclient import TestClient
 
 from scorelink.search.index import Index, Pending
@@ -180,68 +178,52 @@ def test_follow_refuses_bad_requests(app):
 def test_page_follows_the_recording(app, tmp_path):
     """While the audio's time moves, the system whose [start, end) holds it is highlighted
     and its page shown; clicking a system seeks to where it is first heard."""
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.1)
     shots = Path("/tmp/scorelink-follow-test")
     shots.mkdir(exist_ok=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
-            page = browser.new_page(viewport={"width": 1000, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.click("#tab-follow")
-            page.wait_for_function("document.getElementById('recording').options.length > 1")
-            page.select_option("#recording", "take")
-            page.select_option("#score", "chorale")
-            page.click("#follow-go")
-            page.wait_for_selector("#follow-page .sys", timeout=60_000)
-            page.wait_for_function("document.getElementById('player').readyState >= 1")
-            plan = page.evaluate("plan")
+    with serving(app) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(url)
+        page.click("#tab-follow")
+        page.wait_for_function("document.getElementById('recording').options.length > 1")
+        page.select_option("#recording", "take")
+        page.select_option("#score", "chorale")
+        page.click("#follow-go")
+        page.wait_for_selector("#follow-page .sys", timeout=60_000)
+        page.wait_for_function("document.getElementById('player').readyState >= 1")
+        plan = page.evaluate("plan")
 
-            def at(t: float) -> tuple[str | None, str]:
-                page.evaluate(f"document.getElementById('player').currentTime = {t}")
-                page.wait_for_function(f"Math.abs(document.getElementById('player')"
-                                       f".currentTime - {t}) < 0.01")
-                page.wait_for_function("document.getElementById('where').textContent"
-                                       f".startsWith('{t:.1f} s')")
-                now = page.locator("#follow-page .sys.now")
-                return (now.get_attribute("data-system") if now.count() else None,
-                        page.text_content("#page-label"))
+        def at(t: float) -> tuple[str | None, str]:
+            page.evaluate(f"document.getElementById('player').currentTime = {t}")
+            page.wait_for_function(f"Math.abs(document.getElementById('player')"
+                                   f".currentTime - {t}) < 0.01")
+            page.wait_for_function("document.getElementById('where').textContent"
+                                   f".startsWith('{t:.1f} s')")
+            now = page.locator("#follow-page .sys.now")
+            return (now.get_attribute("data-system") if now.count() else None,
+                    page.text_content("#page-label"))
 
-            for k, s in enumerate(plan["systems"]):
-                mid = round((s["start"] + s["end"]) / 2, 2)
-                assert at(mid) == (str(s["id"]), f"page {s['page']} of 2"), s
-                assert page.locator("#follow-page .sys.now").count() == 1
-                page.screenshot(path=str(shots / f"at-{k}.png"))
-            # playing across a boundary moves the highlight on by itself
-            a, b = plan["systems"][-2], plan["systems"][-1]
-            assert at(round(a["end"] - 0.4, 2))[0] == str(a["id"])
-            page.evaluate("document.getElementById('player').play()")
-            page.wait_for_selector(f"#follow-page .sys.now[data-system='{b['id']}']",
-                                   timeout=10_000)
-            page.evaluate("document.getElementById('player').pause()")
-            # clicking a system seeks to its first start (page 1's first system)
-            page.click("#prev-page")
-            first = next(s for s in plan["systems"] if s["page"] == 1)
-            page.click(f"#follow-page .sys[data-system='{first['id']}']")
-            page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime"
-                                   f" - {first['start']}) < 0.05")
-            page.wait_for_selector(f"#follow-page .sys.now[data-system='{first['id']}']")
-            page.screenshot(path=str(shots / "clicked.png"), full_page=True)
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        for k, s in enumerate(plan["systems"]):
+            mid = round((s["start"] + s["end"]) / 2, 2)
+            assert at(mid) == (str(s["id"]), f"page {s['page']} of 2"), s
+            assert page.locator("#follow-page .sys.now").count() == 1
+            page.screenshot(path=str(shots / f"at-{k}.png"))
+        # playing across a boundary moves the highlight on by itself
+        a, b = plan["systems"][-2], plan["systems"][-1]
+        assert at(round(a["end"] - 0.4, 2))[0] == str(a["id"])
+        page.evaluate("document.getElementById('player').play()")
+        page.wait_for_selector(f"#follow-page .sys.now[data-system='{b['id']}']",
+                               timeout=10_000)
+        page.evaluate("document.getElementById('player').pause()")
+        # clicking a system seeks to its first start (page 1's first system)
+        page.click("#prev-page")
+        first = next(s for s in plan["systems"] if s["page"] == 1)
+        page.click(f"#follow-page .sys[data-system='{first['id']}']")
+        page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime"
+                               f" - {first['start']}) < 0.05")
+        page.wait_for_selector(f"#follow-page .sys.now[data-system='{first['id']}']")
+        page.screenshot(path=str(shots / "clicked.png"), full_page=True)
+        browser.close()

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from conftest import serving
 from fastapi.testclient import TestClient
 
 from scorelink.constants import SAMPLE_RATE
@@ -95,55 +93,35 @@ def test_api_refuses_bad_requests(client, clip):
     assert codes == [200] * 6
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium is not installed")
 def test_page_in_headless_chromium(data_index, clip, tmp_path):
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(data_index), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.1)
     clip_path = tmp_path / "clip.wav"
     clip_path.write_bytes(clip)
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"not audio at all" * 10)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM,
-                                        args=["--no-sandbox", "--autoplay-policy="
-                                              "no-user-gesture-required"])
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("document.getElementById('info').textContent"
-                                   ".includes('systems')")
-            page.set_input_files("#file", str(garbage))
-            page.click("#search")
-            page.wait_for_selector("#status.error")
-            assert "cannot read" in page.text_content("#status")
-            page.set_input_files("#file", str(clip_path))
-            page.click("#search")
-            page.wait_for_selector(".hit .sys.match", timeout=30_000)
-            assert page.locator(".hit").count() >= 1
-            page.click(".hit .sys.match >> nth=0")
-            page.wait_for_selector(".hit audio", timeout=15_000)
-            assert "s (score" in page.text_content(".hit .player")
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(data_index)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--autoplay-policy="
+                                          "no-user-gesture-required"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(url)
+        page.wait_for_function("document.getElementById('info').textContent"
+                               ".includes('systems')")
+        page.set_input_files("#file", str(garbage))
+        page.click("#search")
+        page.wait_for_selector("#status.error")
+        assert "cannot read" in page.text_content("#status")
+        page.set_input_files("#file", str(clip_path))
+        page.click("#search")
+        page.wait_for_selector(".hit .sys.match", timeout=30_000)
+        assert page.locator(".hit").count() >= 1
+        page.click(".hit .sys.match >> nth=0")
+        page.wait_for_selector(".hit audio", timeout=15_000)
+        assert "s (score" in page.text_content(".hit .player")
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        browser.close()
     assert (tmp_path / "page.png").stat().st_size > 10_000
     shutil.copy(tmp_path / "page.png", Path("/tmp/scorelink-web-test.png"))
 
