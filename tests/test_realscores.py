@@ -76,6 +76,18 @@ def test_kern_reader_reads_every_measure(tmp_path):
     assert kern.expand(kern.expansions["norep"]) == list(range(8))
 
 
+def test_a_section_inside_one_measure_owns_none(tmp_path):
+    """Sonata 28-2's expansion names `Bx`, a lead-in marked after the "Fin." ending's last
+    notes and ended before the next barline: it adds no measure; an unknown label still fails."""
+    text = KERN.replace("*>[A,A,B]", "*>[A,A,Bx,B]").replace(
+        "2c\t2dd\n=5:|!", "4c\t4dd\n*>Bx\t*>Bx\n4c\t4dd\n=5:|!")
+    kern = read_kern(_kern(tmp_path, text))
+    assert "Bx" in kern.labels and "Bx" not in kern.sections()
+    assert kern.expand(kern.expansions[""]) == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6, 7]
+    with pytest.raises(ScoreError, match="Zz"):
+        kern.expand(["A", "Zz"])
+
+
 def test_a_local_layout_comment_is_not_a_system_break(tmp_path):
     """`!LO:LB` in one spine's column (sonata 4, movement 1 has one on its dynamics spine, in
     the middle of a measure) breaks no printed system: only global `!!LO:LB` comments do."""
@@ -408,6 +420,24 @@ def test_a_scan_whose_count_disagrees_fails_the_movement(tmp_path):
     (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert failure["piece"] == "sonata01-1" and "the kern has 3" in failure["reason"]
     assert not (out / "pieces" / "sonata01-1").exists()
+
+
+def test_a_scan_holding_the_next_movement_keeps_the_first(tmp_path, monkeypatch):
+    """sonata30-1.pdf holds movements 1 and 2 (the corpus's README): with both movements'
+    counts listed the first movement's systems are kept; any other count still fails."""
+    from PIL import Image
+
+    from scorelink.data import beethoven
+
+    pdf = tmp_path / "sonata01-1.pdf"
+    first, second = Image.fromarray(_page(2)), Image.fromarray(_page(0))
+    first.save(pdf, resolution=72.0, save_all=True, append_images=[second])
+    monkeypatch.setitem(beethoven.SHARED_SCANS, "sonata01-1.pdf", (1, 1))
+    pages, found, strips = beethoven.scan_systems(pdf, 1)
+    assert len(found) == len(strips) == 1 and found[0][0] == 0 and len(pages) == 1
+    monkeypatch.setitem(beethoven.SHARED_SCANS, "sonata01-1.pdf", (1, 2))
+    with pytest.raises(ScoreError, match="2 systems found on the scan, the kern has 1"):
+        beethoven.scan_systems(pdf, 1)
 
 
 def test_a_staff_crowded_with_chords_is_found():

@@ -123,6 +123,32 @@ def test_training_on_two_folders(chorale_dataset, copy_dataset, tmp_path):
         Trainer(_config(chorale_dataset, tmp_path / "r3", extra_data=str(copy_dataset)))
 
 
+def test_valid_on_all_selects_by_the_mean_over_folders(chorale_dataset, copy_dataset, tmp_path):
+    import csv
+
+    from scorelink.data.store import read_jsonl, write_jsonl
+
+    manifest = copy_dataset / "manifest.jsonl"  # the copy validates on its even systems only
+    write_jsonl(manifest, [r for r in read_jsonl(manifest)
+                           if r["split"] != "valid" or r["system"] % 2 == 0])
+    trainer = Trainer(_config(chorale_dataset, tmp_path / "run", extra_data=str(copy_dataset),
+                              epochs=1, valid_on="all"))
+    assert [f for f, _ in trainer.valid_sets] == [str(chorale_dataset), str(copy_dataset)]
+    assert len(trainer.valid_sets[1][1]) < len(trainer.valid_sets[0][1])
+    metrics = trainer.fit()
+    folders = metrics["folders"]
+    for d in ("a2s", "s2a"):
+        assert metrics[d]["MRR"] == pytest.approx(
+            (folders[str(chorale_dataset)][d]["MRR"] + folders[str(copy_dataset)][d]["MRR"]) / 2)
+    with open(tmp_path / "run" / "log.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["valid_folders"].startswith(f"{chorale_dataset.name} ")
+    assert f"; {copy_dataset.name} " in row["valid_folders"]
+
+    with pytest.raises(ConfigError, match="valid_on"):
+        TrainConfig.load(overrides=["valid_on=both"])
+
+
 def test_train_passages_draws_a_seeded_subset(chorale_dataset, tmp_path):
     everything = Trainer(_config(chorale_dataset, tmp_path / "all")).train_records
     trainer = Trainer(_config(chorale_dataset, tmp_path / "some", train_passages=10))

@@ -7,7 +7,9 @@ A movement is one piece: its scan (`pdf/sonataNN-M.pdf`), its kern encoding of t
 - Sheet: the systems are found on the scan by the project's own page analysis
   (`scorelink.search.staves.find_systems`) and cut into strips by `scorelink.search.pages`, the
   same code that indexes and searches scans; the k-th system found is the kern's k-th system.
-  A movement where the two counts differ fails, with both counts in the reason.
+  A movement where the two counts differ fails, with both counts in the reason. A scan that
+  holds the next movement too (`SHARED_SCANS`, from the corpus's README) must show exactly the
+  systems of both; the first movement's are kept.
 - Audio: each performance's MIDI rendered with FluidSynth (its timing, velocities and pedals):
   a training piano for the training split (one per performance, from the seed), the held-out
   pianos for validation and test. One rendition per performance, at tempo 1.0.
@@ -35,6 +37,9 @@ from scorelink.errors import ScoreError
 ASAP = Path("asap") / "Beethoven" / "Piano_Sonatas"
 NOTE_CHECK_PASS = 0.8  # F-measure of performed vs written pitches a passage must reach
 _FOLDER = re.compile(r"(\d+)-(\d+)(?:_(.+))?$")
+# Scans holding more than their movement (the corpus's README): the systems of each movement
+# on it, in order; the first is the kern's.
+SHARED_SCANS = {"sonata30-1.pdf": (26, 25)}
 
 
 def beethoven_sources(root: str | Path) -> list[ScoreSource]:
@@ -103,6 +108,11 @@ def scan_systems(pdf: Path, kern_systems: int, staves: int = 2):
         found.extend((p, box) for box in boxes)
         if boxes:
             strips.append(system_strips(page, boxes))
+    parts = SHARED_SCANS.get(pdf.name, (kern_systems,))
+    if len(found) == sum(parts) and parts[0] == kern_systems and len(parts) > 1:
+        found = found[:kern_systems]  # the next movement's systems follow on the same pages
+        strips = [np.concatenate(strips)[:kern_systems]]
+        pages = pages[: found[-1][0] + 1]
     if len(found) != kern_systems:
         per_page = " ".join(str(sum(q == p for q, _ in found)) for p in range(len(pages)))
         raise ScoreError(f"{pdf.name}: {len(found)} systems found on the scan, the kern has "

@@ -53,6 +53,7 @@ class Kern:
     page_breaks: list[int]  # first system of each page after the first, where encoded
     tied: int = 0  # tied continuations read (merged into the notes they continue)
     staves: int = 2  # **kern spines at the start: staves per system
+    labels: frozenset[str] = frozenset()  # every section label the file marks (*>X)
 
     def sections(self) -> dict[str, list[int]]:
         """label -> its measures (file order)."""
@@ -64,16 +65,18 @@ class Kern:
     def expand(self, labels: list[str] | None) -> list[int]:
         """Measure indices in playing order for a list of section labels (None: file order).
 
-        Measures before the first label (rare) are played first."""
+        Measures before the first label (rare) are played first. A section marked inside a
+        measure and ended before its barline (sonata 28-2's lead-in `Bx` after the "Fin."
+        ending) owns no measure: its notes sound with the measure it shares, so it adds none."""
         if labels is None:
             return [m.index for m in self.measures]
         sections = self.sections()
-        missing = [lab for lab in labels if lab not in sections]
+        missing = [lab for lab in labels if lab not in sections and lab not in self.labels]
         if missing:
             raise ScoreError(f"expansion names sections {missing} that the file does not have")
         order = list(sections.get("", []))
         for label in labels:
-            order.extend(sections[label])
+            order.extend(sections.get(label, []))
         return order
 
 
@@ -111,7 +114,7 @@ def _parse(lines: list[str], path: Path) -> Kern:
     expansions: dict[str, list[str]] = {}
     measures = [Measure(0, "", 0, "")]
     system, page_breaks, pending_break, pending_page = 0, [], False, False
-    section, staves = "", 0
+    section, staves, labels = "", 0, set()
     now = Fraction(0)  # within the current measure
     for number, line in enumerate(lines, start=1):
         if not line:
@@ -138,6 +141,7 @@ def _parse(lines: list[str], path: Path) -> Kern:
                 expansions[name] = [x for x in rest.rstrip("]").split(",") if x]
             elif first.startswith("*>"):
                 section = first[2:]
+                labels.add(section)
                 if not measures[-1].notes and measures[-1].duration == 0:
                     measures[-1].section = section
             continue
@@ -162,7 +166,8 @@ def _parse(lines: list[str], path: Path) -> Kern:
     for i, m in enumerate(measures):
         m.index = i
         m.notes = [Note(Fraction(a), Fraction(b), int(c), bool(d)) for a, b, c, d in m.notes]
-    return Kern(measures, expansions, system + 1, page_breaks, counts[0], staves)
+    return Kern(measures, expansions, system + 1, page_breaks, counts[0], staves,
+                frozenset(labels))
 
 
 def _spine_ops(tokens: list[str], kinds: list[str],

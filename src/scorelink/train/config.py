@@ -35,7 +35,10 @@ class TrainConfig:
     lr_factor: float = 0.5  # on a validation-MRR plateau
     patience: int = 15  # epochs without improvement before the learning rate is halved
     min_lr: float = 2e-6
-    valid_passages: int = 2_048  # at most this many validation passages
+    valid_passages: int = 2_048  # at most this many validation passages (per folder)
+    valid_on: str = "first"  # which validation split selects the checkpoint and steps the LR:
+    # first: the first folder's; all: the mean MRR over every folder that has one (a model
+    # meant for several kinds of music is chosen on all of them)
     augment: bool = True  # sheet strips shifted vertically by up to 5 px
     timbre_augment: bool = False  # audio: random equaliser curve and gain (not in the paper)
     tempo_augment: float = 0.0  # > 1: half the passages stretched by a factor in [1/x, x]
@@ -92,6 +95,8 @@ class TrainConfig:
             raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {', '.join(types)}")
         if merged.get("model", "rnn") not in ("rnn", "snippet"):
             raise ConfigError(f"model must be rnn or snippet, not {merged['model']!r}")
+        if merged.get("valid_on", "first") not in ("first", "all"):
+            raise ConfigError(f"valid_on must be first or all, not {merged['valid_on']!r}")
         if "bf16" in merged:
             try:
                 merged["bf16"] = precision.setting(merged["bf16"])

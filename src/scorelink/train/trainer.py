@@ -188,11 +188,17 @@ class Trainer:
                 first += len(records)
             parts = subset
         self.train_records = [r for _, _, records in parts for r in records]
-        valid = eval_records(parts[0][1], split="valid")
-        if len(valid) > config.valid_passages:
-            valid = [valid[i] for i in sorted(rng.choice(len(valid), config.valid_passages,
-                                                         replace=False))]
-        self.valid_records = valid
+        # (folder, its validation passages) for each folder that validates
+        self.valid_sets = []
+        for folder, ds, _ in parts if config.valid_on == "all" else parts[:1]:
+            if config.valid_on == "all" and not ds.records(split="valid"):
+                continue  # a training-only folder (e.g. extra scores) has nothing to validate
+            valid = eval_records(ds, split="valid")
+            if len(valid) > config.valid_passages:
+                valid = [valid[i] for i in sorted(rng.choice(len(valid), config.valid_passages,
+                                                             replace=False))]
+            self.valid_sets.append((folder, valid))
+        self.valid_records = self.valid_sets[0][1]
 
         _seed_everything(config.seed)
         self.model = build_model(config).to(self.device)
@@ -240,6 +246,9 @@ class Trainer:
                 raise ConfigError("cache_features needs the passage model with freeze_cnn=true")
             if self.world > 1:
                 raise ConfigError("cache_features trains in one process (its epochs are cheap)")
+            if len(self.valid_sets) > 1:
+                raise ConfigError("cache_features validates on the first folder only: use "
+                                  "valid_on=first")
             self.features = self._feature_cache("features.pt", self.train_set,
                                                 config.cache_features)
             # validation too: the frozen CNNs' outputs of the validation passages, unaugmented
@@ -394,10 +403,18 @@ class Trainer:
             ranks = rank_passages(sheet, audio,
                                   [(r["piece"], r["system"]) for r in self.valid_records])
             return {d: retrieval_metrics(r) for d, r in ranks.items()}
-        with self._autocast():
-            ranks = rank_records(self.selected, self.config.data, self.valid_records,
-                                 device=str(self.device))
-        return {d: retrieval_metrics(r) for d, r in ranks.items()}
+        per_folder = {}
+        for folder, records in self.valid_sets:  # each folder ranks among its own passages
+            with self._autocast():
+                ranks = rank_records(self.selected, folder, records, device=str(self.device))
+            per_folder[folder] = {d: retrieval_metrics(r) for d, r in ranks.items()}
+        if len(per_folder) == 1:
+            return next(iter(per_folder.values()))
+        # several: the selection figure is the plain mean over folders, each folder's own
+        # metrics are kept beside it
+        mean = {d: {"MRR": float(np.mean([m[d]["MRR"] for m in per_folder.values()]))}
+                for d in ("a2s", "s2a")}
+        return {**mean, "folders": per_folder}
 
     def fit(self) -> dict:
         if self.rank == 0:
@@ -425,11 +442,16 @@ class Trainer:
                    "valid_MRR": round(valid_mrr, 4),
                    "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 1),
                    "passages_per_s": round(seen / seconds, 1)}
+            if "folders" in metrics:  # valid_on=all: each folder's a2s/s2a MRR
+                row["valid_folders"] = "; ".join(
+                    f"{Path(f).name} {m['a2s']['MRR']:.4f}/{m['s2a']['MRR']:.4f}"
+                    for f, m in metrics["folders"].items())
             self._save({"valid": metrics, **row}, best=improved)
             if self.rank == 0:
                 new = not log_path.exists()
                 with open(log_path, "a", newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+                    writer = csv.DictWriter(f, fieldnames=LOG_FIELDS + (
+                        ("valid_folders",) if "valid_folders" in row else ()))
                     if new:
                         writer.writeheader()
                     writer.writerow(row)
