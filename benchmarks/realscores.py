@@ -32,6 +32,7 @@ from _machine import machine
 
 
 def counts(root: Path, only: list[str] | None = None) -> dict:
+    from scorelink.data.beethoven import SHARED_SCANS
     from scorelink.data.humdrum import read_kern
     from scorelink.search.pages import load_pages
     from scorelink.search.staves import find_systems
@@ -43,9 +44,13 @@ def counts(root: Path, only: list[str] | None = None) -> dict:
         kern = read_kern(kern_path)
         pages = load_pages(root / "pdf" / f"{kern_path.stem}.pdf")
         found = [len(find_systems(p, staves_per_system=kern.staves)) for p in pages]
-        rows[kern_path.stem] = {"kern": kern.systems, "scan": sum(found), "per_page": found}
+        # a scan that holds the next movement too agrees when it shows both movements' systems
+        parts = SHARED_SCANS.get(f"{kern_path.stem}.pdf", (kern.systems,))
+        agrees = parts[0] == kern.systems and sum(found) == sum(parts)
+        rows[kern_path.stem] = {"kern": kern.systems, "scan": sum(found), "per_page": found,
+                                "agrees": agrees}
         print(kern_path.stem, kern.systems, sum(found), found, flush=True)
-    agree = [r for r in rows.values() if r["kern"] == r["scan"]]
+    agree = [r for r in rows.values() if r["agrees"]]
     total = sum(r["kern"] for r in rows.values())
     print(f"movements agreeing: {len(agree)} of {len(rows)}; systems in them: "
           f"{sum(r['kern'] for r in agree)} of {total} "
