@@ -61,6 +61,21 @@ def test_decoder_finds_repeats_skips_and_gaps():
     assert played == sorted(played)
 
 
+def test_long_segments_near_a_hub_system_do_not_take_over(monkeypatch):
+    """Ten systems of 8 steps each; system 9 is a "hub": every segment of 40 steps or more is
+    closer to it (0.93) than the right segments are to theirs (0.9), as long summaries came out
+    on a 10-minute medley. The tempo range (what plays the score once, TEMPO_RANGE either
+    way) keeps the decoder on the right systems; without it the hub takes the recording."""
+    truth = [(8 * s, 8 * s + 8, s) for s in range(10)]
+    sim = _known_answer(truth, 11, 2, 50)
+    sim[:, 38:, 10] = 0.93  # k = 2 + 38 = 40 steps and longer
+    path = align.decode_tempo(sim, 2, jump_penalty=0.5, gap_level=0.15)
+    assert [t for t in path if t[2] >= 0] == truth
+    monkeypatch.setattr(align, "TEMPO_RANGE", 100.0)
+    path = align.decode_tempo(sim, 2, jump_penalty=0.5, gap_level=0.15)
+    assert {s for _, _, s in path if s >= 0} == {10}
+
+
 def _piece(chorale_dataset):
     ds = Dataset(chorale_dataset)
     r = ds.records(split="test", tempo=1.0)[0]
