@@ -48,7 +48,14 @@ FEATURES = {
 # fingerprint[:16] -> {evidence: (b0, b1, ..., threshold)}, printed by
 # `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches").
 CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
-    # shipped:rnn-piano.pt; 2026-12-04, chorales valid (36 pieces) + MSMD valid (48), the
+    # shipped:rnn-piano.pt (stage real, epoch 30); 2026-12-04 evening, the same validation
+    # clips as the entries below
+    "639c8ab7dde9cb0b": {
+        "image": (-8.80528, 5.04057, -1.17812, -0.529357, 0.713346, 4.9642, 0.289918),
+        "notes": (-9.06573, -22.415, 20.4452, 3.38173, 13.1708, 0.17688, 0.53135),
+    },
+    # the piano campaign's stage ft at epoch 72 (shipped until 2026-12-04, evening); chorales
+    # valid (36 pieces) + MSMD valid (48), the
     # indexed halves' 278 systems; 750 clips of 5-20 s at tempo ratios 0.5-2
     "5c34d1e732ded6b0": {
         "image": (-8.8308, 4.26637, 0.617839, -0.514645, 0.935029, 5.15684, 0.27213),

@@ -44,9 +44,11 @@ IMAGE_WEIGHTS = {  # fingerprint[:16] -> weight; MSMD validation grid, 300 clips
     "93b599ae8947abe7": 0.001,  # shipped:rnn-chorales.pt (0.02 until 2026-12-04)
     "4f412e5dfcbda1d2": 0.001,  # piano-ft16.pt, the piano campaign's candidate at epoch 16
     "33b98b2d2f3b9d86": 0.001,  # the piano campaign at epoch 24 (shipped until 2026-12-04)
-    # shipped:rnn-piano.pt (the same campaign at epoch 72): not gridded itself; the three models
-    # above had the same optimum, so it takes theirs
+    # the same campaign's stage ft at epoch 72 (shipped until 2026-12-04, evening) and
+    # shipped:rnn-piano.pt (stage real, epoch 30): not gridded themselves; the three models
+    # above had the same optimum, so they take theirs
     "5c34d1e732ded6b0": 0.001,
+    "639c8ab7dde9cb0b": 0.001,
 }
 # a system without notes (a scan) is given NO_NOTES_COST, a cost that says nothing either way.
 NO_NOTES_COST = 0.3
