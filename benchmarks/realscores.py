@@ -32,7 +32,7 @@ from _machine import machine
 
 
 def counts(root: Path, only: list[str] | None = None) -> dict:
-    from scorelink.data.beethoven import SHARED_SCANS
+    from scorelink.data.beethoven import systems_on_scan
     from scorelink.data.humdrum import read_kern
     from scorelink.search.pages import load_pages
     from scorelink.search.staves import find_systems
@@ -45,8 +45,7 @@ def counts(root: Path, only: list[str] | None = None) -> dict:
         pages = load_pages(root / "pdf" / f"{kern_path.stem}.pdf")
         found = [len(find_systems(p, staves_per_system=kern.staves)) for p in pages]
         # a scan that holds the next movement too agrees when it shows both movements' systems
-        parts = SHARED_SCANS.get(f"{kern_path.stem}.pdf", (kern.systems,))
-        agrees = parts[0] == kern.systems and sum(found) == sum(parts)
+        agrees = sum(found) == systems_on_scan(f"{kern_path.stem}.pdf", kern.systems)
         rows[kern_path.stem] = {"kern": kern.systems, "scan": sum(found), "per_page": found,
                                 "agrees": agrees}
         print(kern_path.stem, kern.systems, sum(found), found, flush=True)

@@ -42,6 +42,13 @@ _FOLDER = re.compile(r"(\d+)-(\d+)(?:_(.+))?$")
 SHARED_SCANS = {"sonata30-1.pdf": (26, 25)}
 
 
+def systems_on_scan(pdf_name: str, kern_systems: int) -> int:
+    """How many systems the scan must show for its movement's kern: the kern's, or, for a scan
+    listed in SHARED_SCANS with this movement first, those of every movement on it."""
+    parts = SHARED_SCANS.get(pdf_name, (kern_systems,))
+    return sum(parts) if parts[0] == kern_systems else kern_systems
+
+
 def beethoven_sources(root: str | Path) -> list[ScoreSource]:
     """One source per kern file of the corpus folder, in name order."""
     root = Path(root)
@@ -108,16 +115,14 @@ def scan_systems(pdf: Path, kern_systems: int, staves: int = 2):
         found.extend((p, box) for box in boxes)
         if boxes:
             strips.append(system_strips(page, boxes))
-    parts = SHARED_SCANS.get(pdf.name, (kern_systems,))
-    if len(found) == sum(parts) and parts[0] == kern_systems and len(parts) > 1:
-        found = found[:kern_systems]  # the next movement's systems follow on the same pages
-        strips = [np.concatenate(strips)[:kern_systems]]
-        pages = pages[: found[-1][0] + 1]
-    if len(found) != kern_systems:
+    if len(found) != systems_on_scan(pdf.name, kern_systems):
         per_page = " ".join(str(sum(q == p for q, _ in found)) for p in range(len(pages)))
         raise ScoreError(f"{pdf.name}: {len(found)} systems found on the scan, the kern has "
                          f"{kern_systems} (per page: {per_page})")
-    return pages, found, np.concatenate(strips)
+    if len(found) > kern_systems:  # the next movement's systems follow on the same pages
+        found = found[:kern_systems]
+        pages = pages[: found[-1][0] + 1]
+    return pages, found, np.concatenate(strips)[:kern_systems]
 
 
 def build_movement(source: ScoreSource, split: str, root: Path, *, seed: int,
