@@ -202,6 +202,10 @@ def test_page_follows_the_recording(app, tmp_path):
                                    f".currentTime - {t}) < 0.01")
             page.wait_for_function("document.getElementById('where').textContent"
                                    f".startsWith('{t:.1f} s')")
+            # a page turn redraws the page's systems: wait until the redrawn one is marked
+            # (under load the marking could come a moment after the label)
+            page.wait_for_function("document.querySelector('#follow-page .sys.now') !== null",
+                                   timeout=5_000)
             now = page.locator("#follow-page .sys.now")
             return (now.get_attribute("data-system") if now.count() else None,
                     page.text_content("#page-label"))
