@@ -44,8 +44,12 @@ PAPER_TEST_SIZE = 534
 PAPER_TABLE2 = {
     "BL": {"a2s": (47.56, 81.68, 90.80, 0.592, 1), "s2a": (51.37, 83.51, 92.59, 0.628, 1)},
     "RNN": {"a2s": (51.12, 84.46, 92.88, 0.627, 1), "s2a": (54.30, 85.95, 94.94, 0.670, 1)},
+    "RNN-FT": {"a2s": (55.27, 87.98, 95.02, 0.651, 1), "s2a": (56.32, 87.12, 96.44, 0.697, 1)},
     "RNN-FT-CCA": {"a2s": (60.04, 89.66, 97.73, 0.692, 1),
                    "s2a": (62.11, 91.44, 98.41, 0.734, 1)},
+    "RNN-FZ": {"a2s": (50.76, 84.20, 92.11, 0.619, 1), "s2a": (52.90, 85.21, 94.12, 0.658, 1)},
+    "RNN-FZ-CCA": {"a2s": (52.67, 86.46, 92.88, 0.635, 1),
+                   "s2a": (55.67, 86.30, 95.34, 0.682, 1)},
 }
 PAPER_TABLE3 = {
     "BL": {"a2s": (0.47, 0.54, 0.59, 0.52, 0.40), "s2a": (0.54, 0.59, 0.63, 0.56, 0.48)},
@@ -109,10 +113,15 @@ def main() -> None:
     p.add_argument("--against", metavar="LABEL",
                    help="paired MRR differences of every other model against this one")
     p.add_argument("--json", metavar="FILE", help="also write every figure here")
+    p.add_argument("--tempi", default=",".join(f"{t:g}" for t in TEMPI),
+                   help="tempo ratios to measure (1 alone: Table 2 only)")
     args = p.parse_args()
+    tempi = tuple(float(t) for t in args.tempi.split(","))
+    if 1.0 not in tempi:
+        raise SystemExit("--tempi must hold 1 (Table 2)")
 
     ds = Dataset(args.data)
-    by_tempo = {t: eval_records(ds, split="test", tempo=t) for t in TEMPI}
+    by_tempo = {t: eval_records(ds, split="test", tempo=t) for t in tempi}
     full = by_tempo[1.0]
     rng = np.random.default_rng(args.seed)
     subset = sorted(rng.choice(len(full), min(PAPER_TEST_SIZE, len(full)), replace=False))
@@ -122,7 +131,7 @@ def main() -> None:
         label, _, path = item.partition("=")
         model = checkpoint.load_model(path)[0]
         results[label] = {"checkpoint": path, "tempo": {}}
-        for t in TEMPI:
+        for t in tempi:
             ranks, part = ranks_of(model, args.data, by_tempo[t], subset if t == 1.0 else None)
             results[label]["tempo"][t] = summary(ranks, by_tempo[t])
             if part is not None:
@@ -148,13 +157,13 @@ def main() -> None:
     for label, values in PAPER_TABLE2.items():
         print(row(f"*paper: {label}*", values))
     print("\nTable 3 layout, MRR A2S / S2A per tempo ratio ρ (all test passages):\n")
-    print("| model | " + " | ".join(f"ρ = {t:g}" for t in TEMPI) + " |\n|---|"
-          + "---|" * len(TEMPI))
+    print("| model | " + " | ".join(f"ρ = {t:g}" for t in tempi) + " |\n|---|"
+          + "---|" * len(tempi))
     for label, r in results.items():
         print(f"| {label} | " + " | ".join(
             f"{r['tempo'][t]['a2s']['MRR']:.3f} / {r['tempo'][t]['s2a']['MRR']:.3f}"
-            for t in TEMPI) + " |")
-    for label, values in PAPER_TABLE3.items():
+            for t in tempi) + " |")
+    for label, values in PAPER_TABLE3.items() if len(tempi) == len(TEMPI) else ():
         print(f"| *paper: {label}* | " + " | ".join(
             f"{a:.2f} / {s:.2f}" for a, s in zip(values["a2s"], values["s2a"], strict=True))
             + " |")
@@ -167,7 +176,7 @@ def main() -> None:
             if label == args.against:
                 continue
             parts = [("534", r["subset"], base["subset"])] + [
-                (f"{t:g}", r["tempo"][t], base["tempo"][t]) for t in TEMPI]
+                (f"{t:g}", r["tempo"][t], base["tempo"][t]) for t in tempi]
             for name, m, b in parts:
                 print(f"| {label} | {name} | {difference_cell(m, b, 'a2s')} | "
                       f"{difference_cell(m, b, 's2a')} |")

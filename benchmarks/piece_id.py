@@ -9,6 +9,10 @@ from the sonatas in the test split of the real-scan corpus (`data build --corpus
 --seed S` splits by sonata; the same function decides here), so that a model trained on that
 corpus's training split has still never seen them. `--pieces N` of them, drawn with
 `--clip-seed` when the split holds more (all of them when it holds fewer: the report says so).
+Beside them, `--music21 WORK ...` piano pieces of music21's own corpus (by default five: a rag,
+two Schoenberg miniatures, a Chopin mazurka and a C. P. E. Bach sonata movement, none of them
+in MSMD, the built-in corpus or the real-scan corpus), copied under --work with their path as
+their name, so that the test split's 7 movements and these make a dozen.
 
 Sheet side: the kern files indexed as a user indexes scores (`index_collection(scores=...)`, the
 code behind `scorelink index --scores`): engraved by Verovio, systems cut and embedded, and
@@ -23,10 +27,11 @@ are read as `scorelink search --audio REC --start A --end B --by piece` reads th
 - notes: the notes matcher's ranking within the same evidence (its candidates include the
   model's proposals, so it is not entirely model-free).
 
-`--audio performance` plays one human performance of each movement instead (the corpus's nASAP
-MIDI, drawn with --clip-seed: real timing, dynamics and pedal, as `data build --corpus
-beethoven` renders its test split). Score audio is the notes matcher's best case: the clip
-sounds exactly the notes the index keeps, at their tempo.
+`--audio performance` plays one human performance of each Beethoven movement instead (the
+corpus's nASAP MIDI, drawn with --clip-seed: real timing, dynamics and pedal, as `data build
+--corpus beethoven` renders its test split; the music21 pieces, which have none, are left out).
+Score audio is the notes matcher's best case: the clip sounds exactly the notes the index keeps, at
+their tempo.
 
 Scores: top-1 / top-3 % of clips whose piece comes first / among the first three, MRR, with
 95 % intervals from resampling pieces (clips of one piece are alike), per-piece counts, and the
@@ -55,6 +60,8 @@ from scorelink.search.embed import Embedder
 from scorelink.search.index import Index
 
 PATHS = ("fused", "model", "notes")
+MUSIC21_PIANO = ("joplin/maple_leaf_rag", "schoenberg/opus19/movement2",
+                 "schoenberg/opus19/movement6", "chopin/mazurka06-2", "cpebach/h186")
 KS = (1, 3)
 
 
@@ -72,6 +79,23 @@ def choose_pieces(root: Path, *, seed: int, splits: tuple[str, ...], count: int,
         rng = np.random.default_rng(draw_seed)
         held = sorted(held[i] for i in rng.choice(len(held), count, replace=False))
     return held, len([s for s in sources if split_of[s.piece] in splits])
+
+
+def music21_pieces(work: Path, works: list[str]) -> list[Path]:
+    """The music21 corpus files of `works`, copied into work/music21/ as WORK with "-" for
+    "/" (the index names a piece after its file)."""
+    from music21 import corpus
+
+    out = []
+    for name in works:
+        found = corpus.getWork(name)
+        source = Path(found[0] if isinstance(found, list) else found)
+        path = work / "music21" / (name.replace("/", "-") + source.suffix)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, path)
+        out.append(path)
+    return out
 
 
 def kern_title(path: Path) -> str:
@@ -181,6 +205,12 @@ def run(args) -> dict:
                                 draw_seed=args.clip_seed)
     work = Path(args.work).expanduser()
     work.mkdir(parents=True, exist_ok=True)
+    titles = {f.stem: kern_title(f) for f in files}
+    if args.audio == "score":
+        extra = music21_pieces(work, args.music21)
+        titles |= {f.stem: f"music21 corpus: {w}" for f, w in zip(extra, args.music21,
+                                                                    strict=True)}
+        files += extra
     embedder = Embedder.load(args.checkpoint)
     index, index_s = cached_index(work, files, embedder)
     if args.audio == "score":
@@ -219,7 +249,7 @@ def run(args) -> dict:
                          "model_s": model_s, "model_cpu_s": model_cpu})
     index.close()
     return {"files": [str(f) for f in files], "held": held, "pieces": pieces,
-            "titles": {f.stem: kern_title(f) for f in files}, "systems": systems,
+            "titles": titles, "systems": systems,
             "played": {p: who for p, (_, who) in played.items()},
             "durations": {p: audio_info(recordings[p])[0] for p in pieces},
             "index_seconds": index_s, "model": embedder.name, "clips": rows}
@@ -246,14 +276,18 @@ def report(result: dict, stats: dict, command: str) -> str:
     rows, pieces = result["clips"], result["pieces"]
     n, held, asked = len(pieces), result["held"], result["args"]["pieces"]
     seed, splits = result["args"]["seed"], "+".join(result["args"]["splits"])
-    lines = [f"### Naming an unseen piece: {n} Beethoven movements, "
+    extra = sum(t.startswith("music21") for t in result["titles"].values())
+    what = f"{n - extra} Beethoven movements" + (f" and {extra} music21 pieces" if extra else "")
+    lines = [f"### Naming an unseen piece: {what}, "
              f"{len(rows)} clips of {result['args']['seconds']:g} s ({date.today()})", "",
              f"- machine: {machine()}; model {result['model']}",
              f"- `{command}`",
              f"- pieces: the {splits} split of the real-scan corpus (seed {seed}) holds {held} "
              f"movements" + (f", all taken ({asked} asked)" if held <= asked else
-                             f", {n} drawn") + f"; chance top-1 {100 / n:.0f} %",
-             f"- index: {sum(result['systems'].values())} systems engraved from the kern files "
+                             f", {n - extra} drawn") + (f"; {extra} piano pieces of music21's "
+                                                      "corpus beside them" if extra else "")
+             + f"; chance top-1 {100 / n:.0f} %",
+             f"- index: {sum(result['systems'].values())} systems engraved from the score files "
              + (f"in {result['index_seconds']:.0f} s" if result["index_seconds"] else
                 "(cached)") + "; audio: " + ("the scores' notes at their tempo"
                               if result["args"]["audio"] == "score" else
@@ -305,6 +339,9 @@ def main() -> None:
     p.add_argument("--splits", nargs="+", default=["test"], choices=["test", "valid"],
                    help="which held-out splits to take pieces from (default: test; seed 0's "
                         "valid holds sonata05-1, which MSMD's training split has)")
+    p.add_argument("--music21", nargs="*", default=list(MUSIC21_PIANO), metavar="WORK",
+                   help="music21 corpus works indexed beside them (score audio only; default: "
+                        "five piano pieces; none with no WORK)")
     p.add_argument("--clips", type=int, default=5, help="clips per piece")
     p.add_argument("--seconds", type=float, default=15.0, help="clip length")
     p.add_argument("--clip-seed", type=int, default=0, help="seed of the clip places")

@@ -63,6 +63,12 @@ def test_note_pairs_match_onsets(chorale_dataset):
     item = pairs[0]
     assert item["sheet"].shape == (1, 80, 90) and item["audio"].shape == (1, 92, 20)
     assert item["sheet"].max() > 0.5  # ink at the notehead
+    # timbre_augment: the audio snippet recoloured (its loud bands stay loud), the sheet not
+    torch.manual_seed(0)
+    coloured = NoteSnippets(chorale_dataset, records, timbre=True)[0]
+    assert torch.equal(coloured["sheet"], item["sheet"])
+    a, b = item["audio"].flatten(), coloured["audio"].flatten()
+    assert not torch.allclose(a, b) and torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.8
 
 
 def test_snippet_training_voting_and_rnn_init(chorale_dataset, tmp_path):

@@ -21,7 +21,9 @@ from scorelink.search.notes import (
     FEATURE_FPS,
     NoteMatcher,
     audio_chroma,
+    audio_features,
     notes_chroma,
+    notes_features,
     subsequence_dtw,
 )
 
@@ -116,6 +118,38 @@ def test_chroma_of_notes_and_of_their_sound():
     assert set(heard[:, 2:8].argmax(axis=0)) == {0} and set(heard[:, 12:18].argmax(axis=0)) == {9}
     silent = audio_chroma(np.zeros((92, 40), np.float32))
     assert np.all(silent == 0)  # silence neither matches nor mismatches
+
+
+def test_pitch_profile_of_notes_and_of_their_sound():
+    notes = np.array([[0.0, 1.0, 48], [1.0, 2.0, 72]])  # C3 for a second, then C5
+    score, heard = notes_features(notes), audio_features(spectrogram(_synth(notes)))
+    assert score.shape[0] == heard.shape[0] > 12
+    np.testing.assert_allclose(np.linalg.norm(score[:, 2:8], axis=0), 1, rtol=1e-4)
+    # the same pitch class, so the chroma rows agree; the pitch rows tell the octaves apart
+    heard_low, heard_high = heard[:, 2:8].mean(axis=1), heard[:, 12:18].mean(axis=1)
+    score_low, score_high = score[:, 2:8].mean(axis=1), score[:, 12:18].mean(axis=1)
+    assert heard_low[:12] @ score_high[:12] > 0.3  # chroma alone: alike
+    assert heard_low @ score_low > heard_low @ score_high + 0.2
+    assert heard_high @ score_high > heard_high @ score_low + 0.2
+
+
+def test_music_repeated_an_octave_higher_is_told_apart(monkeypatch):
+    """A piece whose second system repeats the first an octave up: a clip of the second finds
+    the second; by chroma alone (PITCH_SHARE 0) the two cost the same."""
+    import scorelink.search.notes as notes_module
+
+    rng = np.random.default_rng(3)
+    first = _random_piece(rng, 1)[0]
+    second = first + [8.0, 8.0, 12]
+    third = _random_piece(rng, 3)[2]
+    piece = {0: first, 1: second, 2: third}
+    audio = _synth(np.concatenate(list(piece.values())))
+    clip = spectrogram(audio[int(9.5 * SAMPLE_RATE):int(15.5 * SAMPLE_RATE)])  # inside system 2
+    costs = NoteMatcher(piece, dict.fromkeys(piece, "p")).match(clip, exhaustive=True)
+    assert min(costs, key=costs.get) == 1 and costs[0] > costs[1] + 0.05
+    monkeypatch.setattr(notes_module, "PITCH_SHARE", 0.0)
+    blind = NoteMatcher(piece, dict.fromkeys(piece, "p")).match(clip, exhaustive=True)
+    assert abs(blind[0] - blind[1]) < 0.02
 
 
 @pytest.mark.parametrize("tempo", [0.5, 1.0, 2.0])
@@ -237,3 +271,22 @@ def test_fusion_weight_is_the_index_models(tmp_path, tiny_scores, tiny_ckpt, mon
     monkeypatch.setitem(query.IMAGE_WEIGHTS, embedder.fingerprint[:16], 1e6)
     assert ranked() == ranked(weight=1e6) == ranked(paths="image")
     index.close()
+
+
+def test_the_matcher_aligns_against_the_features_of_the_notes():
+    """The matcher keeps chroma and computes the pitch rows for the frames it aligns: they are
+    the frames `notes_features` gives each whole piece (gaps between pieces: zeros)."""
+    rng = np.random.default_rng(4)
+    pieces = [_random_piece(rng, 2, 5.0) for _ in range(3)]
+    system_notes = {10 * p + s: notes for p, piece in enumerate(pieces)
+                    for s, notes in enumerate(piece)}
+    matcher = NoteMatcher(system_notes, {i: f"piece{i // 10}" for i in system_notes})
+    whole = [notes_features(np.concatenate(piece)) for piece in pieces]
+    total = matcher.chroma.shape[1]
+    assert total == sum(w.shape[1] for w in whole) + 3 * FEATURE_FPS
+    columns = np.r_[np.arange(0, total, 3), -1, np.arange(5, 40)]
+    got = matcher.features(columns)
+    expected = np.concatenate([np.concatenate([w, np.zeros((len(w), FEATURE_FPS))], axis=1)
+                               for w in whole], axis=1)
+    expected = np.where(columns >= 0, expected[:, np.maximum(columns, 0)], 0)
+    np.testing.assert_allclose(got, expected, atol=1e-6)

@@ -2,7 +2,8 @@
 
 One pair per distinct onset of a training passage: the audio snippet centred on the onset, the
 sheet snippet centred on the noteheads struck then. Augmentation (Dorfer et al.): sheet scale
-0.95-1.05, vertical shift up to 5 px, onset shift up to 1 frame.
+0.95-1.05, vertical shift up to 5 px, onset shift up to 1 frame; with `timbre`, the audio
+snippet recoloured as the passage model's `timbre_augment` does (not in the paper).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from scorelink.constants import PAGE_WIDTH
 from scorelink.models.snippets import audio_window, sheet_window
+from scorelink.train.batches import recolour
 
 SCALE_RANGE = (0.95, 1.05)
 SHIFT_PX = 5
@@ -40,10 +42,11 @@ def note_pairs(ds, records: list[dict]) -> np.ndarray:
 class NoteSnippets(TorchDataset):
     """Index i -> {"sheet": (1, 80, 90), "audio": (1, 92, 20)} of one onset."""
 
-    def __init__(self, root: str | Path, records: list[dict], *, augment: bool = False):
+    def __init__(self, root: str | Path, records: list[dict], *, augment: bool = False,
+                 timbre: bool = False):
         from scorelink.data.store import Dataset
 
-        self.root, self.records, self.augment = Path(root), records, augment
+        self.root, self.records, self.augment, self.timbre = Path(root), records, augment, timbre
         self.pairs = note_pairs(Dataset(root), records)
         self._ds = None
 
@@ -65,5 +68,7 @@ class NoteSnippets(TorchDataset):
             onset += int(torch.randint(-ONSET_SHIFT, ONSET_SHIFT + 1, ()))
         sheet = sheet_window(self._ds.strip(record), x, scale=scale, shift=shift)
         audio = audio_window(self._ds.rendition_spec(record), onset)
+        if self.timbre:  # seeded from torch's generator, which the DataLoader seeds per worker
+            audio = recolour(audio, np.random.default_rng(int(torch.randint(2**31, ()))))
         return {"sheet": torch.from_numpy(sheet)[None], "audio": torch.from_numpy(audio)[None],
                 "index": i}

@@ -226,7 +226,8 @@ class Trainer:
         sets, first = [], 0
         for folder, _, records in parts:
             if config.model == "snippet":
-                sets.append(NoteSnippets(folder, records, augment=config.augment))
+                sets.append(NoteSnippets(folder, records, augment=config.augment,
+                                         timbre=config.timbre_augment))
             else:
                 sets.append(PassageSnippets(folder, records, augment=config.augment,
                                             timbre=config.timbre_augment,
