@@ -152,6 +152,9 @@ def main() -> None:
                    help="default: the model's (query.IMAGE_WEIGHTS)")
     p.add_argument("--cache", help="keep the index and the model's evidence here, per model")
     p.add_argument("--save", help="write the clips' evidence here (pickle) to re-score later")
+    p.add_argument("--against", metavar="PICKLE",
+                   help="evidence --save'd by another run on the same clips (say, with another "
+                        "version of the matcher): paired differences against it")
     p.add_argument("--notes-only", action="store_true",
                    help="the notes path alone, without the model (no index, no embedding)")
     args = p.parse_args()
@@ -245,7 +248,62 @@ def main() -> None:
                                   resamples=1000, ks=(1,))["R@1"]
             cells.append(f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]")
         print(f"| fused - {other} | {cells[0]} | {cells[1]} |")
+    twins = _same_music(index)
+    print("\nSystem R@1 counting an answer whose notes are the right system's notes (the same "
+          "music printed twice: no audio can tell them apart) as right: " + ", ".join(
+              f"{path} {_pct_twins(index, evidence, clips, path, weight, twins):.1f} %"
+              for path in ("notes", "fused")))
+    if args.against:
+        _against(args, index, weight, clips, ranks)
     index.close()
+
+
+def _same_music(index: Index) -> dict[tuple[str, int], bytes]:
+    """(piece, system counted from 1) -> its notes, as bytes (onsets and offsets from its first
+    onset, to the centisecond, and pitches): systems with equal keys hold the same music."""
+    rows = {r["id"]: (r["piece"], r["system"] + 1) for r in index.all_rows("sheet")}
+    out = {}
+    for system, notes in index.notes().items():
+        rel = notes - [notes[0, 0], notes[0, 0], 0]
+        out[rows[system]] = np.round(rel * [100, 100, 1]).astype(np.int64).tobytes()
+    return out
+
+
+def _pct_twins(index: Index, evidence: list, clips: list[dict], path: str, weight: float,
+               twins: dict) -> float:
+    right = []
+    for e, c in zip(evidence, clips, strict=True):
+        hits = query.fuse(index, e, top=1, paths=path, weight=weight)
+        got = (hits[0]["piece"], hits[0]["system"]) if hits else None
+        truth = (c["piece"], c["system"])
+        right.append(got == truth or (got is not None and got[0] == truth[0]
+                                      and twins.get(got) is not None
+                                      and twins.get(got) == twins.get(truth)))
+    return 100 * float(np.mean(right))
+
+
+def _against(args, index: Index, weight: float, clips: list[dict], ranks: dict) -> None:
+    """Paired differences against the evidence saved by another run on the same clips."""
+    saved = pickle.loads(Path(args.against).read_bytes())
+    key = [(c["piece"], c["system"], c["tempo"]) for c in clips]
+    if [(c["piece"], c["system"], c["tempo"]) for c in saved["clips"]] != key:
+        raise SystemExit(f"--against {args.against}: not the same clips")
+    pieces = [c["piece"] for c in clips]
+    print(f"\nThis run minus `{args.against}` on the same clips, paired 95 % intervals "
+          "(pieces resampled):\n")
+    print("| path | piece top-1 | system R@1 | system R@1 gained / lost |\n|---|---|---|---|")
+    for path in ("notes", "fused"):
+        before = np.array([_ranks(query.fuse(index, e, top=0, paths=path, weight=weight), c)
+                           for e, c in zip(saved["evidence"], clips, strict=True)])
+        cells = []
+        for col in (1, 0):
+            d = paired_difference(ranks[path][:, col], before[:, col], pieces, resamples=1000,
+                                  ks=(1,))["R@1"]
+            cells.append(f"{_pct(before[:, col]):.1f} -> {_pct(ranks[path][:, col]):.1f}: "
+                         f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]")
+        now, then = ranks[path][:, 0] <= 1, before[:, 0] <= 1
+        print(f"| {path} | {cells[0]} | {cells[1]} | {int(np.sum(now & ~then))} / "
+              f"{int(np.sum(then & ~now))} |")
 
 
 if __name__ == "__main__":
