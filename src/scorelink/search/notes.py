@@ -126,6 +126,14 @@ def _weighted(chroma: np.ndarray, pitch: np.ndarray) -> np.ndarray:
                           ).astype(np.float32)
 
 
+def _note_frames(notes: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first, end) frames of notes (n, 3) on a timeline of n_frames: onset rounded down,
+    offset up, at least one frame each (within the timeline)."""
+    a = np.clip(np.floor(notes[:, 0] * FEATURE_FPS).astype(np.int64), 0, n_frames)
+    b = np.clip(np.ceil(notes[:, 1] * FEATURE_FPS).astype(np.int64), 0, n_frames)
+    return a, np.maximum(b, np.minimum(a + 1, n_frames))
+
+
 def notes_chroma(notes: np.ndarray, n_frames: int | None = None) -> np.ndarray:
     """(12, n_frames) unit chroma frames at FEATURE_FPS of notes (n, 3) [onset s, offset s,
     MIDI pitch], time 0 at frame 0 (by default, up to the last offset)."""
@@ -133,9 +141,7 @@ def notes_chroma(notes: np.ndarray, n_frames: int | None = None) -> np.ndarray:
     if n_frames is None:
         n_frames = int(np.ceil(notes[:, 1].max() * FEATURE_FPS)) + 1 if len(notes) else 0
     roll = np.zeros((12, n_frames + 1), np.float64)
-    a = np.clip(np.floor(notes[:, 0] * FEATURE_FPS).astype(np.int64), 0, n_frames)
-    b = np.clip(np.ceil(notes[:, 1] * FEATURE_FPS).astype(np.int64), 0, n_frames)
-    b = np.maximum(b, np.minimum(a + 1, n_frames))
+    a, b = _note_frames(notes, n_frames)
     pc = notes[:, 2].astype(np.int64) % 12
     np.add.at(roll, (pc, a), 1.0)  # note on ... (as differences, summed below)
     np.add.at(roll, (pc, b), -1.0)  # ... note off
@@ -154,9 +160,7 @@ def notes_pitch(notes: np.ndarray, lo: int, hi: int, n_frames: int) -> np.ndarra
     n_frames (frames cut as `notes_chroma` cuts them): the frames of `notes_features`, for a
     stretch of a piece only (the matcher computes them for the frames it aligns)."""
     notes = np.asarray(notes, np.float64).reshape(-1, 3)
-    a = np.clip(np.floor(notes[:, 0] * FEATURE_FPS).astype(np.int64), 0, n_frames)
-    b = np.clip(np.ceil(notes[:, 1] * FEATURE_FPS).astype(np.int64), 0, n_frames)
-    b = np.maximum(b, np.minimum(a + 1, n_frames))
+    a, b = _note_frames(notes, n_frames)
     here = (a < hi) & (b > lo)  # sounding in the stretch
     a, b, pitch = np.maximum(a[here], lo) - lo, np.minimum(b[here], hi) - lo, notes[here, 2]
     bottom, top = PITCH_RANGE
