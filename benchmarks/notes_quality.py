@@ -2,6 +2,8 @@
 
     python benchmarks/notes_quality.py --data data/msmd [--split test] [--clips 100]
     python benchmarks/notes_quality.py --data data/msmd --split valid --tune
+    python benchmarks/notes_quality.py --data data/msmd --split valid --notes-only \
+        --stretch 0.5,0.66,1,1.33,2 --clips 60 [--pitch-share 0.5]
 
 The index holds the split's systems with their notes (as the dataset's tempo-1.0 rendition
 plays them: score time). Queries: clips of --seconds cut at random places of the split's
@@ -16,7 +18,11 @@ Scores: piece identification (the best answer's piece) and system R@1 (the best 
 system holding the clip's midpoint), with 95 % cluster-bootstrap intervals (pieces resampled)
 and paired differences fused - image, fused - notes. --tune: the fused R@1 over a grid of
 image weights and no-notes costs (run it on the validation split; the chosen values go into
-search/query.py). Prints a Markdown block.
+search/query.py). --notes-only: the notes path alone, straight from the dataset's notes (no
+model); with --stretch, clips of the tempo-1.0 renditions played at each ratio (their frames
+resampled in time, for a split such as valid that has tempo 1.0 only), and --pitch-share sets
+the share of the pitch profile (`notes.PITCH_SHARE`) for the run: how that share was chosen.
+Prints a Markdown block.
 """
 
 from __future__ import annotations
@@ -83,8 +89,12 @@ def _pct(x: np.ndarray) -> float:
 
 def _notes_only(args) -> None:
     """The notes path alone, straight from the dataset's notes: the same clips (same seed)."""
+    from scorelink.search import notes as notes_module
     from scorelink.search.notes import NoteMatcher
+    from scorelink.train.batches import stretch
 
+    if args.pitch_share is not None:
+        notes_module.PITCH_SHARE = args.pitch_share
     ds = Dataset(args.data)
     records = eval_records(ds, split=args.split, tempo=1.0)
     notes = collect._dataset_notes(ds, records)
@@ -92,14 +102,19 @@ def _notes_only(args) -> None:
     matcher = NoteMatcher({i: notes[k] for i, k in enumerate(keys)},
                           {i: k[0] for i, k in enumerate(keys)})
     soundfont = ds.test_soundfont if args.split == "test" else ds.valid_soundfont
-    tempi = ([float(t) for t in args.tempi.split(",")] if args.tempi else
-             sorted({r["tempo"] for r in ds.records(split=args.split, soundfont=soundfont)}))
+    ratios = [float(t) for t in args.stretch.split(",")] if args.stretch else None
+    tempi = ratios or ([float(t) for t in args.tempi.split(",")] if args.tempi else
+                       sorted({r["tempo"] for r in ds.records(split=args.split,
+                                                              soundfont=soundfont)}))
     rng = np.random.default_rng(args.seed)
     rows, seconds = [], []
     for tempo in tempi:
-        for clip in _clips(ds, args.split, tempo, args.clips, args.seconds, rng):
+        # --stretch: the clip holds seconds x ratio of the tempo-1.0 rendition, played faster
+        cut = (1.0, args.seconds * tempo) if ratios else (tempo, args.seconds)
+        for clip in _clips(ds, args.split, cut[0], args.clips, cut[1], rng):
+            spec = stretch(clip["spec"], tempo) if ratios and tempo != 1 else clip["spec"]
             t = time.process_time()
-            costs = matcher.match(clip["spec"])
+            costs = matcher.match(spec)
             seconds.append(time.process_time() - t)
             best = min(costs, key=costs.get) if costs else None
             piece, system = keys[best] if best is not None else (None, None)
@@ -109,7 +124,9 @@ def _notes_only(args) -> None:
     print(f"### Notes alone, no model ({date.today()})\n")
     print(f"- machine: {machine()}")
     print(f"- `python benchmarks/notes_quality.py --data {args.data} --split {args.split} "
-          f"--clips {args.clips} --seconds {args.seconds:g} --notes-only`")
+          f"--clips {args.clips} --seconds {args.seconds:g} --notes-only"
+          + (f" --stretch {args.stretch}" if args.stretch else "")
+          + f" --pitch-share {notes_module.PITCH_SHARE:g}`")
     print(f"- {len(keys)} systems of {len({k[0] for k in keys})} pieces; {len(rows)} clips; "
           f"alignment CPU time p50 {1000 * np.median(seconds):.0f} ms a clip\n")
     print("| tempo | piece top-1 % | system R@1 % |\n|---|---|---|")
@@ -155,6 +172,10 @@ def main() -> None:
     p.add_argument("--against", metavar="PICKLE",
                    help="evidence --save'd by another run on the same clips (say, with another "
                         "version of the matcher): paired differences against it")
+    p.add_argument("--stretch", help="with --notes-only: tempo ratios simulated on the "
+                   "tempo-1.0 renditions, e.g. 0.5,0.66,1,1.33,2")
+    p.add_argument("--pitch-share", type=float,
+                   help="with --notes-only: notes.PITCH_SHARE for this run (0: chroma alone)")
     p.add_argument("--notes-only", action="store_true",
                    help="the notes path alone, without the model (no index, no embedding)")
     args = p.parse_args()

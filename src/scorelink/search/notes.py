@@ -46,9 +46,10 @@ SHINGLE_HITS = 100  # shingles kept per query before alignment: on 300 MSMD vali
 PITCH_RANGE = (24, 108)  # MIDI C1 .. B7: the pitch profile's semitones
 PARTIALS = ((0, 1.0), (12, 0.5), (19, 0.33), (24, 0.25))  # (semitones above, weight) of a
 # score note's pitch profile: fundamental, octave, twelfth, double octave
-PITCH_SHARE = 0.5  # of a frame's cosine: 0.5 on the validation clips of MSMD (R@1 87.7 % ->
-# 90.7 % against chroma alone, 300 clips, tempo 0.5-2), of the real-scan corpus (65.0 % ->
-# 75.7 %, real performances) and of the chorales (97.7 % both); 0.3 and 0.7 less on both
+PITCH_SHARE = 0.5  # of a frame's cosine; system R@1 on validation clips at shares 0 / 0.3 /
+# 0.5 / 0.7 (benchmarks/notes_quality.py --notes-only --stretch ... --pitch-share S, 300 clips,
+# tempo 0.5-2): MSMD 87.7 / 88.7 / 90.0 / 89.3 %, the real-scan corpus 65.0 / 73.0 / 75.3 /
+# 75.3 %, the chorales 97.7 % at every share
 _STEPS = ((1, 1), (1, 2), (2, 1))  # (query, score) frames; weights below keep costs per frame
 _EPS = 1e-3
 
