@@ -61,6 +61,34 @@ def test_decoder_finds_repeats_skips_and_gaps():
     assert played == sorted(played)
 
 
+def test_decoder_repeats_one_system_cheaply_and_charges_an_early_end():
+    # system 0 twice in a row (a written repeat of one line), then 1 and 2
+    truth = [(0, 8, 0), (8, 16, 0), (16, 24, 1), (24, 32, 2)]
+    sim = _known_answer(truth, 3, 2, 14)
+    path, _ = align.decode(sim, 2, jump_penalty=1e6)
+    assert [t for t in path if t[2] >= 0] == truth  # the repeat, though jumps are unaffordable
+    path, _ = align.decode(sim, 2, jump_penalty=1e6, repeat_penalty=1e6)
+    assert [s for _, _, s in path if s >= 0] == [0, 1, 2]  # without it: one long pass
+    # a recording that stops after system 1 of 3 pays one jump for ending early
+    truth = [(0, 8, 0), (8, 16, 1)]
+    sim = _known_answer(truth, 3, 2, 14)
+    path, total = align.decode(sim, 2, jump_penalty=1.0)
+    assert [t for t in path if t[2] >= 0] == truth
+    assert total == pytest.approx(16 * 0.9 - 1.0, abs=1e-4)
+
+
+def test_jump_penalty_grows_with_the_systems_length():
+    """The default jump costs JUMP_SHARE per step of a system's length (the score played once
+    in the recording): on long systems a look-alike elsewhere must beat going on by more."""
+    # 4 systems of 20 steps; in the third one's time, system 0 looks a little better (+0.1)
+    truth = [(20 * s, 20 * s + 20, s) for s in range(4)]
+    sim = _known_answer(truth, 4, 2, 30)
+    sim[40:60, :, 0] = np.where(sim[40:60, :, 2] > 0, sim[40:60, :, 2] + 0.1, 0)
+    fixed = align.decode_tempo(sim, 2, jump_penalty=align.MIN_JUMP)
+    assert 0 in [s for a, _, s in fixed if a >= 40]  # a cheap jump takes the look-alike
+    assert [t for t in align.decode_tempo(sim, 2) if t[2] >= 0] == truth
+
+
 def test_long_segments_near_a_hub_system_do_not_take_over(monkeypatch):
     """Ten systems of 8 steps each; system 9 is a "hub": every segment of 40 steps or more is
     closer to it (0.93) than the right segments are to theirs (0.9), as long summaries came out

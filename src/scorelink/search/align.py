@@ -7,8 +7,10 @@ its state after k snippets is the segment's summary), and compared with every sy
 score (cosine similarity). A semi-Markov decoder then picks the segmentation of the recording
 into systems and gaps that maximises the time-weighted similarity, where going on to the next
 system in reading order is free and any other move (a repeat, da capo, a skip, starting
-elsewhere than the first system) costs `jump_penalty`. Silence or foreign audio may be left
-unassigned as gaps (pausing after a system keeps the place in the score).
+elsewhere than the first system, ending elsewhere than the last) costs `jump_penalty`, in
+proportion to how long a system lasts in the recording; playing the same system again costs a
+little. Silence or foreign audio may be left unassigned as gaps (pausing after a system keeps
+the place in the score).
 
 `align(spec, sheet, embedder)` returns an `Alignment`: segments in played order with start, end,
 system (0-based reading-order index) and confidence; `plot_alignment` draws it.
@@ -29,7 +31,14 @@ from scorelink.search.embed import Embedder
 STEP_SECONDS = AUDIO_SNIPPET_HOP / FPS  # 0.9 s: segment boundaries fall on this grid
 MIN_SECONDS = 1.8  # shortest segment a system may take
 MAX_SECONDS = 60.0  # longest
-JUMP_PENALTY = 0.5  # in similarity x grid steps: a jump must gain this much over going on
+JUMP_SHARE = 0.3  # a jump must gain this much similarity per step, over the steps a system
+# of median width lasts when the score is played once in the recording, against going on
+MIN_JUMP = 0.5  # ... and at least this much, in similarity x grid steps
+# Chosen on validation (chorales, MSMD, real-scan performances; docs/align.md): a fixed 0.5
+# let the path wander between look-alike systems of long piano pieces; a fixed 4 could not
+# afford the short systems' repeats at fast tempi. Scaled with the system's length, it does both.
+REPEAT_PENALTY = 0.5  # the same system again at once (a written repeat of one line): the
+# similarity cannot see it, only the duration prior can, so it must be cheap
 DURATION_WEIGHT = 4.0  # tempo prior: what a segment e (2.7) times longer or shorter than the
 # global tempo makes its system last costs, in similarity x grid steps
 TEMPO_STEP = 1.2  # global tempi tried: seconds per system of median width, this ratio apart
@@ -116,15 +125,18 @@ def similarities(embedder: Embedder, spec: np.ndarray, sheet: np.ndarray, *,
 # --- decoding -------------------------------------------------------------------------------
 
 
-def decode(sim: np.ndarray, k_min: int, *, jump_penalty: float = JUMP_PENALTY,
-           gap_level: float = GAP_LEVEL, expected: np.ndarray | None = None,
+def decode(sim: np.ndarray, k_min: int, *, jump_penalty: float = MIN_JUMP,
+           repeat_penalty: float = REPEAT_PENALTY, gap_level: float = GAP_LEVEL,
+           expected: np.ndarray | None = None,
            duration_weight: float = DURATION_WEIGHT) -> tuple[list[tuple[int, int, int]], float]:
     """Best segmentation of the grid into (start step, end step, system or -1 for a gap), and
     its score.
 
     sim: (N, K, S) from `similarities`. A system segment of k steps scores k x its similarity,
     a gap step scores gap_level. Entering system s is free after system s - 1 or a gap that
-    followed s - 1 (or, for s = 0, at the start); any other entry costs jump_penalty. With
+    followed s - 1 (or, for s = 0, at the start), costs repeat_penalty right after s itself,
+    and jump_penalty from anywhere else; ending elsewhere than in or after the last system also
+    costs jump_penalty. With
     `expected` (S,) steps, a segment of system s also pays
     duration_weight x log(k / expected[s])^2 (a tempo prior).
     """
@@ -155,6 +167,11 @@ def decode(sim: np.ndarray, k_min: int, *, jump_penalty: float = JUMP_PENALTY,
         entry_from[i, :, 0] = np.where(take_jump, any_kind, kind)
         entry_from[i, :, 1] = np.where(take_jump, any_state,
                                        np.where(kind == 0, np.arange(n_s) - 1, np.arange(n_s)))
+        again = play[i] - repeat_penalty
+        take_again = again > entry[i]
+        entry[i] = np.where(take_again, again, entry[i])
+        entry_from[i, :, 0] = np.where(take_again, 0, entry_from[i, :, 0])
+        entry_from[i, :, 1] = np.where(take_again, np.arange(n_s), entry_from[i, :, 1])
 
     _entries(0)
     for j in range(1, n + 1):
@@ -173,7 +190,9 @@ def decode(sim: np.ndarray, k_min: int, *, jump_penalty: float = JUMP_PENALTY,
         gap_from[j] = enter > stay
         _entries(j)
 
-    # trace back from the best final state
+    # trace back from the best final state; stopping short of the last system is a jump
+    play[n, :-1] -= jump_penalty
+    gap[n, :-1] -= jump_penalty
     j = n
     total = float(max(play[n].max(), gap[n].max()))
     kind = 0 if play[n].max() >= gap[n].max() else 1
@@ -199,21 +218,25 @@ def decode(sim: np.ndarray, k_min: int, *, jump_penalty: float = JUMP_PENALTY,
 
 
 def decode_tempo(sim: np.ndarray, k_min: int, *, widths: np.ndarray | None = None,
-                 **options) -> list[tuple[int, int, int]]:
+                 jump_penalty: float | None = None, **options) -> list[tuple[int, int, int]]:
     """`decode` with the tempo prior at the best of a range of global tempi, TEMPO_STEP apart:
     a system of median width lasting from 1/TEMPO_RANGE to TEMPO_RANGE times what plays the
-    score once in the recording's length, within the shortest and the longest segment."""
+    score once in the recording's length, within the shortest and the longest segment.
+    jump_penalty: default JUMP_SHARE x that length in steps, at least MIN_JUMP."""
     n, n_k, n_s = sim.shape
     w = np.ones(n_s) if widths is None else np.asarray(widths, float)
     w = w / np.median(w)
     k_max = k_min + n_k - 1
     once = n / w.sum()  # steps per system of median width
+    if jump_penalty is None:
+        jump_penalty = max(MIN_JUMP, JUMP_SHARE * once)
     low = min(max(float(k_min), once / TEMPO_RANGE), float(k_max))
     high = max(min(float(k_max), once * TEMPO_RANGE), low)
     best: tuple[list, float] = ([], -np.inf)
     steps_per_system = low
     while steps_per_system <= high * (1 + 1e-9):
-        found = decode(sim, k_min, expected=np.clip(steps_per_system * w, 1, None), **options)
+        found = decode(sim, k_min, expected=np.clip(steps_per_system * w, 1, None),
+                       jump_penalty=jump_penalty, **options)
         if found[1] > best[1]:
             best = found
         steps_per_system *= TEMPO_STEP
@@ -224,7 +247,7 @@ def decode_tempo(sim: np.ndarray, k_min: int, *, widths: np.ndarray | None = Non
 
 
 def align(spec: np.ndarray, sheet: np.ndarray, embedder: Embedder, *,
-          widths: np.ndarray | None = None, jump_penalty: float = JUMP_PENALTY,
+          widths: np.ndarray | None = None, jump_penalty: float | None = None,
           gap_level: float = GAP_LEVEL, max_seconds: float = MAX_SECONDS) -> Alignment:
     """Align a (92, frames) spectrogram to a score's (S, D) system embeddings (reading order).
 
