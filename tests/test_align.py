@@ -89,6 +89,22 @@ def test_jump_penalty_grows_with_the_systems_length():
     assert [t for t in align.decode_tempo(sim, 2) if t[2] >= 0] == truth
 
 
+def test_decoder_follows_a_change_of_tempo():
+    """A slow introduction (two systems of 16 steps) before a fast movement (six of 4 steps),
+    with similarities that cannot tell one pass of a system from several: at one tempo the
+    decoder would cut the slow systems into repeats; following the tempo it plays each once."""
+    truth = [(0, 16, 0), (16, 32, 1)] + [(32 + 4 * s, 36 + 4 * s, 2 + s) for s in range(6)]
+    sim = np.zeros((56, 20, 8), np.float32)
+    for i in range(56):
+        for c in range(20):
+            for a, b, s in truth:  # any segment inside a system's span is as good as it
+                if a <= i and i + 2 + c <= b:
+                    sim[i, c, s] = 0.9
+    assert [t for t in align.decode_tempo(sim, 2) if t[2] >= 0] == truth
+    one_tempo = align.decode_tempo(sim, 2, tempo_change=1e6)
+    assert len([s for _, _, s in one_tempo if s in (0, 1)]) > 2
+
+
 def test_long_segments_near_a_hub_system_do_not_take_over(monkeypatch):
     """Ten systems of 8 steps each; system 9 is a "hub": every segment of 40 steps or more is
     closer to it (0.93) than the right segments are to theirs (0.9), as long summaries came out

@@ -5,8 +5,9 @@ Every segment [i, i + k) of the grid, k from MIN_SECONDS to MAX_SECONDS long, is
 the passage model exactly as a passage of that span would be (the GRU runs once per start and
 its state after k snippets is the segment's summary), and compared with every system of the
 score (cosine similarity). A semi-Markov decoder then picks the segmentation of the recording
-into systems and gaps that maximises the time-weighted similarity, where going on to the next
-system in reading order is free and any other move (a repeat, da capo, a skip, starting
+into systems and gaps that maximises the time-weighted similarity less a tempo prior (each
+system's duration near what the current tempo, which may change, predicts), where going on to
+the next system in reading order is free and any other move (a repeat, da capo, a skip, starting
 elsewhere than the first system, ending elsewhere than the last) costs `jump_penalty`, in
 proportion to how long a system lasts in the recording; playing the same system again costs a
 little. Silence or foreign audio may be left unassigned as gaps (pausing after a system keeps
@@ -40,13 +41,16 @@ MIN_JUMP = 0.5  # ... and at least this much, in similarity x grid steps
 REPEAT_PENALTY = 0.5  # the same system again at once (a written repeat of one line): the
 # similarity cannot see it, only the duration prior can, so it must be cheap
 DURATION_WEIGHT = 4.0  # tempo prior: what a segment e (2.7) times longer or shorter than the
-# global tempo makes its system last costs, in similarity x grid steps
-TEMPO_STEP = 1.2  # global tempi tried: seconds per system of median width, this ratio apart
-TEMPO_RANGE = 2.0  # ... at most this factor either way of the tempo that plays the whole score
+# current tempo makes its system last costs, in similarity x grid steps
+TEMPO_STEP = 1.2  # tempo classes: seconds per system of median width, this ratio apart
+TEMPO_RANGE = 3.0  # ... at most this factor either way of the tempo that plays the whole score
 # once in the whole recording (every repeat taken, or half the score left out, stay inside it).
-# Without it, on long recordings the decoder chose slow tempi whose long segments (20-60 s)
+# Without a bound, on long recordings the decoder chose slow tempi whose long segments (20-60 s)
 # summarise to vectors near one "hub" system and outscored the right ones (a 10-minute chorale
-# medley: 0 % of onsets within 1 s; range 3: 0 %, 2: 43 %, 1.5: 55 % but too tight for repeats)
+# medley: 0 % of onsets within 1 s).
+TEMPO_CHANGE = 0.25  # moving the tempo one class (1.2 times) between two segments: cheap
+# enough for a Largo introduction before an Allegro, dear enough to keep one tempo through
+# similar systems (validation, docs/align.md; one global tempo did worse on real performances)
 GAP_LEVEL = 0.15  # similarity credited per grid step left unassigned (silence, foreign audio)
 MIN_SECONDS_PER_SYSTEM = 1.0  # a recording shorter than this per system cannot play the score
 
@@ -125,10 +129,11 @@ def similarities(embedder: Embedder, spec: np.ndarray, sheet: np.ndarray, *,
 # --- decoding -------------------------------------------------------------------------------
 
 
-def decode(sim: np.ndarray, k_min: int, *, jump_penalty: float = MIN_JUMP,
+def decode(sim: np.ndarray, k_min: int, *, tempi: np.ndarray | None = None,
+           widths: np.ndarray | None = None, jump_penalty: float = MIN_JUMP,
            repeat_penalty: float = REPEAT_PENALTY, gap_level: float = GAP_LEVEL,
-           expected: np.ndarray | None = None,
-           duration_weight: float = DURATION_WEIGHT) -> tuple[list[tuple[int, int, int]], float]:
+           duration_weight: float = DURATION_WEIGHT,
+           tempo_change: float = TEMPO_CHANGE) -> tuple[list[tuple[int, int, int]], float]:
     """Best segmentation of the grid into (start step, end step, system or -1 for a gap), and
     its score.
 
@@ -136,42 +141,52 @@ def decode(sim: np.ndarray, k_min: int, *, jump_penalty: float = MIN_JUMP,
     a gap step scores gap_level. Entering system s is free after system s - 1 or a gap that
     followed s - 1 (or, for s = 0, at the start), costs repeat_penalty right after s itself,
     and jump_penalty from anywhere else; ending elsewhere than in or after the last system also
-    costs jump_penalty. With
-    `expected` (S,) steps, a segment of system s also pays
-    duration_weight x log(k / expected[s])^2 (a tempo prior).
+    costs jump_penalty.
+
+    tempi: (T,) tempo classes, in steps a system of median `widths` (default: all alike) lasts.
+    The path carries one class at a time: a segment of k steps for system s at class t pays
+    duration_weight x log(k / (tempi[t] x width[s]))^2, and moving to a class c classes away
+    costs c x tempo_change (a slow introduction, then an Allegro). The first segment's class is
+    free. Without tempi, durations are free.
     """
     n, n_k, n_s = sim.shape
     ks = np.arange(k_min, k_min + n_k)
-    prior = np.zeros((n_k, n_s))
-    if expected is not None:
-        prior = duration_weight * np.log(ks[:, None] / np.asarray(expected)[None, :]) ** 2
+    w = np.ones(n_s) if widths is None else np.asarray(widths, float) / np.median(widths)
+    if tempi is None:
+        tempi, duration_weight = np.ones(1), 0.0
+    n_t = len(tempi)
+    expected = np.clip(np.asarray(tempi, float)[:, None] * w[None, :], 1, None)  # (T, S)
+    prior = duration_weight * np.log(ks[:, None, None] / expected[None]) ** 2  # (K, T, S)
+    change = tempo_change * np.abs(np.arange(n_t)[:, None] - np.arange(n_t)[None, :])  # (T, T')
     neg = -np.inf
-    play = np.full((n + 1, n_s), neg)  # best score of [0, j) ending with system s
-    gap = np.full((n + 1, n_s + 1), neg)  # ... ending in a gap after system s - 1 (0: before all)
-    gap[0, 0] = 0.0
-    play_from = np.zeros((n + 1, n_s, 3), np.int64)  # (k, kind 0 play/1 gap, previous state)
-    gap_from = np.zeros((n + 1, n_s + 1), np.int64)  # 0: gap before, 1: system s - 1 before
-    entry = np.full((n + 1, n_s), neg)
-    entry_from = np.zeros((n + 1, n_s, 2), np.int64)
+    systems = np.broadcast_to(np.arange(n_s), (n_t, n_s))
+    play = np.full((n + 1, n_t, n_s), neg)  # best score of [0, j) ending with system s at t
+    play_k = np.zeros((n + 1, n_t, n_s), np.int32)  # ... its last segment's length
+    gap = np.full((n + 1, n_t, n_s + 1), neg)  # ... ending in a gap after system s - 1
+    gap[0, :, 0] = 0.0  # (0: before all)
+    gap_from_play = np.zeros((n + 1, n_t, n_s + 1), bool)
+    entry = np.full((n + 1, n_t, n_s), neg)  # best score of [0, i) ready to enter s at t
+    entry_from = np.zeros((n + 1, n_t, n_s, 3), np.int32)  # (kind 0 play/1 gap, class, state)
 
     def _entries(i: int) -> None:
-        cands = np.stack([np.concatenate([[neg], play[i, :-1]]), gap[i, :n_s]])  # (2, S)
-        best_any = max(play[i].max(), gap[i].max())
-        any_kind = 0 if play[i].max() >= gap[i].max() else 1
-        any_state = int(play[i].argmax() if any_kind == 0 else gap[i].argmax())
-        kind = cands.argmax(0)
-        value = cands.max(0)
-        jump = best_any - jump_penalty
-        take_jump = jump > value
-        entry[i] = np.where(take_jump, jump, value)
-        entry_from[i, :, 0] = np.where(take_jump, any_kind, kind)
-        entry_from[i, :, 1] = np.where(take_jump, any_state,
-                                       np.where(kind == 0, np.arange(n_s) - 1, np.arange(n_s)))
-        again = play[i] - repeat_penalty
-        take_again = again > entry[i]
-        entry[i] = np.where(take_again, again, entry[i])
-        entry_from[i, :, 0] = np.where(take_again, 0, entry_from[i, :, 0])
-        entry_from[i, :, 1] = np.where(take_again, np.arange(n_s), entry_from[i, :, 1])
+        after = np.concatenate([np.full((n_t, 1), neg), play[i, :, :-1]], axis=1)  # s - 1
+        best_play, best_gap = play[i].max(1), gap[i].max(1)  # (T,)
+        jump_kind = (best_gap > best_play).astype(np.int32)
+        jump_state = np.where(jump_kind == 0, play[i].argmax(1), gap[i].argmax(1))
+        jump = np.maximum(best_play, best_gap) - jump_penalty
+        ways = np.stack([after, gap[i, :, :n_s], play[i] - repeat_penalty,
+                         np.broadcast_to(jump[:, None], (n_t, n_s))])  # (4, T, S)
+        way = ways.argmax(0)
+        value = ways.max(0)
+        kind = np.choose(way, [0, 1, 0, jump_kind[:, None]])
+        state = np.choose(way, [systems - 1, systems, systems, jump_state[:, None]])
+        # then into class t from the best class t' (change[t, t'] apart)
+        total = value[None] - change[:, :, None]  # (T, T', S)
+        src = total.argmax(1)  # (T, S)
+        entry[i] = np.take_along_axis(total, src[:, None], 1)[:, 0]
+        entry_from[i, :, :, 0] = np.take_along_axis(kind, src, 0)
+        entry_from[i, :, :, 1] = src
+        entry_from[i, :, :, 2] = np.take_along_axis(state, src, 0)
 
     _entries(0)
     for j in range(1, n + 1):
@@ -180,33 +195,34 @@ def decode(sim: np.ndarray, k_min: int, *, jump_penalty: float = MIN_JUMP,
             kv = ks[valid]
             starts = j - kv
             rows = np.nonzero(valid)[0]
-            cand = entry[starts] + kv[:, None] * sim[starts, rows] - prior[rows]  # (K', S)
+            cand = (entry[starts] + (kv[:, None] * sim[starts, rows])[:, None, :]
+                    - prior[rows])  # (K', T, S)
             best = cand.argmax(0)
-            play[j] = cand[best, np.arange(n_s)]
-            play_from[j, :, 0] = kv[best]
+            play[j] = np.take_along_axis(cand, best[None], 0)[0]
+            play_k[j] = kv[best]
         stay = gap[j - 1]
-        enter = np.concatenate([[neg], play[j - 1]])
+        enter = np.concatenate([np.full((n_t, 1), neg), play[j - 1]], axis=1)
         gap[j] = np.maximum(stay, enter) + gap_level
-        gap_from[j] = enter > stay
+        gap_from_play[j] = enter > stay
         _entries(j)
 
     # trace back from the best final state; stopping short of the last system is a jump
-    play[n, :-1] -= jump_penalty
-    gap[n, :-1] -= jump_penalty
-    j = n
+    play[n, :, :-1] -= jump_penalty
+    gap[n, :, :-1] -= jump_penalty
     total = float(max(play[n].max(), gap[n].max()))
     kind = 0 if play[n].max() >= gap[n].max() else 1
-    state = int(play[n].argmax() if kind == 0 else gap[n].argmax())
+    final = play[n] if kind == 0 else gap[n]
+    t, state = (int(v) for v in np.unravel_index(final.argmax(), final.shape))
     path: list[tuple[int, int, int]] = []
+    j = n
     while j > 0:
         if kind == 0:
-            k = int(play_from[j, state, 0])
-            i = j - k
+            i = j - int(play_k[j, t, state])
             path.append((i, j, state))
-            kind, state = (int(v) for v in entry_from[i, state])
+            kind, t, state = (int(v) for v in entry_from[i, t, state])
             j = i
         else:
-            came_from_play = bool(gap_from[j, state])
+            came_from_play = bool(gap_from_play[j, t, state])
             if path and path[-1][2] == -1 and path[-1][0] == j:
                 path[-1] = (j - 1, path[-1][1], -1)
             else:
@@ -219,10 +235,10 @@ def decode(sim: np.ndarray, k_min: int, *, jump_penalty: float = MIN_JUMP,
 
 def decode_tempo(sim: np.ndarray, k_min: int, *, widths: np.ndarray | None = None,
                  jump_penalty: float | None = None, **options) -> list[tuple[int, int, int]]:
-    """`decode` with the tempo prior at the best of a range of global tempi, TEMPO_STEP apart:
-    a system of median width lasting from 1/TEMPO_RANGE to TEMPO_RANGE times what plays the
-    score once in the recording's length, within the shortest and the longest segment.
-    jump_penalty: default JUMP_SHARE x that length in steps, at least MIN_JUMP."""
+    """`decode` with tempo classes TEMPO_STEP apart: a system of median width lasting from
+    1/TEMPO_RANGE to TEMPO_RANGE times what plays the score once in the recording's length,
+    within the shortest and the longest segment. jump_penalty: default JUMP_SHARE x that
+    length in steps, at least MIN_JUMP."""
     n, n_k, n_s = sim.shape
     w = np.ones(n_s) if widths is None else np.asarray(widths, float)
     w = w / np.median(w)
@@ -232,15 +248,8 @@ def decode_tempo(sim: np.ndarray, k_min: int, *, widths: np.ndarray | None = Non
         jump_penalty = max(MIN_JUMP, JUMP_SHARE * once)
     low = min(max(float(k_min), once / TEMPO_RANGE), float(k_max))
     high = max(min(float(k_max), once * TEMPO_RANGE), low)
-    best: tuple[list, float] = ([], -np.inf)
-    steps_per_system = low
-    while steps_per_system <= high * (1 + 1e-9):
-        found = decode(sim, k_min, expected=np.clip(steps_per_system * w, 1, None),
-                       jump_penalty=jump_penalty, **options)
-        if found[1] > best[1]:
-            best = found
-        steps_per_system *= TEMPO_STEP
-    return best[0]
+    tempi = low * TEMPO_STEP ** np.arange(int(np.log(high / low) / np.log(TEMPO_STEP) + 1e-9) + 1)
+    return decode(sim, k_min, tempi=tempi, widths=w, jump_penalty=jump_penalty, **options)[0]
 
 
 # --- the whole thing ------------------------------------------------------------------------
@@ -252,7 +261,7 @@ def align(spec: np.ndarray, sheet: np.ndarray, embedder: Embedder, *,
     """Align a (92, frames) spectrogram to a score's (S, D) system embeddings (reading order).
 
     widths: (S,) the systems' printed widths (any unit; default: all alike); a system's
-    duration is expected in proportion to it, at one global tempo chosen by the decoder.
+    duration is expected in proportion to it, at the tempo the decoder follows (it may change).
     """
     check_length(spec, len(sheet))
     seconds = spec.shape[1] / FPS
