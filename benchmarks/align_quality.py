@@ -290,7 +290,7 @@ def run_method(method: str, spec, systems, sheet, embedder,
             MEASURE_ERRORS.extend(errors([(m.measure, m.start) for m in found.measures], truth))
         return [(s.system, s.start) for s in found.systems]
     if method == "image":
-        found = align.align(spec, sheet, embedder)
+        found = align.align(spec, sheet[0], embedder, halves=sheet[1:])
         return [(s.system, s.start) for s in found.systems]
     return plain_dtw(spec, systems)
 
@@ -318,8 +318,8 @@ def ten_minutes(pieces: list[tuple[list[dict], np.ndarray, list]], methods, embe
         if t >= 600:
             break
     spec = np.concatenate(specs, axis=1)
-    sheet = (embedder.sheet(np.stack([s["strip"] for s in systems]))
-             if "image" in methods else None)
+    sheet = (align.system_vectors(embedder, np.stack([s["strip"] for s in systems]))
+             if "image" in methods else None)  # whole systems and their halves
     out = []
     for method in methods:
         w, c = time.perf_counter(), time.process_time()
@@ -372,8 +372,8 @@ def main() -> None:
     n_pieces = 0
     for piece, systems, renditions, _ in pieces:
         n_pieces += 1
-        sheet = (embedder.sheet(np.stack([s["strip"] for s in systems]))
-                 if embedder is not None else None)
+        sheet = (align.system_vectors(embedder, np.stack([s["strip"] for s in systems]))
+                 if embedder is not None else None)  # whole systems and their halves
         if not real:
             passes = [(k, a) for k, s in enumerate(systems) for a, _ in s["passes"]]
             if args.rubato:

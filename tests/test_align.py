@@ -32,6 +32,29 @@ def test_segment_embeddings_equal_one_by_one(chorale_dataset):
                                atol=1e-5)
 
 
+def test_similarities_with_halves_are_the_halves_cosines(chorale_dataset):
+    emb = Embedder(_tiny(), bf16=False)
+    ds = Dataset(chorale_dataset)
+    records = ds.records(split="test", tempo=1.0)
+    spec = ds.rendition_spec(records[0]).astype(np.float32)
+    strips = np.stack([ds.strip(r) for r in records[:3]])
+    whole, first, second = align.system_vectors(emb, strips)
+    np.testing.assert_allclose(whole, emb.sheet(strips), atol=1e-5)
+    sim, k_min = align.similarities(emb, spec, whole, halves=(first, second), max_seconds=9)
+    plain, _ = align.similarities(emb, spec, whole, max_seconds=9)
+    hop = AUDIO_SNIPPET_HOP
+
+    def span(i, k):  # the spectrogram frames of the k grid steps from step i
+        return (i * hop, (i + k - 1) * hop + 20)
+
+    for i, k in [(0, 4), (3, 7), (5, 10)]:
+        a, b, c = emb.audio(spec, [span(i, k), span(i, k // 2), span(i + k // 2, k - k // 2)])
+        want = ((1 - align.HALVES_SHARE) * whole @ a
+                + align.HALVES_SHARE * 0.5 * (first @ b + second @ c))
+        np.testing.assert_allclose(sim[i, k - k_min], want, atol=1e-4)
+    np.testing.assert_allclose(sim[:, 0], plain[:, 0], atol=1e-6)  # too short to halve
+
+
 def _known_answer(truth: list[tuple[int, int, int]], n_systems: int, k_min: int, n_k: int):
     """Similarities that peak where a segment is exactly one of the truth's (start, end,
     system): intersection over union with the system's true segments."""
