@@ -133,14 +133,15 @@ def main() -> None:
     seconds = []
     for piece in pieces:
         systems = _engraved(meta, piece, cache)
-        sheet = embedder.sheet(np.stack([s["strip"] for s in systems]))
+        sheet, *halves = align.system_vectors(embedder, np.stack([s["strip"] for s in systems]))
         for tempo in TEMPI:
             spec = _rendition(systems, tempo, soundfont, piece, cache)
             t0 = time.perf_counter()
             found = follow.align_notes(spec, systems)  # as `align --score` runs it
             seconds.append(time.perf_counter() - t0)
             errors[tempo, "notes"] += _errors(found.measures, systems, tempo)
-            found = align.align(spec, sheet, embedder)  # as `align --image-only` runs it
+            found = align.align(spec, sheet, embedder, halves=tuple(halves))  # as `align
+            # --image-only` runs it
             found.measures = measures.refine(spec, found, systems)
             errors[tempo, "image"] += _errors(found.measures, systems, tempo)
             truth = align.Alignment(_truth_segments(systems, tempo), np.zeros((1, 1)))

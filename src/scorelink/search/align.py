@@ -53,8 +53,8 @@ TEMPO_CHANGE = 0.25  # moving the tempo one class (1.2 times) between two segmen
 # enough for a Largo introduction before an Allegro, dear enough to keep one tempo through
 # similar systems (validation, docs/align.md; one global tempo did worse on real performances)
 HALVES_SHARE = 0.5  # weight of a segment's halves against its system's halves (`similarities`;
-# validation within 1 s: chorales 86.1 -> 89.8 %, MSMD 90.2 -> 94.2 %, real scans 83.7 -> 85.1 %,
-# the real-scan corpus's training performances 81.6 -> 86.5 %; shares 0.25 and 0.75 close behind)
+# validation, `benchmarks/align_decoder.py`: onsets within 1 s at tempo 0.5 / 1 / 2, chorales
+# 74.5 / 89.8 / 93.9 -> 80.6 / 93.9 / 94.9 %, MSMD 75.3 / 93.0 / 93.3 -> 83.3 / 97.0 / 96.7 %)
 GAP_LEVEL = 0.15  # similarity credited per grid step left unassigned (silence, foreign audio)
 MIN_SECONDS_PER_SYSTEM = 1.0  # a recording shorter than this per system cannot play the score
 
