@@ -42,7 +42,7 @@ def cases(args, embedder):
     for root in args.data:
         name = Path(root).name
         for _, systems, renditions, _ in dataset_pieces(Path(root), args.split, args.pieces):
-            vectors = align.system_vectors(embedder, np.stack([s["strip"] for s in systems]))
+            vectors = embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
             for label, spec, truth in renditions:
                 ratios = STRETCH if args.split == "valid" else (float(label),)
                 for rho in ratios:
@@ -52,7 +52,7 @@ def cases(args, embedder):
     if args.beethoven:
         for _, systems, renditions, _ in beethoven_pieces(Path(args.beethoven),
                                                           args.beethoven_split, 999):
-            vectors = align.system_vectors(embedder, np.stack([s["strip"] for s in systems]))
+            vectors = embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
             for _, spec, truth in renditions[: None if args.all_performances else 1]:
                 yield (f"real scans {args.beethoven_split}", *_both(embedder, spec, vectors),
                        truth)

@@ -133,7 +133,7 @@ def main() -> None:
     seconds = []
     for piece in pieces:
         systems = _engraved(meta, piece, cache)
-        sheet, *halves = align.system_vectors(embedder, np.stack([s["strip"] for s in systems]))
+        sheet, *halves = embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
         for tempo in TEMPI:
             spec = _rendition(systems, tempo, soundfont, piece, cache)
             t0 = time.perf_counter()

@@ -318,7 +318,7 @@ def ten_minutes(pieces: list[tuple[list[dict], np.ndarray, list]], methods, embe
         if t >= 600:
             break
     spec = np.concatenate(specs, axis=1)
-    sheet = (align.system_vectors(embedder, np.stack([s["strip"] for s in systems]))
+    sheet = (embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
              if "image" in methods else None)  # whole systems and their halves
     out = []
     for method in methods:
@@ -372,7 +372,7 @@ def main() -> None:
     n_pieces = 0
     for piece, systems, renditions, _ in pieces:
         n_pieces += 1
-        sheet = (align.system_vectors(embedder, np.stack([s["strip"] for s in systems]))
+        sheet = (embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
                  if embedder is not None else None)  # whole systems and their halves
         if not real:
             passes = [(k, a) for k, s in enumerate(systems) for a, _ in s["passes"]]

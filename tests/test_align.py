@@ -38,7 +38,7 @@ def test_similarities_with_halves_are_the_halves_cosines(chorale_dataset):
     records = ds.records(split="test", tempo=1.0)
     spec = ds.rendition_spec(records[0]).astype(np.float32)
     strips = np.stack([ds.strip(r) for r in records[:3]])
-    whole, first, second = align.system_vectors(emb, strips)
+    whole, first, second = emb.sheet_with_halves(strips)
     np.testing.assert_allclose(whole, emb.sheet(strips), atol=1e-5)
     sim, k_min = align.similarities(emb, spec, whole, halves=(first, second), max_seconds=9)
     plain, _ = align.similarities(emb, spec, whole, max_seconds=9)

@@ -57,7 +57,8 @@ def two_pages(tmp_path_factory, chorale_dataset, embedder) -> dict:
         layout.append((p + 1, 1 if p else k + 1))
     strips = np.stack([ds.strip(r) for r in systems])
     pending = Pending()
-    pending.add_systems(rows, embedder.sheet(strips))
+    whole, *halves = embedder.sheet_with_halves(strips)
+    pending.add_systems(rows, whole, halves=tuple(halves))
     pending.pages = {"pages/chorale/page-001.png": upper, "pages/chorale/page-002.png": lower}
     spec = ds.rendition_spec(records[0])
     pending.add_windows([{"recording": "take", "start": 0.0, "end": 10.8,
@@ -126,8 +127,9 @@ def test_follow_answers_as_align_does_and_caches(app, two_pages, embedder):
 
     answer = client.post("/api/follow", data={"piece": "chorale", "recording": "take"}).json()
     # the same alignment `align` makes from the score's strips and the file, numbered per page
-    expected = align.align(spectrogram(read_audio(two_pages["flac"])),
-                           embedder.sheet(two_pages["strips"]), embedder)
+    whole, *halves = embedder.sheet_with_halves(two_pages["strips"])
+    expected = align.align(spectrogram(read_audio(two_pages["flac"])), whole, embedder,
+                           halves=tuple(halves))  # the index keeps the systems' halves
     layout = two_pages["layout"]
     assert [(s["page"], s["system"], s["start"], s["end"]) for s in answer["systems"]] == [
         (*layout[s.system], round(s.start, 2), round(s.end, 2)) for s in expected.systems]

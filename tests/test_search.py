@@ -67,6 +67,16 @@ def test_index_matches_brute_force(data_index, chorale_dataset, tiny_ckpt):
     assert index.sheet.ntotal == n_systems and index.audio.ntotal == len(records)
     sheet, audio = index.vectors("sheet"), index.vectors("audio")
     np.testing.assert_allclose(np.linalg.norm(sheet, axis=1), 1, atol=1e-4)
+    # each system's halves are kept beside it, as `Embedder.sheet_with_halves` makes them
+    rows = index.all_rows("sheet")
+    first, second = index.halves([r["id"] for r in rows])
+    strips = []
+    for r in rows:
+        strips.append(ds.strip(next(x for x in records if (x["piece"], x["system"]) ==
+                                    (r["piece"], r["system"]))))
+    want = Embedder.load(tiny_ckpt).sheet_with_halves(np.stack(strips))
+    for got, expected in zip((sheet, first, second), want, strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-4)
     scores, ids = index.nearest("sheet", audio, 5)
     brute = np.argsort(-(audio @ sheet.T), axis=1, kind="stable")[:, :5]
     np.testing.assert_allclose(scores, np.take_along_axis(audio @ sheet.T, brute, 1), atol=1e-5)
@@ -391,3 +401,19 @@ def test_demo_report_crops_each_system_without_its_neighbours(data_index, tmp_pa
     write_report(tmp_path, index, ranks, answers, result, progress=True)
     err = capsys.readouterr().err
     assert "querying" in err and "report, audio queries" in err and "report, sheet queries" in err
+
+
+def test_index_halves_are_none_where_a_system_has_none(tmp_path):
+    """Systems added without halves (rows written by hand, or an index made before they were
+    kept) give None, and the alignment falls back to the systems' vectors alone."""
+    rng = np.random.default_rng(0)
+    unit = rng.normal(size=(3, 8)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    pending = Pending()
+    row = {"piece": "p", "page": 0, "top": 0.0, "left": 0.0, "bottom": 1.0, "right": 1.0}
+    pending.add_systems([{**row, "system": 0}], unit[:1], halves=(unit[1:2], unit[2:3]))
+    pending.add_systems([{**row, "system": 1}], unit[1:2])
+    index = Index.write(tmp_path / "idx", pending, model_name="m", fingerprint="f", dim=8)
+    first, second = index.halves([0])
+    np.testing.assert_allclose(np.r_[first, second], unit[1:])
+    assert index.halves([0, 1]) is None

@@ -27,7 +27,6 @@ import torch
 
 from scorelink.constants import AUDIO_SNIPPET_FRAMES, AUDIO_SNIPPET_HOP, FPS, N_BINS
 from scorelink.errors import ScoreError, ScorelinkError
-from scorelink.models.snippets import sheet_snippets
 from scorelink.search.embed import Embedder
 
 STEP_SECONDS = AUDIO_SNIPPET_HOP / FPS  # 0.9 s: segment boundaries fall on this grid
@@ -118,22 +117,6 @@ def segment_embeddings(embedder: Embedder, spec: np.ndarray, *,
     return torch.cat(out)
 
 
-def system_vectors(embedder: Embedder, strips: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(S, 160, W) uint8 system strips -> unit vectors (S, D) of each whole system, of its
-    first half and of its second half (runs of its sheet snippets; the middle snippet of an odd
-    count in both halves). The CNN runs once per snippet."""
-    cut = [sheet_snippets(s) for s in strips]
-    bounds = np.cumsum([0] + [len(c) for c in cut])
-    runs: tuple[list, list, list] = ([], [], [])
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        half = (b - a + 1) // 2
-        runs[0].append(np.arange(a, b))
-        runs[1].append(np.arange(a, a + half))
-        runs[2].append(np.arange(b - half, b))
-    snippets = np.concatenate(cut)
-    return tuple(embedder.sheet_runs(snippets, r) for r in runs)
-
-
 def similarities(embedder: Embedder, spec: np.ndarray, sheet: np.ndarray, *,
                  halves: tuple[np.ndarray, np.ndarray] | None = None,
                  min_seconds: float = MIN_SECONDS,
@@ -142,10 +125,10 @@ def similarities(embedder: Embedder, spec: np.ndarray, sheet: np.ndarray, *,
     [i, k - k_min] for the segment of k steps from step i; and k_min.
 
     Without `halves`, the cosine of the segment's and the system's vectors. With halves (the
-    systems' first- and second-half vectors, `system_vectors`), a segment long enough to halve
-    scores (1 - HALVES_SHARE) x that cosine + HALVES_SHARE x the mean cosine of its first half
-    with the system's first half and of its second half with the second: where a system begins
-    and ends is then seen in the segment's halves, not only in its summary."""
+    systems' first- and second-half vectors, `Embedder.sheet_with_halves`), a segment long
+    enough to halve scores (1 - HALVES_SHARE) x that cosine + HALVES_SHARE x the mean cosine of
+    its first half with the system's first half and of its second half with the second: where
+    a system begins and ends is then seen in the segment's halves, not only in its summary."""
     k_min = max(1, round(min_seconds / STEP_SECONDS))
     k_max = max(k_min, round(max_seconds / STEP_SECONDS))
     emb = segment_embeddings(embedder, spec, max_steps=k_max)[:, k_min - 1:]  # (N, K, D)
@@ -304,8 +287,8 @@ def align(spec: np.ndarray, sheet: np.ndarray, embedder: Embedder, *,
           gap_level: float = GAP_LEVEL, max_seconds: float = MAX_SECONDS) -> Alignment:
     """Align a (92, frames) spectrogram to a score's (S, D) system embeddings (reading order).
 
-    halves: the systems' first- and second-half vectors (`system_vectors`), where the strips
-    are at hand: they place the systems' boundaries better (`similarities`).
+    halves: the systems' first- and second-half vectors (`Embedder.sheet_with_halves`, kept in
+    indexes too): they place the systems' boundaries better (`similarities`).
 
     widths: (S,) the systems' printed widths (any unit; default: all alike); a system's
     duration is expected in proportion to it, at the tempo the decoder follows (it may change).
@@ -416,7 +399,7 @@ def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder 
         return align_notes(spec, systems), systems
     if embedder is None:
         raise ValueError("aligning by the image needs an embedder")
-    sheet, *halves = system_vectors(embedder, np.stack([s["strip"] for s in systems]))
+    sheet, *halves = embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
     alignment = align(spec, sheet, embedder, halves=tuple(halves), **options)
     alignment.measures = refine(spec, alignment, systems)
     return alignment, systems

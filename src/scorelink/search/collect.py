@@ -45,13 +45,13 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
         first.setdefault((r["piece"], r["system"]), r)
     systems = list(first.values())
     notes = _dataset_notes(ds, records)
+    whole, *halves = _embed_strips(embedder, [ds.strip(r) for r in systems], progress)
     pending.add_systems(
         [{"piece": r["piece"], "page": r["page"], "system": r["system"],
           "top": r["box"][0], "left": r["box"][1], "bottom": r["box"][2], "right": r["box"][3],
           "page_image": page_path(r["piece"], r["page"]), "source": f"dataset:{split}"}
          for r in systems],
-        _embed_strips(embedder, [ds.strip(r) for r in systems], progress),
-        [notes.get((r["piece"], r["system"])) for r in systems])
+        whole, [notes.get((r["piece"], r["system"])) for r in systems], tuple(halves))
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
         pending.pages[page_path(piece, page)] = ds.page(piece, page)
     by_rendition: dict[tuple[str, str], list[dict]] = {}
@@ -137,13 +137,13 @@ def from_scores(paths: Iterable[str | Path], embedder: Embedder, *,
         except ScorelinkError as exc:
             pending.skipped.append(_skip(path, exc))
             continue
-        strips = np.stack([s["strip"] for s in systems])
+        whole, *halves = embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
         pending.add_systems(
             [{"piece": piece, "page": s["page"], "system": k, "top": s["box"][0],
               "left": s["box"][1], "bottom": s["box"][2], "right": s["box"][3],
               "page_image": page_path(piece, s["page"]), "source": str(path.resolve())}
              for k, s in enumerate(systems)],
-            embedder.sheet(strips), [s.get("notes") for s in systems])
+            whole, [s.get("notes") for s in systems], tuple(halves))
         for i, page in enumerate(pages):
             pending.pages[page_path(piece, i)] = page
     return pending
@@ -238,16 +238,17 @@ def _skip(path: Path, exc: Exception) -> dict:
 
 
 def _embed_strips(embedder: Embedder, strips: list[np.ndarray], progress: bool,
-                  chunk: int = 16) -> np.ndarray:
-    """embedder.sheet over the strips in chunks (a progress bar's steps)."""
+                  chunk: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`embedder.sheet_with_halves` over the strips in chunks (a progress bar's steps): the
+    systems' vectors and their halves' vectors."""
     if not strips:
-        return np.zeros((0, embedder.dim), np.float32)
+        return tuple(np.zeros((0, embedder.dim), np.float32) for _ in range(3))
     parts = []
     with bar(total=len(strips), enabled=progress, desc="indexing systems", unit="system") as b:
         for a in range(0, len(strips), chunk):
-            parts.append(embedder.sheet(np.stack(strips[a:a + chunk])))
-            b.update(len(parts[-1]))
-    return np.concatenate(parts)
+            parts.append(embedder.sheet_with_halves(np.stack(strips[a:a + chunk])))
+            b.update(len(parts[-1][0]))
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(3))
 
 
 def score_systems(path: str | Path) -> list[dict]:

@@ -61,6 +61,24 @@ class EmbedderBase:
         return self._summaries("sheet", feats,
                                [np.arange(bounds[i], bounds[i + 1]) for i in range(len(cut))])
 
+    def sheet_with_halves(self, strips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(n, 160, W) uint8 system strips -> unit vectors (n, D) of each whole system (as
+        `sheet`), of its first half and of its second half: runs of its sheet snippets, the
+        middle snippet of an odd count in both (`search/align.py` places system boundaries
+        with them). The CNN runs once per snippet."""
+        cut = [sheet_snippets(s) for s in np.asarray(strips)]
+        if not cut:
+            return tuple(np.zeros((0, self.dim), np.float32) for _ in range(3))
+        bounds = np.cumsum([0] + [len(c) for c in cut])
+        runs: tuple[list, list, list] = ([], [], [])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            half = (b - a + 1) // 2
+            runs[0].append(np.arange(a, b))
+            runs[1].append(np.arange(a, a + half))
+            runs[2].append(np.arange(b - half, b))
+        snippets = np.concatenate(cut)
+        return tuple(self.sheet_runs(snippets, r) for r in runs)
+
     def sheet_runs(self, snippets: np.ndarray, sequences: list[np.ndarray]) -> np.ndarray:
         """(n, 80, 90) float32 sheet snippets and runs of their rows -> (len(sequences), D)
         unit vectors, each run summarised as a strip of those snippets would be (the CNN runs

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS windows (
     audio_path TEXT, piece TEXT, system INTEGER, source TEXT);
 CREATE TABLE IF NOT EXISTS notes (
     system INTEGER NOT NULL, onset REAL NOT NULL, offset REAL NOT NULL, pitch INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS halves (
+    system INTEGER PRIMARY KEY, first BLOB NOT NULL, second BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS windows_recording ON windows (recording);
 CREATE INDEX IF NOT EXISTS notes_system ON notes (system);
 CREATE INDEX IF NOT EXISTS systems_piece ON systems (piece);
@@ -92,20 +94,29 @@ class Pending:
     # per system (parallel to `systems`): its notes, (n, 3) float [onset s, offset s, MIDI
     # pitch] in the piece's score time, or None (a scan: no notes known)
     system_notes: list[np.ndarray | None] = field(default_factory=list)
+    # per system: its first- and second-half vectors, (2, D) float32 (`Embedder.sheet_with_halves`;
+    # whole-recording alignment by the images places boundaries with them), or None
+    system_halves: list[np.ndarray | None] = field(default_factory=list)
 
     def add_systems(self, rows: list[dict], vectors: np.ndarray,
-                    notes: list[np.ndarray | None] | None = None) -> None:
+                    notes: list[np.ndarray | None] | None = None,
+                    halves: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         if len(rows) != len(vectors):
             raise ValueError("one vector per system")
         if notes is not None and len(notes) != len(rows):
             raise ValueError("one note array (or None) per system")
+        if halves is not None and not len(halves[0]) == len(halves[1]) == len(rows):
+            raise ValueError("one first and one second half per system")
         self._pad_notes()
         self.systems += rows
         self.system_vectors.append(np.asarray(vectors, np.float32))
         self.system_notes += list(notes) if notes is not None else [None] * len(rows)
+        self.system_halves += (list(np.stack(halves, axis=1).astype(np.float32))
+                               if halves is not None else [None] * len(rows))
 
-    def _pad_notes(self) -> None:  # rows added directly to `systems` have no notes
+    def _pad_notes(self) -> None:  # rows added directly to `systems` have no notes, no halves
         self.system_notes += [None] * (len(self.systems) - len(self.system_notes))
+        self.system_halves += [None] * (len(self.systems) - len(self.system_halves))
 
     def add_windows(self, rows: list[dict], vectors: np.ndarray) -> None:
         if len(rows) != len(vectors):
@@ -118,6 +129,7 @@ class Pending:
         self._pad_notes()
         other._pad_notes()
         self.system_notes += other.system_notes
+        self.system_halves += other.system_halves
         self.systems += other.systems
         self.system_vectors += other.system_vectors
         self.windows += other.windows
@@ -243,6 +255,20 @@ class Index:
         cuts = np.flatnonzero(np.diff(rows[:, 0])) + 1
         return {int(part[0, 0]): part[:, 1:] for part in np.split(rows, cuts) if len(part)}
 
+    def halves(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The given systems' first- and second-half vectors, (n, D) each, in the order
+        given; None when any of them has none (an index made before they were kept)."""
+        if not ids or self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                      "name='halves'").fetchone() is None:
+            return None
+        marks = ",".join("?" * len(ids))
+        found = {r[0]: (r[1], r[2]) for r in self.db.execute(
+            f"SELECT system, first, second FROM halves WHERE system IN ({marks})", ids)}
+        if len(found) < len(set(ids)):
+            return None
+        first, second = ([np.frombuffer(found[i][k], np.float32) for i in ids] for k in (0, 1))
+        return np.stack(first), np.stack(second)
+
     def note_matcher(self):
         """The notes of the indexed scores as a `notes.NoteMatcher` (built on first use and
         kept), or None when the index keeps no notes."""
@@ -315,6 +341,7 @@ class Index:
                 first = _append(db, sheet, "systems", pending.systems, pending.system_vectors,
                                 dim)
                 _append_notes(db, first, pending)
+                _append_halves(db, first, pending)
                 _append(db, audio, "windows", pending.windows, pending.window_vectors, dim)
                 n_sys = db.execute("SELECT count(*) FROM systems").fetchone()[0]
                 n_win = db.execute("SELECT count(*) FROM windows").fetchone()[0]
@@ -407,7 +434,14 @@ def _rename_clashes(pending: Pending, db: sqlite3.Connection) -> Pending:
                for r in pending.windows]
     return Pending(systems, pending.system_vectors, windows, pending.window_vectors,
                    {page(rel): image for rel, image in pending.pages.items()}, pending.skipped,
-                   pending.system_notes)
+                   pending.system_notes, pending.system_halves)
+
+
+def _append_halves(db: sqlite3.Connection, first: int, pending: Pending) -> None:
+    pending._pad_notes()
+    db.executemany("INSERT INTO halves (system, first, second) VALUES (?, ?, ?)",
+                   [(first + k, h[0].tobytes(), h[1].tobytes())
+                    for k, h in enumerate(pending.system_halves) if h is not None])
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:

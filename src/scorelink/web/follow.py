@@ -91,7 +91,8 @@ def follow(index: Index, embedder: Embedder, piece: str, samples: np.ndarray) ->
         empty = np.zeros((0, 3))
         result = align_notes(spec, [{"notes": notes.get(r["id"], empty)} for r in rows])
     else:
-        result = align.align(spec, vectors, embedder)
+        halves = index.halves([r["id"] for r in rows])  # None in indexes made before 2026-12-05
+        result = align.align(spec, vectors, embedder, halves=halves)
     systems, pages = [], {}
     for r in rows:  # `system` in the index counts a piece's systems; here, its page's
         page = pages.setdefault(r["page"], {"page": r["page"] + 1, "url": f"/{r['page_image']}",
