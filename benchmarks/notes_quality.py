@@ -3,7 +3,8 @@
     python benchmarks/notes_quality.py --data data/msmd [--split test] [--clips 100]
     python benchmarks/notes_quality.py --data data/msmd --split valid --tune
     python benchmarks/notes_quality.py --data data/msmd --split valid --notes-only \
-        --stretch 0.5,0.66,1,1.33,2 --clips 60 [--pitch-share 0.5]
+        --stretch 0.5,0.66,1,1.33,2 --clips 60 [--pitch-share 0.5] \
+        [--save PICKLE] [--against PICKLE]
 
 The index holds the split's systems with their notes (as the dataset's tempo-1.0 rendition
 plays them: score time). Queries: clips of --seconds cut at random places of the split's
@@ -21,7 +22,8 @@ image weights and no-notes costs (run it on the validation split; the chosen val
 search/query.py). --notes-only: the notes path alone, straight from the dataset's notes (no
 model); with --stretch, clips of the tempo-1.0 renditions played at each ratio (their frames
 resampled in time, for a split such as valid that has tempo 1.0 only), and --pitch-share sets
-the share of the pitch profile (`notes.PITCH_SHARE`) for the run: how that share was chosen.
+the share of the pitch profile (`notes.PITCH_SHARE`) for the run: how that share was chosen;
+--save and --against pair two versions of the matcher on the same clips there too.
 Prints a Markdown block.
 """
 
@@ -141,6 +143,20 @@ def _notes_only(args) -> None:
         ranks = np.array([1 if r[col] else MISSING for r in rows])
         lo, hi = bootstrap_intervals(ranks, pieces, resamples=1000, ks=(1,))["R@1"]
         print(f"\n{name}, all tempi: 95 % interval [{lo:.1f}, {hi:.1f}] (pieces resampled)")
+    if args.save:
+        Path(args.save).write_bytes(pickle.dumps(rows))
+    if args.against:  # the same clips (same seed and settings), another version of the matcher
+        other = pickle.loads(Path(args.against).read_bytes())
+        if [r[:2] for r in other] != [r[:2] for r in rows]:
+            raise SystemExit(f"{args.against}: not the same clips")
+        for col, name in ((2, "piece top-1"), (3, "system R@1")):
+            ours = np.array([1 if r[col] else MISSING for r in rows])
+            theirs = np.array([1 if r[col] else MISSING for r in other])
+            d = paired_difference(ours, theirs, pieces, resamples=1000, ks=(1,))["R@1"]
+            gained = int(np.sum((ours == 1) & (theirs != 1)))
+            lost = int(np.sum((ours != 1) & (theirs == 1)))
+            print(f"\n{name} minus {args.against}: {d['diff']:+.1f} [{d['lo']:+.1f}, "
+                  f"{d['hi']:+.1f}] ({gained} clips gained, {lost} lost)")
 
 
 def _index(args, embedder: Embedder) -> Index:
