@@ -11,7 +11,9 @@ are used only to score the answers. Each clip is ranked three ways from one embe
 - image: the model alone, the whole clip's vector against the systems' vectors (what
   `search_audio(notes=False)` does with a clip up to 25 s);
 - image + parts: `search/parts.py`, parts across system boundaries and sub-windows (one row per
-  --mix value: the weight of the whole clip's own system similarity);
+  --mix value: the weight of the whole clip's own system similarity), the index's parts;
+- search, model alone: what `scorelink search --audio` answers from the model (`query.fuse`,
+  paths="image": the parts at parts.MIX, the 200 best of each query span);
 - fused: the notes aligned to the clip, fused with the model (`search_audio`, the default
   where the index keeps notes).
 
@@ -94,23 +96,13 @@ def main() -> None:
     key = [(r["piece"], r["system"]) for r in rows]  # index id order (ids 0..N-1)
     assert [r["id"] for r in rows] == list(range(len(rows)))
     system_vectors = index.vectors("sheet")
-    by_piece: dict[str, list[int]] = {}
-    for i, (piece, _) in enumerate(key):
-        by_piece.setdefault(piece, []).append(i)
-    first = {}
-    for r in records:
-        first.setdefault((r["piece"], r["system"]), r)
-    order = [sorted(ids, key=lambda i: key[i][1]) for ids in by_piece.values()]
-    found = parts.embed_parts(embedder, [[ds.strip(first[key[i]]) for i in ids]
-                                         for ids in order])
-    flat = np.concatenate(order)
-    part_set = parts.Parts(found.vectors, flat[found.owner])
+    part_set = index.parts()  # as `scorelink index` keeps them (ids 0..N-1: columns)
     build_s = time.perf_counter() - t0
 
     rng = np.random.default_rng(args.seed)
     mixes = [float(m) for m in args.mix.split(",")]
     methods = ["image", *(f"image + parts, mix {m:g}" for m in mixes)]
-    methods += [] if args.no_fused else ["fused (notes)"]
+    methods += [] if args.no_fused else ["search, model alone", "fused (notes)"]
     results: dict[float, dict[str, list]] = {}
     groups: dict[float, list[str]] = {}
     cpu = []
@@ -140,6 +132,8 @@ def main() -> None:
             ranked = {name: np.argsort(-s, kind="stable").tolist() for name, s in scores.items()}
             if not args.no_fused:
                 evidence = query.audio_evidence(index, embedder, spec)
+                ranked["search, model alone"] = [
+                    h["id"] for h in query.fuse(index, evidence, top=0, paths="image")]
                 ranked["fused (notes)"] = [h["id"] for h in query.fuse(index, evidence, top=0)]
             cpu.append(time.process_time() - c0)
             groups[seconds].append(piece)

@@ -417,3 +417,55 @@ def test_index_halves_are_none_where_a_system_has_none(tmp_path):
     first, second = index.halves([0])
     np.testing.assert_allclose(np.r_[first, second], unit[1:])
     assert index.halves([0, 1]) is None
+
+
+def test_index_keeps_parts_and_the_model_ranks_with_them(data_index, chorale_dataset, tiny_ckpt):
+    """Every indexed system keeps the parts whose middle it holds (runs of its piece's joined
+    systems, `collect.piece_parts`), and an audio query's model ranking is the parts' score
+    (`parts.system_scores`) over every system, best first."""
+    from scorelink.search import parts, query
+
+    index, emb, ds = Index(data_index), Embedder.load(tiny_ckpt), Dataset(chorale_dataset)
+    records = ds.records(split="test", tempo=1.0, soundfont="musescore-grand")
+    rows = index.all_rows("sheet")
+    found = index.parts()
+    assert found is not None and set(found.owner.tolist()) == {r["id"] for r in rows}
+    piece = rows[0]["piece"]
+    mine = sorted((r for r in rows if r["piece"] == piece), key=lambda r: r["system"])
+    strips = [ds.strip(next(x for x in records if (x["piece"], x["system"]) ==
+                            (r["piece"], r["system"]))) for r in mine]
+    for r, want in zip(mine, collect.piece_parts(emb, strips), strict=True):
+        np.testing.assert_allclose(found.vectors[found.owner == r["id"]], want, atol=1e-4)
+    # a clip cut across a system boundary: the model's answers are the parts' ranking
+    spec = ds.rendition_spec(records[0])[:, 60:260].astype(np.float32)
+    ids, vectors = index.system_matrix()
+    want = parts.system_scores(emb.audio(spec, parts.clip_spans(spec.shape[1])), vectors, found)
+    evidence = query.audio_evidence(index, emb, spec, notes=False)
+    hits = query.fuse(index, evidence, top=5, paths="image")
+    best = np.argsort(-want, kind="stable")[:5]
+    assert [h["id"] for h in hits] == ids[best].tolist()
+    np.testing.assert_allclose([h["image_score"] for h in hits], want[best], atol=1e-3)
+
+
+def test_index_parts_belong_to_their_systems_across_adds(tmp_path):
+    """Parts are stored per system and keep their owners when an index is extended; an index
+    whose systems have none gives None (the model then ranks by the systems' vectors)."""
+    rng = np.random.default_rng(1)
+    unit = rng.normal(size=(6, 8)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    row = {"piece": "p", "page": 0, "top": 0.0, "left": 0.0, "bottom": 1.0, "right": 1.0}
+    bare = Pending()
+    bare.add_systems([{**row, "system": 0}], unit[:1])
+    assert Index.write(tmp_path / "bare", bare, model_name="m", fingerprint="f",
+                       dim=8).parts() is None
+    pending = Pending()
+    pending.add_systems([{**row, "system": k} for k in range(2)], unit[:2],
+                        parts=[unit[2:4], np.zeros((0, 8), np.float32)])
+    Index.write(tmp_path / "idx", pending, model_name="m", fingerprint="f", dim=8)
+    more = Pending()
+    more.add_systems([{**row, "piece": "q", "system": 0}], unit[4:5], parts=[unit[5:6]])
+    index = Index.write(tmp_path / "idx", more, model_name="m", fingerprint="f", dim=8,
+                        add=True)
+    found = index.parts()
+    assert found.owner.tolist() == [0, 0, 2]
+    np.testing.assert_allclose(found.vectors, unit[[2, 3, 5]])

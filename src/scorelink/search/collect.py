@@ -45,13 +45,22 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
         first.setdefault((r["piece"], r["system"]), r)
     systems = list(first.values())
     notes = _dataset_notes(ds, records)
-    whole, *halves = _embed_strips(embedder, [ds.strip(r) for r in systems], progress)
+    strips = [ds.strip(r) for r in systems]
+    whole, *halves = _embed_strips(embedder, strips, progress)
+    by_piece: dict[str, list[int]] = {}
+    for k, r in enumerate(systems):
+        by_piece.setdefault(r["piece"], []).append(k)
+    held: list[np.ndarray] = [np.zeros((0, embedder.dim), np.float32)] * len(systems)
+    for ks in bar(by_piece.values(), enabled=progress, desc="indexing parts", unit="piece"):
+        ks = sorted(ks, key=lambda k: systems[k]["system"])  # reading order
+        for k, v in zip(ks, piece_parts(embedder, [strips[k] for k in ks]), strict=True):
+            held[k] = v
     pending.add_systems(
         [{"piece": r["piece"], "page": r["page"], "system": r["system"],
           "top": r["box"][0], "left": r["box"][1], "bottom": r["box"][2], "right": r["box"][3],
           "page_image": page_path(r["piece"], r["page"]), "source": f"dataset:{split}"}
          for r in systems],
-        whole, [notes.get((r["piece"], r["system"])) for r in systems], tuple(halves))
+        whole, [notes.get((r["piece"], r["system"])) for r in systems], tuple(halves), held)
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
         pending.pages[page_path(piece, page)] = ds.page(piece, page)
     by_rendition: dict[tuple[str, str], list[dict]] = {}
@@ -69,6 +78,15 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
              for r in group],
             embedder.audio(spec, [(r["start_frame"], r["end_frame"]) for r in group]))
     return pending
+
+
+def piece_parts(embedder: Embedder, strips: list[np.ndarray]) -> list[np.ndarray]:
+    """Per system of one piece (its strips in reading order), the vectors (p, D) of the parts
+    whose middle it holds (`parts.embed_parts`: runs of the joined systems)."""
+    from scorelink.search.parts import embed_parts
+
+    found = embed_parts(embedder, [strips])
+    return [found.vectors[found.owner == k] for k in range(len(strips))]
 
 
 def _dataset_notes(ds, records: list[dict]) -> dict[tuple[str, int], np.ndarray]:
@@ -137,13 +155,15 @@ def from_scores(paths: Iterable[str | Path], embedder: Embedder, *,
         except ScorelinkError as exc:
             pending.skipped.append(_skip(path, exc))
             continue
-        whole, *halves = embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
+        strips = [s["strip"] for s in systems]
+        whole, *halves = embedder.sheet_with_halves(np.stack(strips))
         pending.add_systems(
             [{"piece": piece, "page": s["page"], "system": k, "top": s["box"][0],
               "left": s["box"][1], "bottom": s["box"][2], "right": s["box"][3],
               "page_image": page_path(piece, s["page"]), "source": str(path.resolve())}
              for k, s in enumerate(systems)],
-            whole, [s.get("notes") for s in systems], tuple(halves))
+            whole, [s.get("notes") for s in systems], tuple(halves),
+            piece_parts(embedder, strips))
         for i, page in enumerate(pages):
             pending.pages[page_path(piece, i)] = page
     return pending

@@ -6,7 +6,9 @@
     IDX/meta-<gen>.sqlite     systems(id, piece, page, system, box, page image), windows(id,
                               recording, start, end, audio path, piece/system when known),
                               notes(system id, onset, offset, pitch) for systems engraved
-                              from a symbolic score (score time in seconds, repeats unfolded)
+                              from a symbolic score (score time in seconds, repeats unfolded),
+                              halves(system id, first- and second-half vectors), parts(system
+                              id, its parts' vectors: runs of the joined strip, `parts.py`)
     IDX/pages/<piece>/page-NNN.png   the page images, for display
 
 Writes are atomic: a change writes the files of a new generation, then replaces index.json in
@@ -55,6 +57,7 @@ CREATE TABLE IF NOT EXISTS notes (
     system INTEGER NOT NULL, onset REAL NOT NULL, offset REAL NOT NULL, pitch INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS halves (
     system INTEGER PRIMARY KEY, first BLOB NOT NULL, second BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS parts (system INTEGER PRIMARY KEY, vectors BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS windows_recording ON windows (recording);
 CREATE INDEX IF NOT EXISTS notes_system ON notes (system);
 CREATE INDEX IF NOT EXISTS systems_piece ON systems (piece);
@@ -97,26 +100,36 @@ class Pending:
     # per system: its first- and second-half vectors, (2, D) float32 (`Embedder.sheet_with_halves`;
     # whole-recording alignment by the images places boundaries with them), or None
     system_halves: list[np.ndarray | None] = field(default_factory=list)
+    # per system: the vectors of the parts it holds, (p, D) float32 (`search/parts.py`: runs of
+    # the piece's joined systems, many across a boundary; clips cut anywhere are ranked with
+    # them), or None
+    system_parts: list[np.ndarray | None] = field(default_factory=list)
 
     def add_systems(self, rows: list[dict], vectors: np.ndarray,
                     notes: list[np.ndarray | None] | None = None,
-                    halves: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                    halves: tuple[np.ndarray, np.ndarray] | None = None,
+                    parts: list[np.ndarray] | None = None) -> None:
         if len(rows) != len(vectors):
             raise ValueError("one vector per system")
         if notes is not None and len(notes) != len(rows):
             raise ValueError("one note array (or None) per system")
         if halves is not None and not len(halves[0]) == len(halves[1]) == len(rows):
             raise ValueError("one first and one second half per system")
+        if parts is not None and len(parts) != len(rows):
+            raise ValueError("one array of part vectors per system")
         self._pad_notes()
         self.systems += rows
         self.system_vectors.append(np.asarray(vectors, np.float32))
         self.system_notes += list(notes) if notes is not None else [None] * len(rows)
         self.system_halves += (list(np.stack(halves, axis=1).astype(np.float32))
                                if halves is not None else [None] * len(rows))
+        self.system_parts += ([np.asarray(v, np.float32) for v in parts] if parts is not None
+                              else [None] * len(rows))
 
     def _pad_notes(self) -> None:  # rows added directly to `systems` have no notes, no halves
         self.system_notes += [None] * (len(self.systems) - len(self.system_notes))
         self.system_halves += [None] * (len(self.systems) - len(self.system_halves))
+        self.system_parts += [None] * (len(self.systems) - len(self.system_parts))
 
     def add_windows(self, rows: list[dict], vectors: np.ndarray) -> None:
         if len(rows) != len(vectors):
@@ -130,6 +143,7 @@ class Pending:
         other._pad_notes()
         self.system_notes += other.system_notes
         self.system_halves += other.system_halves
+        self.system_parts += other.system_parts
         self.systems += other.systems
         self.system_vectors += other.system_vectors
         self.windows += other.windows
@@ -269,6 +283,35 @@ class Index:
         first, second = ([np.frombuffer(found[i][k], np.float32) for i in ids] for k in (0, 1))
         return np.stack(first), np.stack(second)
 
+    def parts(self):
+        """The parts of the indexed systems as one `parts.Parts` (owner: system ids, ascending),
+        loaded on first use and kept; None when no system has parts (an index made before they
+        were kept, or one of recordings only)."""
+        if getattr(self, "_parts", False) is False:
+            from scorelink.search.parts import Parts
+
+            self._parts = None
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                               "name='parts'").fetchone() is not None:
+                dim = self.info["dim"]
+                found = [(i, np.frombuffer(blob, np.float32).reshape(-1, dim)) for i, blob in
+                         self.db.execute("SELECT system, vectors FROM parts ORDER BY system")]
+                if found:
+                    self._parts = Parts(np.concatenate([v for _, v in found]),
+                                        np.concatenate([np.full(len(v), i, np.int64)
+                                                        for i, v in found]))
+                    self._parts_index = _faiss().IndexFlatIP(dim)
+                    self._parts_index.add(np.ascontiguousarray(self._parts.vectors))
+        return self._parts
+
+    def nearest_parts(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        """(q, k) ids of the systems holding each query vector's k nearest parts (-1 where
+        fewer exist); call only when `parts()` is not None."""
+        found = self.parts()
+        _, rows = self._parts_index.search(np.ascontiguousarray(vectors, np.float32),
+                                           max(1, min(k, len(found.owner))))
+        return np.where(rows >= 0, found.owner[np.maximum(rows, 0)], -1)
+
     def note_matcher(self):
         """The notes of the indexed scores as a `notes.NoteMatcher` (built on first use and
         kept), or None when the index keeps no notes."""
@@ -280,6 +323,14 @@ class Index:
             piece = {r["id"]: r["piece"] for r in self.db.execute("SELECT id, piece FROM systems")}
             self._matcher = NoteMatcher(self.notes(), piece)
         return self._matcher
+
+    def system_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (n,) ascending, vectors (n, D)) of every system, read once and kept."""
+        if getattr(self, "_system_matrix", None) is None:
+            ids = np.array([r[0] for r in self.db.execute("SELECT id FROM systems ORDER BY id")],
+                           np.int64)
+            self._system_matrix = (ids, self.vectors("sheet"))
+        return self._system_matrix
 
     def vectors(self, side: str) -> np.ndarray:
         """(n, D) stored vectors in id order (for exact checks; reconstructs every vector)."""
@@ -342,6 +393,7 @@ class Index:
                                 dim)
                 _append_notes(db, first, pending)
                 _append_halves(db, first, pending)
+                _append_parts(db, first, pending)
                 _append(db, audio, "windows", pending.windows, pending.window_vectors, dim)
                 n_sys = db.execute("SELECT count(*) FROM systems").fetchone()[0]
                 n_win = db.execute("SELECT count(*) FROM windows").fetchone()[0]
@@ -434,7 +486,7 @@ def _rename_clashes(pending: Pending, db: sqlite3.Connection) -> Pending:
                for r in pending.windows]
     return Pending(systems, pending.system_vectors, windows, pending.window_vectors,
                    {page(rel): image for rel, image in pending.pages.items()}, pending.skipped,
-                   pending.system_notes, pending.system_halves)
+                   pending.system_notes, pending.system_halves, pending.system_parts)
 
 
 def _append_halves(db: sqlite3.Connection, first: int, pending: Pending) -> None:
@@ -442,6 +494,13 @@ def _append_halves(db: sqlite3.Connection, first: int, pending: Pending) -> None
     db.executemany("INSERT INTO halves (system, first, second) VALUES (?, ?, ?)",
                    [(first + k, h[0].tobytes(), h[1].tobytes())
                     for k, h in enumerate(pending.system_halves) if h is not None])
+
+
+def _append_parts(db: sqlite3.Connection, first: int, pending: Pending) -> None:
+    pending._pad_notes()
+    db.executemany("INSERT INTO parts (system, vectors) VALUES (?, ?)",
+                   [(first + k, np.ascontiguousarray(v, np.float32).tobytes())
+                    for k, v in enumerate(pending.system_parts) if v is not None and len(v)])
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:

@@ -18,8 +18,9 @@ A system's score = MIX x (whole clip . system vector) + (1 - MIX) x mean over th
 MIX was chosen on validation clips only (`benchmarks/search_quality.py --split valid --mix`,
 docs/search.md); the test splits report it.
 
-Not yet used by `scorelink search`: an index does not keep parts yet (that needs a place for
-them in the index format, written by `index` and `index --add`); the benchmark computes them.
+Indexes keep every system's parts (`index --add` too; `collect.piece_parts`), and the model's
+ranking of an audio query uses them (`query.parts_evidence`, which scores the candidates that
+the clip's spans find by their nearest systems and nearest parts).
 """
 
 from __future__ import annotations

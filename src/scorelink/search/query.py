@@ -2,6 +2,10 @@
 
 An audio clip up to one system long is one query vector; a longer clip is cut into windows
 (each about a system long) whose hits are merged, keeping each system's best score. Where the
+index keeps parts (runs of each piece's joined systems, many across a system boundary,
+`search/parts.py`), the model ranks systems with them: each window and its sub-windows against
+every system's vector and parts, so that a clip cut anywhere finds the system under its
+middle. Where the
 index keeps the notes of its scores (symbolic scores, dataset pieces), the clip is also
 aligned to them (`search/notes.py`) and the two scores are fused: an answer's score is
 the model's image weight x its cosine similarity minus the notes' alignment cost, and its
@@ -86,11 +90,18 @@ def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
                    notes: bool = True, depth: int = DEPTH) -> dict:
     """What an audio query's spectrogram (N_BINS, T) says about the indexed systems:
     {"image": {system id: best cosine similarity among the model's hits},
+     "parts": {system id: the model's score with parts} (empty where the index has none),
      "notes": {system id: lowest alignment cost} (empty without notes),
-     "with_notes": the ids of systems that have notes}."""
+     "with_notes": the ids of systems that have notes}.
+    The model's ranking is "parts" where there are any, else "image"; "image" is kept as
+    well, for the calibrated confidence (`search/confidence.py`), which was fitted on it."""
     image, proposed = image_evidence(index, embedder, spec, depth=depth)
+    ranked = parts_evidence(index, embedder, spec, depth=depth)
+    by_parts: dict[int, float] = {}
+    if ranked is not None:
+        by_parts, proposed = ranked
     matcher = index.note_matcher() if notes else None
-    return {"image": image, "notes": notes_evidence(matcher, spec, proposed),
+    return {"image": image, "parts": by_parts, "notes": notes_evidence(matcher, spec, proposed),
             "with_notes": matcher.systems if matcher is not None else set()}
 
 
@@ -113,6 +124,41 @@ def image_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
     return image, proposed
 
 
+def parts_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *, depth: int = DEPTH
+                   ) -> tuple[dict[int, float], list[list[int]]] | None:
+    """The model's ranking with the index's parts: ({system id: score}, the MODEL_CANDIDATES
+    best ids per query span). Each query span and its sub-windows (`parts.clip_spans`) fetch
+    their `depth` nearest systems and the systems of their `depth` nearest parts (FAISS);
+    those candidates get `parts.system_scores`, the best over query spans kept. None: the
+    index keeps no parts."""
+    from scorelink.search import parts
+
+    found = index.parts()
+    if found is None:
+        return None
+    ids, vectors = index.system_matrix()
+    scores: dict[int, float] = {}
+    proposed = []
+    for a, b in query_spans(spec.shape[1]):
+        span = spec[:, a:b]
+        sub = embedder.audio(span, parts.clip_spans(span.shape[1]))
+        _, near = index.nearest("sheet", sub, depth)
+        near = np.r_[near.ravel(), index.nearest_parts(sub, depth).ravel()]
+        candidates = np.unique(near[near >= 0])
+        lo = np.searchsorted(found.owner, candidates, side="left")
+        hi = np.searchsorted(found.owner, candidates, side="right")
+        rows = np.concatenate([np.arange(x, y) for x, y in zip(lo, hi, strict=True)])
+        own = parts.Parts(found.vectors[rows.astype(np.int64)],
+                          np.repeat(np.arange(len(candidates)), hi - lo))
+        s = parts.system_scores(sub, vectors[np.searchsorted(ids, candidates)], own)
+        best = np.argsort(-s, kind="stable")[:depth]
+        for k in best.tolist():
+            i = int(candidates[k])
+            scores[i] = max(scores.get(i, -np.inf), float(s[k]))
+        proposed.append([int(candidates[k]) for k in best[:MODEL_CANDIDATES]])
+    return scores, proposed
+
+
 def notes_evidence(matcher, spec: np.ndarray, proposed: list[list[int]]) -> dict[int, float]:
     """The notes' side of `audio_evidence`: {system id: lowest alignment cost} over the query
     spans, each aligned to the shingle candidates and the systems the model proposed for it;
@@ -131,12 +177,13 @@ def notes_evidence(matcher, spec: np.ndarray, proposed: list[list[int]]) -> dict
 def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float | None = None,
          paths: str = "fused") -> list[dict]:
     """Rank systems by the fused score of `audio_evidence` (paths="image" or "notes": by one
-    path alone; weight: the image weight, by default the index's model's `image_weight`).
+    path alone; weight: the image weight, by default the index's model's `image_weight`). The
+    model's score is its score with parts where the evidence has them, else its cosine.
     Each answer says which evidence ranked it: "notes" or "image" (whichever alone would rank
     it higher), "both" (the same rank), with the scores of both."""
     if weight is None:
         weight = image_weight(index.fingerprint)
-    image, costs = evidence["image"], evidence["notes"]
+    image, costs = evidence.get("parts") or evidence["image"], evidence["notes"]
     if paths == "notes" and not costs:
         paths = "image"
     floor = min(image.values(), default=0.0)  # systems the model did not return
