@@ -184,7 +184,7 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float | None = 
     if weight is None:
         weight = image_weight(index.fingerprint)
     image, costs = evidence.get("parts") or evidence["image"], evidence["notes"]
-    if paths == "notes" and not costs:
+    if not costs:  # nothing aligned to notes (an index of scans): the model's score as it is
         paths = "image"
     floor = min(image.values(), default=0.0)  # systems the model did not return
     worst = max(costs.values(), default=NO_NOTES_COST)  # systems with notes not aligned
