@@ -1,7 +1,7 @@
 """Benchmark: search quality as a user meets it, on clips cut anywhere in whole recordings.
 
     python benchmarks/search_quality.py --data data/chorales [--split test] [--checkpoint CKPT]
-        [--clips 200] [--seconds 5,10,20] [--mix 0,0.25,0.5] [--s2a]
+        [--clips 200] [--seconds 5,10,20] [--mix 0,0.25,0.5] [--s2a] [--save P] [--against P]
 
 The index holds the split's systems and their notes (sheet side). Clips of 5, 10 and 20 s are
 cut at random places of the split's evaluation renditions at tempo 1.0 (spectrograms read from
@@ -31,6 +31,7 @@ Prints a Markdown block.
 from __future__ import annotations
 
 import argparse
+import pickle
 import tempfile
 import time
 from datetime import date
@@ -71,6 +72,10 @@ def main() -> None:
     p.add_argument("--no-fused", action="store_true", help="leave out the notes")
     p.add_argument("--s2a", action="store_true", help="also systems -> recording places")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", metavar="PICKLE", help="write every clip's ranks here")
+    p.add_argument("--against", metavar="PICKLE", help="ranks --save'd by another version on "
+                   "the same clips (same seed and lengths): paired differences, ranking by "
+                   "ranking")
     args = p.parse_args()
     import torch
 
@@ -124,11 +129,13 @@ def main() -> None:
                         - max(a, r["start_frame"]) >= MIN_OVERLAP * FPS}
             spec = np.asarray(full[:, a:a + n], np.float32)
             c0 = time.process_time()
-            vectors = embedder.audio(spec, parts.clip_spans(n))
+            spans_n = parts.clip_spans(n)
+            vectors = embedder.audio(spec, spans_n)
             scores = {"image": vectors[0] @ system_vectors.T}
             for m in mixes:
                 scores[f"image + parts, mix {m:g}"] = parts.system_scores(
-                    vectors, system_vectors, part_set, mix=m)
+                    vectors, system_vectors, part_set, weights=parts.span_weights(spans_n),
+                    mix=m)
             ranked = {name: np.argsort(-s, kind="stable").tolist() for name, s in scores.items()}
             if not args.no_fused:
                 evidence = query.audio_evidence(index, embedder, spec)
@@ -175,9 +182,35 @@ def main() -> None:
                   f"[{lo:.1f}, {hi:.1f}] | {100 * np.mean(v[:, 0] <= 5):.1f} | "
                   f"{100 * np.mean(v[:, 0] <= 10):.1f} | {np.mean(1 / v[:, 0]):.3f} | "
                   f"{100 * np.mean(v[:, 1] == 1):.1f} | {100 * np.mean(v[:, 2]):.1f} | {diff} |")
+    if args.save:
+        Path(args.save).write_bytes(pickle.dumps({"results": results, "groups": groups}))
+    if args.against:
+        _against(args.against, results, groups)
     if args.s2a:
         _sheet_to_audio(index, ds, records, spans, embedder, flacs)
     index.close()
+
+
+def _against(path: str, results: dict, groups: dict) -> None:
+    """R@1 mid of this run minus the run saved at path, per length and ranking both have."""
+    saved = pickle.loads(Path(path).read_bytes())
+    rng = np.random.default_rng(0)
+    print(f"\nThis run minus `{path}` on the same clips, R@1 mid, paired 95 % intervals:\n")
+    print("| clip | ranking | this run | that run | difference [95 %] | gained / lost |")
+    print("|---|---|---|---|---|---|")
+    for seconds, res in results.items():
+        if saved["groups"].get(seconds) != groups[seconds]:
+            raise SystemExit(f"{path}: not the same clips at {seconds:g} s")
+        for name, v in res.items():
+            if name not in saved["results"][seconds]:
+                continue
+            ours = (v[:, 0] == 1).astype(float)
+            theirs = (saved["results"][seconds][name][:, 0] == 1).astype(float)
+            lo, hi = _ci(ours - theirs, groups[seconds], rng)
+            print(f"| {seconds:g} s | {name} | {100 * ours.mean():.1f} | "
+                  f"{100 * theirs.mean():.1f} | {100 * (ours - theirs).mean():+.1f} "
+                  f"[{lo:+.1f}, {hi:+.1f}] | {int(np.sum(ours > theirs))} / "
+                  f"{int(np.sum(ours < theirs))} |")
 
 
 def _recordings(ds, spans) -> dict[str, str]:

@@ -58,20 +58,38 @@ def test_system_scores_equal_a_naive_loop():
     unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
     spans, systems = unit(rng.normal(size=(6, 8))), unit(rng.normal(size=(5, 8)))
     p = parts.Parts(unit(rng.normal(size=(12, 8))), rng.integers(0, 4, 12))  # 4 has none
-    for mix in (0.0, 0.3, 1.0):
-        got = parts.system_scores(spans, systems, p, mix=mix)
+    weights = rng.uniform(0.1, 1, 6)
+    for mix, w in ((0.0, None), (0.3, None), (1.0, None), (0.0, weights), (0.3, weights)):
+        got = parts.system_scores(spans, systems, p, mix=mix, weights=w)
         for j in range(5):
             per_span = [max([spans[s] @ systems[j]] + [spans[s] @ p.vectors[k]
                                                        for k in range(12) if p.owner[k] == j])
                         for s in range(6)]
-            want = mix * spans[0] @ systems[j] + (1 - mix) * np.mean(per_span)
+            mean = np.mean(per_span) if w is None else np.dot(w, per_span) / w.sum()
+            want = mix * spans[0] @ systems[j] + (1 - mix) * mean
             assert abs(got[j] - want) < 1e-6
+
+
+def test_span_weights_favour_the_middle():
+    """The whole clip and a sub-window centred on its middle weigh 1; the further a span's
+    centre from the middle, the less it weighs (Gaussian of CENTRE_SECONDS)."""
+    n = 20 * FPS
+    spans = parts.clip_spans(n)
+    w = parts.span_weights(spans)
+    assert w[0] == 1.0 and len(w) == len(spans)
+    distance = [abs((a + b) / 2 - n / 2) for a, b in spans]
+    order = np.argsort(distance, kind="stable")
+    assert np.all(np.diff(w[order]) <= 1e-12)
+    far = int(np.argmax(distance))
+    want = np.exp(-0.5 * (distance[far] / (parts.CENTRE_SECONDS * FPS)) ** 2)
+    assert abs(w[far] - want) < 1e-9
 
 
 def test_clip_spans():
     assert parts.clip_spans(50) == [(0, 50)]  # shorter than every sub-window
-    spans = parts.clip_spans(10 * FPS)
-    assert spans[0] == (0, 10 * FPS)
-    lengths = {b - a for a, b in spans[1:]}
-    assert lengths == {int(s * FPS) for s in parts.SUB_SECONDS}
-    assert all(0 <= a < b <= 10 * FPS for a, b in spans)
+    for seconds in (10, 20):
+        spans = parts.clip_spans(seconds * FPS)
+        assert spans[0] == (0, seconds * FPS)
+        lengths = {b - a for a, b in spans[1:]}
+        assert lengths == {int(s * FPS) for s in parts.SUB_SECONDS if s < seconds}
+        assert all(0 <= a < b <= seconds * FPS for a, b in spans)

@@ -439,7 +439,9 @@ def test_index_keeps_parts_and_the_model_ranks_with_them(data_index, chorale_dat
     # a clip cut across a system boundary: the model's answers are the parts' ranking
     spec = ds.rendition_spec(records[0])[:, 60:260].astype(np.float32)
     ids, vectors = index.system_matrix()
-    want = parts.system_scores(emb.audio(spec, parts.clip_spans(spec.shape[1])), vectors, found)
+    spans = parts.clip_spans(spec.shape[1])
+    want = parts.system_scores(emb.audio(spec, spans), vectors, found,
+                               weights=parts.span_weights(spans))
     evidence = query.audio_evidence(index, emb, spec, notes=False)
     hits = query.fuse(index, evidence, top=5, paths="image")
     best = np.argsort(-want, kind="stable")[:5]

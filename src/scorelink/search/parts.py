@@ -10,13 +10,15 @@ of a search (the image evidence; a score with notes is aligned by `search/notes.
   end of one system and the start of the next. Each part belongs to the system holding its
   middle column. The CNN runs once per snippet of the joined strip; only the GRU runs per part.
 - *Sub-windows*: the clip is also embedded in SUB_SECONDS windows (a quarter hop); every span
-  gives each system the best similarity among its own vector and its parts; the spans' mean
-  rewards systems that many parts of the clip agree on.
+  gives each system the best similarity among its own vector and its parts; the spans' mean,
+  weighted by how near each span's centre lies to the clip's middle (a Gaussian of
+  CENTRE_SECONDS: the answer sought is the system under the middle), rewards the system that
+  the spans around the middle agree on.
 
-A system's score = MIX x (whole clip . system vector) + (1 - MIX) x mean over the clip's spans
-(the whole clip and its sub-windows) of max(span . system, span . the system's parts).
-MIX was chosen on validation clips only (`benchmarks/search_quality.py --split valid --mix`,
-docs/search.md); the test splits report it.
+A system's score = MIX x (whole clip . system vector) + (1 - MIX) x weighted mean over the
+clip's spans (the whole clip and its sub-windows) of max(span . system, span . its parts).
+PART_SYSTEMS, SUB_SECONDS, CENTRE_SECONDS and MIX were chosen on validation clips only (the
+chorale corpus's and MSMD's validation splits, docs/search.md); the test splits report them.
 
 Indexes keep every system's parts (`index --add` too; `collect.piece_parts`), and the model's
 ranking of an audio query uses them (`query.parts_evidence`, which scores the candidates that
@@ -41,9 +43,11 @@ from scorelink.models.snippets import halve_strip, n_snippets
 if TYPE_CHECKING:
     from scorelink.search.embed import EmbedderBase as Embedder
 
-PART_SYSTEMS = (0.5, 1.0)  # part lengths, in systems (the piece's median system, in snippets)
-SUB_SECONDS = (4.5, 7.2)  # query sub-window lengths
+PART_SYSTEMS = (0.25, 0.5, 0.75, 1.0, 1.5)  # part lengths, in systems (the piece's median
+# system, in snippets)
+SUB_SECONDS = (4.5, 7.2, 10.8)  # query sub-window lengths (those shorter than the clip)
 SUB_HOP = 0.25  # of a sub-window's length
+CENTRE_SECONDS = 3.0  # spans weigh exp(-d^2 / 2 CENTRE^2), d: centre to the clip's middle
 MIX = 0.0  # weight of the whole clip's own system similarity (validation, docs/search.md)
 
 
@@ -119,15 +123,25 @@ def clip_spans(n_frames: int) -> list[tuple[int, int]]:
     return spans
 
 
+def span_weights(spans: list[tuple[int, int]]) -> np.ndarray:
+    """(S,) weights of `clip_spans` (the first: the whole clip): a Gaussian of CENTRE_SECONDS
+    of the distance from each span's centre to the clip's middle."""
+    a, b = np.array(spans, np.float64).T
+    middle = (spans[0][0] + spans[0][1]) / 2
+    return np.exp(-0.5 * (((a + b) / 2 - middle) / (CENTRE_SECONDS * FPS)) ** 2)
+
+
 def system_scores(span_vectors: np.ndarray, system_vectors: np.ndarray, parts: Parts, *,
-                  mix: float = MIX) -> np.ndarray:
+                  weights: np.ndarray | None = None, mix: float = MIX) -> np.ndarray:
     """(N,) scores of the N systems for a clip embedded over `clip_spans` (S, D) (row 0: the
-    whole clip): mix x whole . system + (1 - mix) x mean over spans of the best of the
-    system's own vector and its parts."""
+    whole clip): mix x whole . system + (1 - mix) x mean over spans (weighted by `weights`,
+    `span_weights`; default: all alike) of the best of the system's own vector and its
+    parts."""
     own = span_vectors @ system_vectors.T  # (S, N)
     best = own.copy()
     if len(parts.owner):
         sims = span_vectors @ parts.vectors.T  # (S, P)
         for s in range(len(best)):
             np.maximum.at(best[s], parts.owner, sims[s])
-    return mix * own[0] + (1 - mix) * best.mean(axis=0)
+    w = np.ones(len(best)) if weights is None else np.asarray(weights, np.float64)
+    return mix * own[0] + (1 - mix) * (w @ best) / w.sum()

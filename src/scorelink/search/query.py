@@ -141,7 +141,8 @@ def parts_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *, depth:
     proposed = []
     for a, b in query_spans(spec.shape[1]):
         span = spec[:, a:b]
-        sub = embedder.audio(span, parts.clip_spans(span.shape[1]))
+        spans = parts.clip_spans(span.shape[1])
+        sub = embedder.audio(span, spans)
         _, near = index.nearest("sheet", sub, depth)
         near = np.r_[near.ravel(), index.nearest_parts(sub, depth).ravel()]
         candidates = np.unique(near[near >= 0])
@@ -150,7 +151,8 @@ def parts_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *, depth:
         rows = np.concatenate([np.arange(x, y) for x, y in zip(lo, hi, strict=True)])
         own = parts.Parts(found.vectors[rows.astype(np.int64)],
                           np.repeat(np.arange(len(candidates)), hi - lo))
-        s = parts.system_scores(sub, vectors[np.searchsorted(ids, candidates)], own)
+        s = parts.system_scores(sub, vectors[np.searchsorted(ids, candidates)], own,
+                                weights=parts.span_weights(spans))
         best = np.argsort(-s, kind="stable")[:depth]
         for k in best.tolist():
             i = int(candidates[k])
