@@ -210,7 +210,8 @@ def main() -> None:
              sorted({r["tempo"] for r in ds.records(split=args.split, soundfont=soundfont)}))
 
     # the model's evidence depends on the model and the clips only: kept with --cache
-    key = f"{args.split}-{embedder.fingerprint[:16]}-{args.clips}-{args.seconds:g}-{args.seed}"
+    key = (f"{args.split}-{embedder.fingerprint[:16]}-{args.clips}-{args.seconds:g}-{args.seed}"
+           + ("-parts" if index.parts() is not None else ""))
     cached = Path(args.cache) / f"image-{key}.pkl" if args.cache else None
     images = pickle.loads(cached.read_bytes()) if cached and cached.exists() else None
     matcher = index.note_matcher()
@@ -222,15 +223,18 @@ def main() -> None:
             t = time.perf_counter()
             if images is None or len(clips) >= len(images):
                 image, proposed = query.image_evidence(index, embedder, clip["spec"])
+                ranked = query.parts_evidence(index, embedder, clip["spec"])  # as search does
+                by_parts, proposed = ranked if ranked is not None else ({}, proposed)
             else:
-                image, proposed = images[len(clips)]
-            evidence.append({"image": image, "with_notes": with_notes,
+                image, by_parts, proposed = images[len(clips)]
+            evidence.append({"image": image, "parts": by_parts, "with_notes": with_notes,
                              "notes": query.notes_evidence(matcher, clip["spec"], proposed),
                              "proposed": proposed})
             seconds.append(time.perf_counter() - t)
             clips.append({k: v for k, v in clip.items() if k != "spec"})
     if cached is not None and images is None:
-        cached.write_bytes(pickle.dumps([(e["image"], e["proposed"]) for e in evidence]))
+        cached.write_bytes(pickle.dumps([(e["image"], e["parts"], e["proposed"])
+                                         for e in evidence]))
     pieces = [c["piece"] for c in clips]
     if args.save:
         Path(args.save).write_bytes(pickle.dumps({"clips": clips, "evidence": evidence}))
