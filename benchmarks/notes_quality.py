@@ -13,7 +13,7 @@ spectrograms. For each clip the three rankings come from one evidence computatio
 
 - image: the passage model alone (`search --audio` on an index without notes);
 - notes: the alignment cost alone (chroma + subsequence DTW, `search/notes.py`);
-- fused: what `search --audio` answers (IMAGE_WEIGHT x similarity - cost).
+- fused: what `search --audio` answers (IMAGE_WEIGHT x the model's score - cost).
 
 Scores: piece identification (the best answer's piece) and system R@1 (the best answer is the
 system holding the clip's midpoint), with 95 % cluster-bootstrap intervals (pieces resampled)
@@ -182,7 +182,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tune", action="store_true", help="grid of fusion settings (validation)")
     p.add_argument("--image-weight", type=float,
-                   help="default: the model's (query.IMAGE_WEIGHTS)")
+                   help="the model's weight in the fused score (default query.IMAGE_WEIGHT)")
     p.add_argument("--cache", help="keep the index and the model's evidence here, per model")
     p.add_argument("--save", help="write the clips' evidence here (pickle) to re-score later")
     p.add_argument("--against", metavar="PICKLE",
@@ -200,8 +200,7 @@ def main() -> None:
 
     embedder = Embedder.load(args.checkpoint)
     ds = Dataset(args.data)
-    weight = query.image_weight(embedder.fingerprint) if args.image_weight is None \
-        else args.image_weight
+    weight = query.IMAGE_WEIGHT if args.image_weight is None else args.image_weight
     t0 = time.perf_counter()
     index = _index(args, embedder)
     build_s = time.perf_counter() - t0
@@ -242,7 +241,8 @@ def main() -> None:
     if args.tune:
         print(f"### Fusion grid ({args.split}, {len(clips)} clips, {date.today()})\n")
         print("| image weight | no-notes cost | system R@1 | piece top-1 |\n|---|---|---|---|")
-        for weight in (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0):
+        for weight in (0.0, 0.0001, 0.0003, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2,
+                       0.5, 1.0):
             r = np.array([_ranks(query.fuse(index, e, top=0, weight=weight), c)
                           for e, c in zip(evidence, clips, strict=True)])
             print(f"| {weight:g} | {query.NO_NOTES_COST:g} | {_pct(r[:, 0]):.1f} | "

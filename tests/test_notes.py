@@ -16,7 +16,7 @@ from scorelink.constants import SAMPLE_RATE
 from scorelink.data.spectrogram import spectrogram
 from scorelink.search import collect, query
 from scorelink.search.embed import Embedder
-from scorelink.search.index import Index
+from scorelink.search.index import Index, Pending
 from scorelink.search.notes import (
     FEATURE_FPS,
     NoteMatcher,
@@ -256,9 +256,9 @@ def test_notes_off_ranks_by_the_model_alone(tmp_path, tiny_scores, tiny_ckpt):
     index.close()
 
 
-def test_fusion_weight_is_the_index_models(tmp_path, tiny_scores, tiny_ckpt, monkeypatch):
-    """fuse() weighs the image by the weight tuned for the index's model (IMAGE_WEIGHTS, by
-    fingerprint), IMAGE_WEIGHT for a model not in the table."""
+def test_fusion_ranks_systems_with_notes_by_their_notes(tmp_path, tiny_scores, tiny_ckpt):
+    """fuse(): systems with notes ranked by their notes cost alone (IMAGE_WEIGHT 0); a weight
+    that dwarfs the costs hands the ranking to the model."""
     index, embedder = _index(tmp_path, tiny_scores, tiny_ckpt)
     notes = index.notes()
     evidence = query.audio_evidence(index, embedder, spectrogram(_synth(notes[min(notes)])))
@@ -266,10 +266,36 @@ def test_fusion_weight_is_the_index_models(tmp_path, tiny_scores, tiny_ckpt, mon
     def ranked(**kw):
         return [h["id"] for h in query.fuse(index, evidence, top=0, **kw)]
 
-    assert query.image_weight(embedder.fingerprint) == query.IMAGE_WEIGHT
-    assert ranked() == ranked(weight=query.IMAGE_WEIGHT)
-    monkeypatch.setitem(query.IMAGE_WEIGHTS, embedder.fingerprint[:16], 1e6)
-    assert ranked() == ranked(weight=1e6) == ranked(paths="image")
+    costs = evidence["notes"]
+    by_cost = [h["id"] for h in query.fuse(index, evidence, top=0) if h["id"] in costs]
+    assert [costs[i] for i in by_cost] == sorted(costs.values())
+    assert ranked(weight=1e6) == ranked(paths="image")
+    index.close()
+
+
+def test_ties_go_to_the_system_played_more_often_then_the_earlier(tmp_path):
+    """The same music printed twice costs the same: the system the score plays twice (inside
+    a repeat) ranks first, then, among systems played alike, the earlier one; a system without
+    notes (a scan) ranks by the model, placed as a neutral notes cost."""
+    chord = np.array([[0.0, 1.0, 60], [0.0, 1.0, 64], [1.0, 2.0, 67]])
+    other = np.array([[0.0, 2.0, 62]])
+    passes = {0: [0.0, 4.0], 1: [2.0], 2: [6.0], 3: [8.0]}  # system 0 is played twice
+    music = {0: chord, 1: other, 2: chord, 3: chord}
+    rows, system_notes = [], []
+    for k in range(4):
+        rows.append({"piece": "p", "page": 0, "system": k, "top": 0.0, "left": 0.0,
+                     "bottom": 1.0, "right": 1.0})
+        system_notes.append(np.concatenate([music[k] + [t, t, 0] for t in passes[k]]))
+    rows.append({**rows[0], "piece": "scan", "system": 0})
+    system_notes.append(None)
+    unit = np.eye(8, dtype=np.float32)[:5]
+    pending = Pending()
+    pending.add_systems(rows, unit, system_notes)
+    index = Index.write(tmp_path / "idx", pending, model_name="m", fingerprint="f", dim=8)
+    assert index.note_matcher().plays == {0: 2, 1: 1, 2: 1, 3: 1}
+    evidence = {"image": {i: 0.5 + 0.1 * i for i in range(5)}, "parts": {},
+                "notes": {0: 0.1, 1: 0.4, 2: 0.1, 3: 0.1}, "with_notes": {0, 1, 2, 3}}
+    assert [h["id"] for h in query.fuse(index, evidence, top=0)] == [0, 2, 3, 4, 1]
     index.close()
 
 

@@ -50,24 +50,18 @@ FEATURES = {
 # fingerprint[:16] -> {evidence: (b0, b1, ..., threshold)}, printed by
 # `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches").
 CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
-    # shipped:rnn-piano.pt (stage real, epoch 30); 2026-12-04, the same validation clips as
-    # the entries below; notes refitted for the matcher with the pitch profile (late evening)
+    # shipped:rnn-piano.pt (stage real, epoch 30); 2026-12-05, refitted when indexes began to
+    # keep parts (the image features are read off the parts' ranking); chorales valid (36
+    # pieces) + MSMD valid (48), the indexed halves' 278 systems; 750 clips of 5-20 s at tempo
+    # ratios 0.5-2
     "639c8ab7dde9cb0b": {
-        "image": (-8.80528, 5.04057, -1.17812, -0.529357, 0.713346, 4.9642, 0.289918),
-        "notes": (-4.39771, -16.16, 30.4361, -0.767752, 7.03088, 2.22343, 0.889371),
+        "image": (-17.9401, 10.4688, 8.94564, -0.463714, 0.594359, 9.36203, 0.235431),
+        "notes": (-5.26575, -15.6807, 30.5206, -0.750267, 6.99036, 2.87926, 0.887303),
     },
-    # the piano campaign's stage ft at epoch 72 (shipped until 2026-12-04, evening); chorales
-    # valid (36 pieces) + MSMD valid (48), the indexed halves' 278 systems; 750 clips of 5-20 s
-    # at tempo ratios 0.5-2 (notes refitted likewise)
-    "5c34d1e732ded6b0": {
-        "image": (-8.8308, 4.26637, 0.617839, -0.514645, 0.935029, 5.15684, 0.27213),
-        "notes": (-4.97113, -17.239, 28.2063, -0.50417, 7.24265, 3.18267, 0.879358),
-    },
-    # shipped:rnn-chorales.pt (`--checkpoint chorales`); the same clips, the same day (notes
-    # refitted likewise)
+    # shipped:rnn-chorales.pt (`--checkpoint chorales`); the same clips, the same day
     "93b599ae8947abe7": {
-        "image": (-8.08209, 2.5196, 6.56965, -0.514478, 0.627697, 5.58055, 0.276022),
-        "notes": (-6.348, -18.1297, 27.6758, -0.94946, 7.80275, 5.61394, 0.885072),
+        "image": (-11.8854, 3.41593, 16.1541, 0.416359, 0.521291, 8.2883, 0.244402),
+        "notes": (-4.56119, -17.2792, 27.1407, -0.660642, 7.55155, 2.45425, 0.882576),
     },
 }
 

@@ -229,6 +229,14 @@ class NoteMatcher:
         return len(self.pieces)
 
     @cached_property
+    def plays(self) -> dict[int, int]:
+        """System id -> how many times the score plays it (separate stretches of the
+        timeline: a system inside a repeat, or replayed by a da capo, twice or more)."""
+        starts = np.flatnonzero(np.r_[True, self.labels[1:] != self.labels[:-1]])
+        ids, counts = np.unique(self.labels[starts], return_counts=True)
+        return {int(i): int(c) for i, c in zip(ids, counts, strict=True) if i >= 0}
+
+    @cached_property
     def systems(self) -> set[int]:
         """The ids of the systems that have notes (asked for by every query: computed once)."""
         return set(np.unique(self.labels[self.labels >= 0]).tolist())

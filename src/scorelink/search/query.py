@@ -37,30 +37,18 @@ QUERY_WINDOW_SECONDS = 10.8  # longer queries: windows of this length ...
 QUERY_HOP_SECONDS = 5.4  # ... every this many seconds
 DEPTH = 200  # hits fetched per query vector before merging
 MODEL_CANDIDATES = 10  # systems the model proposes for note alignment, per query vector
-# Fusion: fused score = image weight * cosine similarity - notes cost, the weight tuned per
-# model on MSMD validation clips (benchmarks/notes_quality.py --tune; docs/search.md) and looked
-# up by the model's fingerprint (its weights: a retrained model is another model). A model not
-# in the table gets IMAGE_WEIGHT, the chorale model's value, until it is tuned.
-IMAGE_WEIGHT = 0.02
-IMAGE_WEIGHTS = {  # fingerprint[:16] -> weight; MSMD validation grid, 300 clips, 2026-12-04:
-    # for both models the notes alone (0) ranked best, 0.001 one to four clips below; kept
-    # above 0 so that systems without notes (scans) are still ranked by the model
-    "93b599ae8947abe7": 0.001,  # shipped:rnn-chorales.pt (0.02 until 2026-12-04)
-    "4f412e5dfcbda1d2": 0.001,  # piano-ft16.pt, the piano campaign's candidate at epoch 16
-    "33b98b2d2f3b9d86": 0.001,  # the piano campaign at epoch 24 (shipped until 2026-12-04)
-    # the same campaign's stage ft at epoch 72 (shipped until 2026-12-04, evening) and
-    # shipped:rnn-piano.pt (stage real, epoch 30): not gridded themselves; the three models
-    # above had the same optimum, so they take theirs
-    "5c34d1e732ded6b0": 0.001,
-    "639c8ab7dde9cb0b": 0.001,
-}
-# a system without notes (a scan) is given NO_NOTES_COST, a cost that says nothing either way.
+# Fusion (`fuse`): a system with notes scores IMAGE_WEIGHT x the model's score - its notes cost;
+# IMAGE_WEIGHT 0: on MSMD validation clips (benchmarks/notes_quality.py --split valid --tune,
+# 300 clips) every weight above 0 lost clips, for every model gridded (2026-12-05, the shipped
+# model with parts: 0 -> 89.7 %, 0.0001 to 0.001 -> 88.3 %; 2026-12-04, three models before,
+# the same): where the notes tie, the same music is printed twice, and the model, which sees
+# the same notes on the page, does not know better. A system without notes (a scan, in an
+# index that also keeps notes) scores SCAN_WEIGHT x the model's score - NO_NOTES_COST, a cost
+# that says nothing either way: the model orders such systems among themselves.
+IMAGE_WEIGHT = 0.0
+SCAN_WEIGHT = 0.001
 NO_NOTES_COST = 0.3
-
-
-def image_weight(fingerprint: str) -> float:
-    """The fusion weight of the model with this fingerprint (`IMAGE_WEIGHTS`)."""
-    return IMAGE_WEIGHTS.get(fingerprint[:16], IMAGE_WEIGHT)
+TIE_DIGITS = 5  # fused scores equal to this many decimals are a tie (`fuse`)
 
 
 def query_spans(n_frames: int) -> list[tuple[int, int]]:
@@ -176,15 +164,19 @@ def notes_evidence(matcher, spec: np.ndarray, proposed: list[list[int]]) -> dict
     return costs
 
 
-def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float | None = None,
+def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_WEIGHT,
          paths: str = "fused") -> list[dict]:
     """Rank systems by the fused score of `audio_evidence` (paths="image" or "notes": by one
-    path alone; weight: the image weight, by default the index's model's `image_weight`). The
-    model's score is its score with parts where the evidence has them, else its cosine.
+    path alone). The model's score is its score with parts where the evidence has them, else
+    its cosine.
+
+    Fused: a system with notes scores weight x the model's score minus its notes cost (weight:
+    IMAGE_WEIGHT, 0: the notes decide), a system without notes (a scan) SCAN_WEIGHT x the
+    model's score minus NO_NOTES_COST. Equal scores (the same music printed twice, which no
+    audio tells apart) go to the system the score plays more often (a repeat or a da capo
+    replays it), then to the earlier one.
     Each answer says which evidence ranked it: "notes" or "image" (whichever alone would rank
     it higher), "both" (the same rank), with the scores of both."""
-    if weight is None:
-        weight = image_weight(index.fingerprint)
     image, costs = evidence.get("parts") or evidence["image"], evidence["notes"]
     if not costs:  # nothing aligned to notes (an index of scans): the model's score as it is
         paths = "image"
@@ -196,12 +188,18 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float | None = 
         return costs.get(i, worst if i in with_notes else NO_NOTES_COST)
 
     ids = set(image) | set(costs)
-    fused = {i: weight * image.get(i, floor) - cost(i) for i in ids}
+    fused = {i: (weight if i in with_notes else SCAN_WEIGHT) * image.get(i, floor) - cost(i)
+             for i in ids}
     if paths == "image":
         fused = {i: image.get(i, floor) for i in ids}
     elif paths == "notes":
         fused = {i: -costs[i] for i in costs}
-    ranked = sorted(fused, key=lambda i: -fused[i])[: _limit(top)]
+    if paths == "image":
+        ranked = sorted(fused, key=lambda i: (-fused[i], i))
+    else:  # notes costs: equal to TIE_DIGITS decimals is the same music
+        plays = index.note_matcher().plays
+        ranked = sorted(fused, key=lambda i: (-round(fused[i], TIE_DIGITS), -plays.get(i, 1), i))
+    ranked = ranked[: _limit(top)]
     image_rank = {i: k for k, i in enumerate(sorted(image, key=lambda i: -image[i]))}
     notes_rank = {i: k for k, i in enumerate(sorted(costs, key=lambda i: costs[i]))}
     rows = index.rows("sheet", ranked)
