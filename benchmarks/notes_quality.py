@@ -221,19 +221,16 @@ def main() -> None:
         for clip in _clips(ds, args.split, tempo, args.clips, args.seconds, rng):
             t = time.perf_counter()
             if images is None or len(clips) >= len(images):
-                image, proposed = query.image_evidence(index, embedder, clip["spec"])
-                ranked = query.parts_evidence(index, embedder, clip["spec"])  # as search does
-                by_parts, proposed = ranked if ranked is not None else ({}, proposed)
+                image, proposed = query.model_evidence(index, embedder, clip["spec"])
             else:
-                image, by_parts, proposed = images[len(clips)]
-            evidence.append({"image": image, "parts": by_parts, "with_notes": with_notes,
+                image, proposed = images[len(clips)]
+            evidence.append({"image": image, "with_notes": with_notes,
                              "notes": query.notes_evidence(matcher, clip["spec"], proposed),
                              "proposed": proposed})
             seconds.append(time.perf_counter() - t)
             clips.append({k: v for k, v in clip.items() if k != "spec"})
     if cached is not None and images is None:
-        cached.write_bytes(pickle.dumps([(e["image"], e["parts"], e["proposed"])
-                                         for e in evidence]))
+        cached.write_bytes(pickle.dumps([(e["image"], e["proposed"]) for e in evidence]))
     pieces = [c["piece"] for c in clips]
     if args.save:
         Path(args.save).write_bytes(pickle.dumps({"clips": clips, "evidence": evidence}))

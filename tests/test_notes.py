@@ -293,7 +293,7 @@ def test_ties_go_to_the_system_played_more_often_then_the_earlier(tmp_path):
     pending.add_systems(rows, unit, system_notes)
     index = Index.write(tmp_path / "idx", pending, model_name="m", fingerprint="f", dim=8)
     assert index.note_matcher().plays == {0: 2, 1: 1, 2: 1, 3: 1}
-    evidence = {"image": {i: 0.5 + 0.1 * i for i in range(5)}, "parts": {},
+    evidence = {"image": {i: 0.5 + 0.1 * i for i in range(5)},
                 "notes": {0: 0.1, 1: 0.4, 2: 0.1, 3: 0.1}, "with_notes": {0, 1, 2, 3}}
     assert [h["id"] for h in query.fuse(index, evidence, top=0)] == [0, 2, 3, 4, 1]
     index.close()

@@ -10,7 +10,7 @@ music is in the index, and compares it with a threshold:
   widely its energy spreads over the twelve pitch classes (a tone or a beep holds one or two),
   and the model's best score (as below);
 - evidence "image" (an index of scans or page images, the model alone): the model's best
-  score (with the index's parts, `query.parts_evidence`; the cosine similarity for an index
+  score (`query.model_evidence`: with the index's parts; the cosine similarity for an index
   made before parts were kept), its gap to the best system of another piece, the agreement of
   sub-windows
   (the share of the clip's sub-windows, `sub_spans`, whose nearest system lies in the best
@@ -167,7 +167,7 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
                    evidence: dict) -> dict[str, dict[str, float]]:
     """The features of both calibrations for one query: {"image": {...}, "notes": {...}}
     ("notes" empty when the evidence has no notes costs)."""
-    image, costs = evidence.get("parts") or evidence["image"], evidence["notes"]
+    image, costs = evidence["image"], evidence["notes"]
     best_image = sorted(image, key=lambda i: -image[i])[:50]
     best_notes = sorted(costs, key=lambda i: costs[i])[:50]
     pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(set(best_image)

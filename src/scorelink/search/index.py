@@ -117,7 +117,7 @@ class Pending:
             raise ValueError("one first and one second half per system")
         if parts is not None and len(parts) != len(rows):
             raise ValueError("one array of part vectors per system")
-        self._pad_notes()
+        self._pad()
         self.systems += rows
         self.system_vectors.append(np.asarray(vectors, np.float32))
         self.system_notes += list(notes) if notes is not None else [None] * len(rows)
@@ -126,7 +126,7 @@ class Pending:
         self.system_parts += ([np.asarray(v, np.float32) for v in parts] if parts is not None
                               else [None] * len(rows))
 
-    def _pad_notes(self) -> None:  # rows added directly to `systems` have no notes, no halves
+    def _pad(self) -> None:  # rows added directly to `systems`: no notes, halves or parts
         self.system_notes += [None] * (len(self.systems) - len(self.system_notes))
         self.system_halves += [None] * (len(self.systems) - len(self.system_halves))
         self.system_parts += [None] * (len(self.systems) - len(self.system_parts))
@@ -139,8 +139,8 @@ class Pending:
 
     def extend(self, other: Pending) -> None:
         """Append everything `other` holds."""
-        self._pad_notes()
-        other._pad_notes()
+        self._pad()
+        other._pad()
         self.system_notes += other.system_notes
         self.system_halves += other.system_halves
         self.system_parts += other.system_parts
@@ -444,7 +444,7 @@ def _append(db: sqlite3.Connection, index, table: str, rows: list[dict],
 
 
 def _append_notes(db: sqlite3.Connection, first: int, pending: Pending) -> None:
-    pending._pad_notes()
+    pending._pad()
     rows = []
     for k, notes in enumerate(pending.system_notes):
         if notes is None or not len(notes):
@@ -490,14 +490,14 @@ def _rename_clashes(pending: Pending, db: sqlite3.Connection) -> Pending:
 
 
 def _append_halves(db: sqlite3.Connection, first: int, pending: Pending) -> None:
-    pending._pad_notes()
+    pending._pad()
     db.executemany("INSERT INTO halves (system, first, second) VALUES (?, ?, ?)",
                    [(first + k, h[0].tobytes(), h[1].tobytes())
                     for k, h in enumerate(pending.system_halves) if h is not None])
 
 
 def _append_parts(db: sqlite3.Connection, first: int, pending: Pending) -> None:
-    pending._pad_notes()
+    pending._pad()
     db.executemany("INSERT INTO parts (system, vectors) VALUES (?, ?)",
                    [(first + k, np.ascontiguousarray(v, np.float32).tobytes())
                     for k, v in enumerate(pending.system_parts) if v is not None and len(v)])

@@ -7,9 +7,9 @@ index keeps parts (runs of each piece's joined systems, many across a system bou
 every system's vector and parts, so that a clip cut anywhere finds the system under its
 middle. Where the
 index keeps the notes of its scores (symbolic scores, dataset pieces), the clip is also
-aligned to them (`search/notes.py`) and the two scores are fused: an answer's score is
-the model's image weight x its cosine similarity minus the notes' alignment cost, and its
-`evidence` says which of the two ranked it where it is. A sheet
+aligned to them (`search/notes.py`) and the two are fused (`fuse`: the notes rank the systems
+that have them, the model the others), and an answer's `evidence` says which of the two
+ranked it where it is. A sheet
 query's hits are recording windows; overlapping windows of one recording are folded into the
 best of them, so the answers are distinct places. `by_piece` ranks pieces by their best hit.
 
@@ -77,29 +77,32 @@ def search_audio(index: Index, embedder: Embedder, samples: np.ndarray, *,
 def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
                    notes: bool = True, depth: int = DEPTH) -> dict:
     """What an audio query's spectrogram (N_BINS, T) says about the indexed systems:
-    {"image": {system id: best cosine similarity among the model's hits},
-     "parts": {system id: the model's score with parts} (empty where the index has none),
+    {"image": {system id: the model's score} (`model_evidence`),
      "notes": {system id: lowest alignment cost} (empty without notes),
-     "with_notes": the ids of systems that have notes}.
-    The model's ranking is "parts" where there are any, else "image"; "image" is kept as
-    well, for the calibrated confidence (`search/confidence.py`), which was fitted on it."""
-    image, proposed = image_evidence(index, embedder, spec, depth=depth)
-    ranked = parts_evidence(index, embedder, spec, depth=depth)
-    by_parts: dict[int, float] = {}
-    if ranked is not None:
-        by_parts, proposed = ranked
+     "with_notes": the ids of systems that have notes}."""
+    image, proposed = model_evidence(index, embedder, spec, depth=depth)
     matcher = index.note_matcher() if notes else None
-    return {"image": image, "parts": by_parts, "notes": notes_evidence(matcher, spec, proposed),
+    return {"image": image, "notes": notes_evidence(matcher, spec, proposed),
             "with_notes": matcher.systems if matcher is not None else set()}
+
+
+def model_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
+                   depth: int = DEPTH) -> tuple[dict[int, float], list[list[int]]]:
+    """The model's side of `audio_evidence`: ({system id: score}, per query span
+    (`query_spans`) the ids of its MODEL_CANDIDATES best systems), ranked with the index's
+    parts where it keeps them (`parts_evidence`), else by each system's best cosine
+    similarity (`image_evidence`: an index made before parts were kept)."""
+    index.check_model(embedder.fingerprint)
+    if index.sheet.ntotal == 0:
+        raise QueryError(f"{index.root} holds no systems to search (index some scores)")
+    ranked = parts_evidence(index, embedder, spec, depth=depth)
+    return ranked if ranked is not None else image_evidence(index, embedder, spec, depth=depth)
 
 
 def image_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
                    depth: int = DEPTH) -> tuple[dict[int, float], list[list[int]]]:
-    """The model's side of `audio_evidence`: ({system id: best cosine similarity}, per query
-    span (`query_spans`) the ids of its MODEL_CANDIDATES best systems)."""
-    index.check_model(embedder.fingerprint)
-    if index.sheet.ntotal == 0:
-        raise QueryError(f"{index.root} holds no systems to search (index some scores)")
+    """`model_evidence` by the query spans' vectors alone: ({system id: best cosine
+    similarity among the spans' `depth` nearest systems}, proposed as there)."""
     spans = query_spans(spec.shape[1])
     vectors = embedder.audio(spec, spans)
     scores, ids = index.nearest("sheet", vectors, depth)
@@ -167,8 +170,7 @@ def notes_evidence(matcher, spec: np.ndarray, proposed: list[list[int]]) -> dict
 def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_WEIGHT,
          paths: str = "fused") -> list[dict]:
     """Rank systems by the fused score of `audio_evidence` (paths="image" or "notes": by one
-    path alone). The model's score is its score with parts where the evidence has them, else
-    its cosine.
+    path alone).
 
     Fused: a system with notes scores weight x the model's score minus its notes cost (weight:
     IMAGE_WEIGHT, 0: the notes decide), a system without notes (a scan) SCAN_WEIGHT x the
@@ -177,7 +179,7 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_W
     replays it), then to the earlier one.
     Each answer says which evidence ranked it: "notes" or "image" (whichever alone would rank
     it higher), "both" (the same rank), with the scores of both."""
-    image, costs = evidence.get("parts") or evidence["image"], evidence["notes"]
+    image, costs = evidence["image"], evidence["notes"]
     if not costs:  # nothing aligned to notes (an index of scans): the model's score as it is
         paths = "image"
     floor = min(image.values(), default=0.0)  # systems the model did not return
@@ -188,15 +190,13 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_W
         return costs.get(i, worst if i in with_notes else NO_NOTES_COST)
 
     ids = set(image) | set(costs)
-    fused = {i: (weight if i in with_notes else SCAN_WEIGHT) * image.get(i, floor) - cost(i)
-             for i in ids}
     if paths == "image":
         fused = {i: image.get(i, floor) for i in ids}
-    elif paths == "notes":
-        fused = {i: -costs[i] for i in costs}
-    if paths == "image":
         ranked = sorted(fused, key=lambda i: (-fused[i], i))
     else:  # notes costs: equal to TIE_DIGITS decimals is the same music
+        fused = ({i: -costs[i] for i in costs} if paths == "notes" else
+                 {i: (weight if i in with_notes else SCAN_WEIGHT) * image.get(i, floor) - cost(i)
+                  for i in ids})
         plays = index.note_matcher().plays
         ranked = sorted(fused, key=lambda i: (-round(fused[i], TIE_DIGITS), -plays.get(i, 1), i))
     ranked = ranked[: _limit(top)]
