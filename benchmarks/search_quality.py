@@ -111,23 +111,11 @@ def main() -> None:
     results: dict[float, dict[str, list]] = {}
     groups: dict[float, list[str]] = {}
     cpu = []
-    pieces = sorted(spans)
     for seconds in [float(s) for s in args.seconds.split(",")]:
-        length = int(seconds * FPS)
         out = {m: [] for m in methods}  # per clip: (rank mid, rank sounding, piece right)
         groups[seconds] = []
-        for _ in range(args.clips):
-            piece = pieces[rng.integers(len(pieces))]
-            group = spans[piece]
-            full = ds.rendition_spec(group[0])
-            n = min(length, full.shape[1])
-            a = int(rng.integers(full.shape[1] - n + 1))
-            mid = a + n // 2
-            holding = next((r["system"] for r in group
-                            if r["start_frame"] <= mid < r["end_frame"]), group[-1]["system"])
-            sounding = {r["system"] for r in group if min(a + n, r["end_frame"])
-                        - max(a, r["start_frame"]) >= MIN_OVERLAP * FPS}
-            spec = np.asarray(full[:, a:a + n], np.float32)
+        for piece, holding, sounding, spec in cut_clips(ds, spans, seconds, args.clips, rng):
+            n = spec.shape[1]
             c0 = time.process_time()
             spans_n = parts.clip_spans(n)
             vectors = embedder.audio(spec, spans_n)
@@ -189,6 +177,27 @@ def main() -> None:
     if args.s2a:
         _sheet_to_audio(index, ds, records, spans, embedder, flacs)
     index.close()
+
+
+def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips: int, rng):
+    """Clips of `seconds` cut at random places of random pieces' renditions (spans: piece ->
+    its system passages): yields (piece, the system holding the clip's midpoint, the systems
+    sounding MIN_OVERLAP or more in it, the spectrogram). The same rng gives the same clips
+    (benchmarks/parts_grid.py cuts the clips of this benchmark's validation runs)."""
+    pieces = sorted(spans)
+    length = int(seconds * FPS)
+    for _ in range(n_clips):
+        piece = pieces[rng.integers(len(pieces))]
+        group = spans[piece]
+        full = ds.rendition_spec(group[0])
+        n = min(length, full.shape[1])
+        a = int(rng.integers(full.shape[1] - n + 1))
+        mid = a + n // 2
+        holding = next((r["system"] for r in group
+                        if r["start_frame"] <= mid < r["end_frame"]), group[-1]["system"])
+        sounding = {r["system"] for r in group if min(a + n, r["end_frame"])
+                    - max(a, r["start_frame"]) >= MIN_OVERLAP * FPS}
+        yield piece, holding, sounding, np.asarray(full[:, a:a + n], np.float32)
 
 
 def _against(path: str, results: dict, groups: dict) -> None:
