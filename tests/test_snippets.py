@@ -109,6 +109,43 @@ def test_crop_keeps_a_run_of_onsets_in_both_modalities(chorale_dataset):
     assert cropped > 10
 
 
+def test_join_crosses_into_the_next_system_in_both_modalities(chorale_dataset):
+    """A join holds the last onset of a system and the first of the next one, in the strips
+    joined left to right and in the audio across the boundary; every note of the run has its
+    notehead inside the crop and sounds inside its audio, every note left out lies outside both;
+    only systems heard one after the other in reading order are joined."""
+    from scorelink.data.store import Dataset
+    from scorelink.train.batches import join, join_bounds, next_systems
+
+    ds = Dataset(chorale_dataset)
+    records = ds.records(split="train")
+    following = next_systems(records)
+    assert following
+    for i, j in following.items():
+        a, b = records[i], records[j]
+        assert (a["piece"], a["rendition"], a["system"] + 1, a["end_frame"]) == (
+            b["piece"], b["rendition"], b["system"], b["start_frame"])
+    rng = np.random.default_rng(0)
+    joined = 0
+    for i, j in following.items():
+        a, b = ds.passage(records[i]), ds.passage(records[j])
+        widths, frames = (a.strip.shape[1], b.strip.shape[1]), (a.spec.shape[1], b.spec.shape[1])
+        found = join_bounds(a.notes, b.notes, rng, widths=widths, frames=frames)
+        if found is None:
+            continue
+        notes, (left, right, start, end) = found
+        assert left < widths[0] < right <= sum(widths) and start < frames[0] < end <= sum(frames)
+        kept = (notes["onset_frame"] >= start) & (notes["onset_frame"] < end)
+        assert np.all((notes["x"][kept] >= left) & (notes["x"][kept] < right))
+        assert not np.any((notes["x"][~kept] >= left) & (notes["x"][~kept] < right))
+        assert kept[: len(a.notes)].any() and kept[len(a.notes):].any()
+        strip, spec = join(a.strip, a.spec, a.notes, b.strip, b.spec, b.notes,
+                           np.random.default_rng(1))
+        assert strip.shape[0] == a.strip.shape[0] and spec.shape[0] == a.spec.shape[0]
+        joined += 1
+    assert joined >= 4
+
+
 def test_scan_like_strips_keep_their_staves():
     """The scan degradation (scan_augment) changes a strip's pixels as a scan would, but every
     staff line stays darker than the spaces beside it: slight, seeded, same shape."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The piano model's training campaign, one stage at a time, resumable on any machine.
 #
-#   campaigns/piano/run.sh STAGE [SECONDS]      # STAGE: ft, then mix, then real
+#   campaigns/piano/run.sh STAGE [SECONDS]      # STAGE: ft, then mix, then real, then join
 #
 # Datasets and runs live in $SCORELINK_WORK (default ~/scorelink-work), outside the work tree.
 # A stage's run folder is seeded from the state committed in campaigns/piano/state/STAGE/ when
@@ -13,13 +13,14 @@ cd "$(dirname "$0")/../.."
 STAGE=${1:?usage: run.sh STAGE [SECONDS]}
 SECONDS_LEFT=${2:-0}
 WORK=${SCORELINK_WORK:-$HOME/scorelink-work}
-MSMD=$WORK/data/msmd
+MSMD=${MSMD:-$WORK/data/msmd}  # a folder of MSMD built with --renditions 4 (as below)
 CHORALES=$WORK/data/chorales
 BEETHOVEN=$WORK/data/beethoven
 RUN=$WORK/runs/piano-$STAGE
 STATE=campaigns/piano/state/$STAGE
 STATE_FT=campaigns/piano/state/ft
 STATE_MIX=campaigns/piano/state/mix
+STATE_REAL=campaigns/piano/state/real
 BIN=.venv/bin
 
 if [ ! -f "$MSMD/manifest.jsonl" ]; then  # the paper's data, rebuilt from its sources
@@ -29,7 +30,7 @@ fi
 if [ "$STAGE" != ft ] && [ ! -f "$CHORALES/manifest.jsonl" ]; then  # the built-in corpus
   $BIN/scorelink data build --corpus chorales --out "$CHORALES"
 fi
-if [ "$STAGE" = real ] && [ ! -f "$BEETHOVEN/manifest.jsonl" ]; then  # real scans, real timing
+if { [ "$STAGE" = real ] || [ "$STAGE" = join ]; } && [ ! -f "$BEETHOVEN/manifest.jsonl" ]; then  # real scans, real timing
   $BIN/scorelink data build --corpus beethoven --beethoven-dir ../shared/data/beethoven \
       --out "$BEETHOVEN"
 fi
@@ -54,6 +55,13 @@ case $STAGE in
     ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_MIX/best.pt" lr=1e-4
           timbre_augment=true tempo_augment=1.6 crop_augment=0.5 scan_augment=0.3
           passages_per_epoch=2048 patience=6 epochs=400 workers=1 valid_on=all) ;;
+  join)  # stage real's best trained on with half the passages cut across the boundary into
+          # the next system (join_augment): clips cut at random places hear such music, and the
+          # index's parts show it; a lower learning rate, to stay near stage real's optimum
+    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_REAL/best.pt" lr=5e-5
+          timbre_augment=true tempo_augment=1.6 crop_augment=0.5 join_augment=0.5
+          scan_augment=0.3 passages_per_epoch=2048 patience=6 epochs=400 workers=1
+          valid_on=all) ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
 esac
 

@@ -28,6 +28,12 @@ TIMBRE_BUMPS_DB = 3.0  # three cosine components over the bins, +-3 dB each
 CROP_MIN_SHARE = 0.5
 CROP_MIN_ONSETS = 4  # systems with fewer distinct onsets are never cropped
 CROP_MIN_WIDTH = 90  # px of strip: a narrower crop is not taken
+# Join augmentation (optional): a run of onsets that starts in the system and ends in the next
+# one (the next system played, in reading order), cut from both strips joined left to right and
+# from the audio across the boundary: what a clip cut at a random place hears, and what the
+# index's parts (search/parts.py) show of the page. From JOIN_MIN_SHARE of the system's onsets
+# up to all of both systems' but one.
+JOIN_MIN_SHARE = 0.25
 
 
 class PassageSnippets(TorchDataset):
@@ -41,9 +47,11 @@ class PassageSnippets(TorchDataset):
 
     def __init__(self, root: str | Path, records: list[dict], *, augment: bool = False,
                  timbre: bool = False, tempo: float = 0.0, crop: float = 0.0,
-                 scan: float = 0.0, first_index: int = 0):
+                 scan: float = 0.0, join: float = 0.0, first_index: int = 0):
         self.root = Path(root)
         self.records = records
+        self.join = join
+        self.next_of = next_systems(records) if join > 0 else {}
         self.first_index = first_index
         self.augment = augment
         self.timbre = timbre
@@ -65,13 +73,23 @@ class PassageSnippets(TorchDataset):
     def __getitem__(self, i: int):
         ds, r = self._dataset(), self.records[i]
         strip = ds.strip(r)
+        shift = 0
         if self.augment:
-            strip = _shift_rows(strip, int(torch.randint(-SHEET_SHIFT, SHEET_SHIFT + 1, ())))
+            shift = int(torch.randint(-SHEET_SHIFT, SHEET_SHIFT + 1, ()))
+            strip = _shift_rows(strip, shift)
         spec = ds.spec(r)
-        if self.timbre or self.tempo > 1.0 or self.crop > 0 or self.scan > 0:
+        if self.timbre or self.tempo > 1.0 or self.crop > 0 or self.scan > 0 or self.join > 0:
             # seeded from torch's generator, which the DataLoader seeds per worker and epoch
             rng = np.random.default_rng(int(torch.randint(2**31, ())))
-            if self.crop > 0 and rng.random() < self.crop:
+            following = self.next_of.get(i)
+            if following is not None and rng.random() < self.join:
+                nxt = self.records[following]
+                strip_b = ds.strip(nxt)
+                if self.augment:  # the same shift: one line of music across the join
+                    strip_b = _shift_rows(strip_b, shift)
+                strip, spec = join(strip, spec, ds.notes(r), strip_b, ds.spec(nxt),
+                                   ds.notes(nxt), rng)
+            elif self.crop > 0 and rng.random() < self.crop:
                 strip, spec = crop(strip, spec, ds.notes(r), rng)
             if self.timbre:
                 spec = recolour(spec, rng)
@@ -93,14 +111,22 @@ def crop_bounds(notes: np.ndarray, rng: np.random.Generator, *, width: int, fram
     first one kept (and at the other end likewise); the audio at the onsets themselves, as the
     dataset cuts systems. A run that starts the system keeps its clef and key signature.
     """
-    frame = notes["onset_frame"]
-    onsets = np.unique(frame)
-    n = len(onsets)
+    n = len(np.unique(notes["onset_frame"]))
     if n < CROP_MIN_ONSETS:
         return None
     keep = int(rng.integers(max(1, int(np.ceil(min_share * n))), n + 1))
     i = int(rng.integers(0, n - keep + 1))
-    j = i + keep
+    return run_bounds(notes, i, i + keep, width=width, frames=frames)
+
+
+def run_bounds(notes: np.ndarray, i: int, j: int, *, width: int,
+               frames: int) -> tuple[int, int, int, int] | None:
+    """(left, right) strip columns and (start, end) spectrogram frames that hold exactly the
+    notes of a passage's distinct onsets i..j-1 (as crop_bounds), or None where their noteheads
+    are out of order."""
+    frame = notes["onset_frame"]
+    onsets = np.unique(frame)
+    n = len(onsets)
     if i == 0 and j == n:
         return 0, width, 0, frames
 
@@ -124,6 +150,56 @@ def crop(strip: np.ndarray, spec: np.ndarray, notes: np.ndarray,
     if bounds is None:
         return strip, spec
     left, right, start, end = bounds
+    return strip[:, left:right], spec[:, start:end]
+
+
+def next_systems(records: list[dict]) -> dict[int, int]:
+    """{i: j}: records[j] is what is heard right after records[i] (same piece and rendition,
+    its audio starting where records[i]'s ends) and is the next system in reading order (a
+    repeat's jump back is left out: the index's parts join systems in reading order)."""
+    at = {(r["piece"], r["rendition"], r["start_frame"]): j for j, r in enumerate(records)}
+    out = {}
+    for i, r in enumerate(records):
+        j = at.get((r["piece"], r["rendition"], r["end_frame"]))
+        if j is not None and records[j]["system"] == r["system"] + 1:
+            out[i] = j
+    return out
+
+
+def join_bounds(notes_a: np.ndarray, notes_b: np.ndarray, rng: np.random.Generator, *,
+                widths: tuple[int, int], frames: tuple[int, int]
+                ) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """The notes of two consecutive passages (strip widths and spectrogram frames of a and b)
+    on one timeline, b's columns after a's strip and its frames after a's audio, and the
+    bounds (as crop_bounds, on the joined strip and audio) of a random run of their onsets that
+    holds a's last onset and b's first; None where either has fewer than CROP_MIN_ONSETS onsets
+    or the run's noteheads are out of order."""
+    n_a, n_b = len(np.unique(notes_a["onset_frame"])), len(np.unique(notes_b["onset_frame"]))
+    if min(n_a, n_b) < CROP_MIN_ONSETS:
+        return None
+    shifted = notes_b.copy()
+    shifted["x"] += widths[0]
+    shifted["onset_frame"] += frames[0]
+    notes = np.concatenate([notes_a, shifted])
+    n = n_a + n_b
+    keep = int(rng.integers(max(2, int(np.ceil(JOIN_MIN_SHARE * n_a))), n))
+    i = int(rng.integers(max(0, n_a - keep + 1), min(n_a - 1, n - keep) + 1))
+    bounds = run_bounds(notes, i, i + keep, width=sum(widths), frames=sum(frames))
+    return None if bounds is None else (notes, bounds)
+
+
+def join(strip_a: np.ndarray, spec_a: np.ndarray, notes_a: np.ndarray, strip_b: np.ndarray,
+         spec_b: np.ndarray, notes_b: np.ndarray,
+         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The strip and spectrogram of a random run of onsets across the boundary of passage a
+    and the passage b after it (see join_bounds); passage a whole where there is none."""
+    found = join_bounds(notes_a, notes_b, rng, widths=(strip_a.shape[1], strip_b.shape[1]),
+                        frames=(spec_a.shape[1], spec_b.shape[1]))
+    if found is None:
+        return strip_a, spec_a
+    left, right, start, end = found[1]
+    strip = np.concatenate([strip_a, strip_b], axis=1)
+    spec = np.concatenate([spec_a, spec_b], axis=1)
     return strip[:, left:right], spec[:, start:end]
 
 

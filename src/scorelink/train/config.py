@@ -44,6 +44,9 @@ class TrainConfig:
     tempo_augment: float = 0.0  # > 1: half the passages stretched by a factor in [1/x, x]
     crop_augment: float = 0.0  # this share of passages cut to a run of their onsets (not in
     # the paper: more distinct training pairs from the note alignment, as the BL has)
+    join_augment: float = 0.0  # this share of passages cut to a run of onsets across the
+    # boundary into the next system (both strips joined, the audio across: what a clip cut at a
+    # random place hears and the index's parts show; not in the paper); the rest may be cropped
     scan_augment: float = 0.0  # this share of sheet strips degraded as scans (slight skew, blur,
     # 1-bit threshold, specks, off-white paper: scorelink.train.scanlike; not in the paper)
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights,
@@ -107,8 +110,9 @@ class TrainConfig:
                               f"{merged['train_passages']!r}")
         if not 0.0 <= float(merged.get("ema", 0.0)) < 1.0:
             raise ConfigError(f"ema is a decay in [0, 1), not {merged['ema']!r}")
-        if not 0.0 <= float(merged.get("scan_augment", 0.0)) <= 1.0:
-            raise ConfigError(f"scan_augment is a share in [0, 1], not {merged['scan_augment']!r}")
+        for share in ("scan_augment", "crop_augment", "join_augment"):
+            if not 0.0 <= float(merged.get(share, 0.0)) <= 1.0:
+                raise ConfigError(f"{share} is a share in [0, 1], not {merged[share]!r}")
         if int(merged.get("cache_features", 0)) and not merged.get("freeze_cnn"):
             raise ConfigError("cache_features needs freeze_cnn=true: only frozen CNNs give "
                               "features that stay valid while the rest trains")
