@@ -139,6 +139,10 @@ def run_bounds(notes: np.ndarray, i: int, j: int, *, width: int,
     end = frames if j == n else int(onsets[j])
     if right - left < CROP_MIN_WIDTH or end <= start:
         return None  # noteheads out of order (a chord's seconds, grace notes): leave it whole
+    kept = (frame >= onsets[i]) & (frame <= onsets[j - 1])
+    inside = (notes["x"] >= left) & (notes["x"] < right)
+    if np.any(kept != inside):  # a notehead of the run left of one before it, or the like
+        return None
     return left, right, start, end
 
 
@@ -174,14 +178,16 @@ def join_bounds(notes_a: np.ndarray, notes_b: np.ndarray, rng: np.random.Generat
     bounds (as crop_bounds, on the joined strip and audio) of a random run of their onsets that
     holds a's last onset and b's first; None where either has fewer than CROP_MIN_ONSETS onsets
     or the run's noteheads are out of order."""
-    n_a, n_b = len(np.unique(notes_a["onset_frame"])), len(np.unique(notes_b["onset_frame"]))
-    if min(n_a, n_b) < CROP_MIN_ONSETS:
-        return None
     shifted = notes_b.copy()
     shifted["x"] += widths[0]
     shifted["onset_frame"] += frames[0]
     notes = np.concatenate([notes_a, shifted])
-    n = n_a + n_b
+    # counted on the joined timeline: a note of b that the cut puts a frame before b's audio
+    # (or one of a's at its very end) shares an onset with the other system
+    onsets = np.unique(notes["onset_frame"])
+    n, n_a = len(onsets), int(np.sum(onsets < frames[0]))
+    if min(n_a, n - n_a) < CROP_MIN_ONSETS:
+        return None
     keep = int(rng.integers(max(2, int(np.ceil(JOIN_MIN_SHARE * n_a))), n))
     i = int(rng.integers(max(0, n_a - keep + 1), min(n_a - 1, n - keep) + 1))
     bounds = run_bounds(notes, i, i + keep, width=sum(widths), frames=sum(frames))
