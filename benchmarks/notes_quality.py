@@ -42,7 +42,7 @@ from _machine import machine  # benchmarks/_machine.py
 from scorelink.constants import FPS
 from scorelink.data.store import Dataset
 from scorelink.evaluate.metrics import bootstrap_intervals, paired_difference
-from scorelink.evaluate.retrieval import eval_records
+from scorelink.evaluate.retrieval import eval_records, passage_at
 from scorelink.search import collect, query
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index
@@ -67,10 +67,8 @@ def _clips(ds: Dataset, split: str, tempo: float, n: int, seconds: float, rng) -
         length = min(frames, spec.shape[1])
         a = int(rng.integers(spec.shape[1] - length + 1))
         mid = a + length // 2
-        # the system sounding at the midpoint; past the last passage's end, the last one
-        holding = [r for r in group if r["start_frame"] <= mid < r["end_frame"]] or \
-            [max(group, key=lambda r: r["end_frame"] if r["start_frame"] <= mid else -1)]
-        out.append({"piece": piece, "system": holding[0]["system"] + 1,  # answers count from 1
+        holding = passage_at(group, mid)
+        out.append({"piece": piece, "system": holding["system"] + 1,  # answers count from 1
                     "tempo": tempo,
                     "spec": np.asarray(spec[:, a:a + length], np.float32)})
     return out

@@ -42,7 +42,7 @@ from _machine import machine  # benchmarks/_machine.py
 
 from scorelink.constants import FPS
 from scorelink.data.store import Dataset
-from scorelink.evaluate.retrieval import eval_records
+from scorelink.evaluate.retrieval import eval_records, passage_at
 from scorelink.search import collect, parts, query
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index
@@ -193,8 +193,7 @@ def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips
         n = min(length, full.shape[1])
         a = int(rng.integers(full.shape[1] - n + 1))
         mid = a + n // 2
-        holding = next((r["system"] for r in group
-                        if r["start_frame"] <= mid < r["end_frame"]), group[-1]["system"])
+        holding = passage_at(group, mid)["system"]
         sounding = {r["system"] for r in group if min(a + n, r["end_frame"])
                     - max(a, r["start_frame"]) >= MIN_OVERLAP * FPS}
         yield piece, holding, sounding, np.asarray(full[:, a:a + n], np.float32)

@@ -11,7 +11,7 @@ from scorelink.evaluate.metrics import (
     ranks_from_scores,
     retrieval_metrics,
 )
-from scorelink.evaluate.retrieval import rank_passages
+from scorelink.evaluate.retrieval import passage_at, rank_passages
 
 
 def test_ranks_hand_computed():
@@ -90,3 +90,16 @@ def test_paired_difference_cancels_what_queries_share():
         paired_difference(a, b[:-1])
     with pytest.raises(ValueError):
         bootstrap_intervals(a, pieces[:-1])
+
+
+def test_passage_at_is_the_passage_sounding_then_or_the_nearest_before():
+    passages = [{"system": 1, "start_frame": 100, "end_frame": 200},
+                {"system": 0, "start_frame": 20, "end_frame": 100},
+                {"system": 2, "start_frame": 200, "end_frame": 260}]
+    assert passage_at(passages, 20)["system"] == 0
+    assert passage_at(passages, 99)["system"] == 0
+    assert passage_at(passages, 100)["system"] == 1
+    assert passage_at(passages, 5)["system"] == 0     # the silence before the first
+    assert passage_at(passages, 300)["system"] == 2   # past the end
+    gap = [passages[1], {"system": 1, "start_frame": 150, "end_frame": 200}]
+    assert passage_at(gap, 120)["system"] == 0        # a gap: the one that started before

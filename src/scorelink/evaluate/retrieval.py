@@ -109,3 +109,14 @@ def query_pieces(records: list[dict]) -> dict[str, list[str]]:
     """The piece of every query, per direction, in the order of `rank_passages`' ranks."""
     firsts, _ = group_systems([(r["piece"], r["system"]) for r in records])
     return {"a2s": [r["piece"] for r in records], "s2a": [records[i]["piece"] for i in firsts]}
+
+
+def passage_at(passages: list[dict], frame: int) -> dict:
+    """The passage of one rendition sounding at `frame`: the one whose [start_frame, end_frame)
+    holds it; in the silence before the first, the first; past the last (or in a gap), the last
+    that started before it. Clip benchmarks score "the system holding the clip's midpoint"."""
+    ordered = sorted(passages, key=lambda r: r["start_frame"])
+    started = [r for r in ordered if r["start_frame"] <= frame]
+    if not started:
+        return ordered[0]
+    return next((r for r in started if frame < r["end_frame"]), started[-1])
