@@ -2,6 +2,7 @@
 
     python benchmarks/search_quality.py --data data/chorales [--split test] [--checkpoint CKPT]
         [--clips 200] [--seconds 5,10,20] [--mix 0,0.25,0.5] [--s2a] [--save P] [--against P]
+    python benchmarks/search_quality.py --pool THIS.pkl=THAT.pkl [--pool ...]
 
 The index holds the split's systems and their notes (sheet side). Clips of 5, 10 and 20 s are
 cut at random places of the split's evaluation renditions at tempo 1.0 (spectrograms read from
@@ -22,6 +23,10 @@ target); "sounding": any system that sounds 0.5 s or more during the clip. R@k, 
 first right answer; "piece R@1": the best answer is from the right piece. Intervals: 95 %
 cluster bootstrap (clips grouped by piece, pieces resampled); differences paired on the same
 clips.
+
+--pool: no new run; pairs of --save'd runs on the same clips (one pair per dataset, say a new
+model's and the shipped one's) pooled: R@1 mid differences over all their clips, per length and
+ranking and over all lengths, the pieces of all the pairs resampled together.
 
 --s2a: also every system as a query against the split's test recordings cut into windows as
 `scorelink index --recordings` cuts any recording (needs the FLACs of a test split).
@@ -62,7 +67,7 @@ def _ci(values: np.ndarray, groups: list[str], rng, n: int = 2000) -> tuple[floa
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--data", required=True, help="a dataset folder")
+    p.add_argument("--data", help="a dataset folder")
     p.add_argument("--split", default="test")
     p.add_argument("--checkpoint", help="default: the shipped model")
     p.add_argument("--clips", type=int, default=200, help="audio clips per length")
@@ -76,7 +81,14 @@ def main() -> None:
     p.add_argument("--against", metavar="PICKLE", help="ranks --save'd by another version on "
                    "the same clips (same seed and lengths): paired differences, ranking by "
                    "ranking")
+    p.add_argument("--pool", action="append", metavar="THIS=THAT",
+                   help="two --save'd pickles of the same clips; repeat for more datasets")
     args = p.parse_args()
+    if args.pool:
+        _pool([pair.split("=", 1) for pair in args.pool])
+        return
+    if not args.data:
+        p.error("--data is needed (or --pool)")
     import torch
 
     torch.set_num_threads(1)  # one query at a time, as a user's
@@ -219,6 +231,44 @@ def _against(path: str, results: dict, groups: dict) -> None:
                   f"{100 * theirs.mean():.1f} | {100 * (ours - theirs).mean():+.1f} "
                   f"[{lo:+.1f}, {hi:+.1f}] | {int(np.sum(ours > theirs))} / "
                   f"{int(np.sum(ours < theirs))} |")
+
+
+def _pool(pairs: list[list[str]]) -> None:
+    """R@1 mid differences of several pairs of saved runs, pooled over all their clips."""
+    runs = [(pickle.loads(Path(a).read_bytes()), pickle.loads(Path(b).read_bytes()))
+            for a, b in pairs]
+    lengths = sorted(set.intersection(*(set(a["results"]) & set(b["results"]) for a, b in runs)))
+    names = [n for n in runs[0][0]["results"][lengths[0]]
+             if all(n in r["results"][s] for a, b in runs for r in (a, b) for s in lengths)]
+    print(f"\nPooled over {len(pairs)} pairs ({', '.join(a for a, _ in pairs)} minus "
+          f"{', '.join(b for _, b in pairs)}), R@1 mid, paired 95 % intervals:\n")
+    print("| clip | ranking | clips | this | that | difference [95 %] | gained / lost |")
+    print("|---|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for name in names:
+        total_d, total_g, total_t = [], [], []
+        for seconds in [*lengths, None]:
+            if seconds is None:
+                d, g, t = np.concatenate(total_d), total_g, np.concatenate(total_t)
+            else:
+                d, g, t = [], [], []
+                for i, (a, b) in enumerate(runs):
+                    if a["groups"][seconds] != b["groups"][seconds]:
+                        raise SystemExit(f"{pairs[i]}: not the same clips at {seconds:g} s")
+                    ours = (a["results"][seconds][name][:, 0] == 1).astype(float)
+                    theirs = (b["results"][seconds][name][:, 0] == 1).astype(float)
+                    d.append(ours - theirs)
+                    t.append(theirs)
+                    g += [f"{i}/{piece}" for piece in a["groups"][seconds]]
+                d, t = np.concatenate(d), np.concatenate(t)
+                total_d.append(d)
+                total_t.append(t)
+                total_g += g
+            lo, hi = _ci(d, g, rng)
+            label = "all" if seconds is None else f"{seconds:g} s"
+            print(f"| {label} | {name} | {len(d)} | {100 * (t + d).mean():.1f} | "
+                  f"{100 * t.mean():.1f} | {100 * d.mean():+.1f} [{lo:+.1f}, {hi:+.1f}] | "
+                  f"{int(np.sum(d > 0))} / {int(np.sum(d < 0))} |")
 
 
 def _recordings(ds, spans) -> dict[str, str]:

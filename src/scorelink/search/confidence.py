@@ -50,10 +50,15 @@ FEATURES = {
 # fingerprint[:16] -> {evidence: (b0, b1, ..., threshold)}, printed by
 # `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches").
 CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
-    # shipped:rnn-piano.pt (stage real, epoch 30); 2026-12-05, refitted when indexes began to
-    # keep parts (the image features are read off the parts' ranking); chorales valid (36
-    # pieces) + MSMD valid (48), the indexed halves' 278 systems; 750 clips of 5-20 s at tempo
-    # ratios 0.5-2
+    # shipped:rnn-piano.pt (stage join, epoch 30); 2026-12-05; chorales valid (36 pieces) +
+    # MSMD valid (48), the indexed halves' 278 systems; 750 clips of 5-20 s at tempo ratios
+    # 0.5-2
+    "0d64e6262a544e9e": {
+        "image": (-20.6256, 12.7912, 10.6737, -0.724874, -0.214417, 10.6983, 0.201119),
+        "notes": (-2.96798, -16.5972, 29.9993, -0.901662, 6.96804, 0.617709, 0.894861),
+    },
+    # stage real, epoch 30 (shipped as rnn-piano.pt until stage join; `git show
+    # 8e9cbad:src/scorelink/weights/rnn-piano.pt`); 2026-12-05, the same clips
     "639c8ab7dde9cb0b": {
         "image": (-17.9401, 10.4688, 8.94564, -0.463714, 0.594359, 9.36203, 0.235431),
         "notes": (-5.26575, -15.6807, 30.5206, -0.750267, 6.99036, 2.87926, 0.887303),
