@@ -184,3 +184,18 @@ def test_a_build_split_by_split_lists_every_finished_split(three_scores, tmp_pat
               progress=False)
         seen.append(split)
         assert {r["split"] for r in Dataset(out)} == set(seen)
+
+
+def test_a_folder_built_into_one_split(three_scores, tmp_path, capsys):
+    """--split puts every piece of a --scores folder in one split (extra training material)."""
+    from scorelink.cli import main
+
+    out = tmp_path / "extra"
+    assert main(["data", "build", "--scores", str(three_scores), "--out", str(out), "--split",
+                 "train", "--renditions", "1", "--workers", "1", "--no-progress"]) == 0
+    records = list(Dataset(out))
+    assert records and {r["split"] for r in records} == {"train"}
+    assert len({r["piece"] for r in records}) == 3
+    assert main(["data", "build", "--corpus", "chorales", "--out", str(tmp_path / "c"),
+                 "--split", "train"]) == 2
+    assert "--split is for --scores" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -111,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="seed of the splits and renditions")
     b.add_argument("--only-split", choices=["train", "valid", "test"],
                    help="build just the pieces of this split (same split as a full build)")
+    b.add_argument("--split", choices=["train", "valid", "test"],
+                   help="with --scores: every piece in this split rather than split by seed "
+                        "(a folder of extra training material, say)")
     b.add_argument("--renditions", type=_count, default=8, metavar="N",
                    help="renditions per training piece")
     b.add_argument("--train-soundfonts", type=_names, default=TRAIN_SOUNDFONTS, metavar="A,B,..",
@@ -533,6 +537,10 @@ def _data_build(args: argparse.Namespace) -> int:
         sources, origin = corpus_sources(args.corpus), f"corpus:{args.corpus}"
     else:
         sources, origin = folder_sources(args.scores), f"folder:{Path(args.scores).resolve()}"
+        if args.split:
+            sources = [dataclasses.replace(source, split=args.split) for source in sources]
+    if args.split and not args.scores:
+        raise ScorelinkError("--split is for --scores folders (corpora have their own splits)")
     config = BuildConfig(source=origin, seed=args.seed, train_renditions=args.renditions,
                          keep_audio=args.keep_audio, train_soundfonts=args.train_soundfonts,
                          valid_soundfont=args.valid_soundfont,
