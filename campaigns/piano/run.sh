@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The piano model's training campaign, one stage at a time, resumable on any machine.
 #
-#   campaigns/piano/run.sh STAGE [SECONDS]      # STAGE: ft, then mix, then real, then join
+#   campaigns/piano/run.sh STAGE [SECONDS]      # STAGE: ft, then mix, then real, then join,
+#                                               # then extra
 #
 # Datasets and runs live in $SCORELINK_WORK (default ~/scorelink-work), outside the work tree.
 # A stage's run folder is seeded from the state committed in campaigns/piano/state/STAGE/ when
@@ -16,11 +17,13 @@ WORK=${SCORELINK_WORK:-$HOME/scorelink-work}
 MSMD=${MSMD:-$WORK/data/msmd}  # a folder of MSMD built with --renditions 4 (as below)
 CHORALES=$WORK/data/chorales
 BEETHOVEN=$WORK/data/beethoven
+MUTOPIA=$WORK/data/mutopia  # ../shared/data/mutopia-extra, every piece a training piece
 RUN=$WORK/runs/piano-$STAGE
 STATE=campaigns/piano/state/$STAGE
 STATE_FT=campaigns/piano/state/ft
 STATE_MIX=campaigns/piano/state/mix
 STATE_REAL=campaigns/piano/state/real
+STATE_JOIN=campaigns/piano/state/join
 BIN=.venv/bin
 
 if [ ! -f "$MSMD/manifest.jsonl" ]; then  # the paper's data, rebuilt from its sources
@@ -30,7 +33,12 @@ fi
 if [ "$STAGE" != ft ] && [ ! -f "$CHORALES/manifest.jsonl" ]; then  # the built-in corpus
   $BIN/scorelink data build --corpus chorales --out "$CHORALES"
 fi
-if { [ "$STAGE" = real ] || [ "$STAGE" = join ]; } && [ ! -f "$BEETHOVEN/manifest.jsonl" ]; then  # real scans, real timing
+if [ "$STAGE" = extra ] && [ ! -f "$MUTOPIA/manifest.jsonl" ]; then  # more keyboard music
+  $BIN/scorelink data build --scores ../shared/data/mutopia-extra/mutopia --out "$MUTOPIA" \
+      --split train --renditions 4
+fi
+if { [ "$STAGE" = real ] || [ "$STAGE" = join ] || [ "$STAGE" = extra ]; } \
+    && [ ! -f "$BEETHOVEN/manifest.jsonl" ]; then  # real scans, real timing
   $BIN/scorelink data build --corpus beethoven --beethoven-dir ../shared/data/beethoven \
       --out "$BEETHOVEN"
 fi
@@ -62,6 +70,13 @@ case $STAGE in
           timbre_augment=true tempo_augment=1.6 crop_augment=0.5 join_augment=0.5
           scan_augment=0.3 passages_per_epoch=2048 patience=6 epochs=400 workers=1
           valid_on=all) ;;
+  extra)  # stage join's best trained on with mutopia-extra's keyboard pieces in the pool too
+          # (more pieces to tell apart; training only, so validation stays on the three
+          # folders that have a validation split)
+    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --data "$MUTOPIA"
+          --init-from "$STATE_JOIN/best.pt" lr=5e-5 timbre_augment=true tempo_augment=1.6
+          crop_augment=0.5 join_augment=0.5 scan_augment=0.3 passages_per_epoch=2048
+          patience=6 epochs=400 workers=1 valid_on=all) ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
 esac
 
