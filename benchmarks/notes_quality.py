@@ -208,7 +208,8 @@ def main() -> None:
 
     # the model's evidence depends on the model and the clips only: kept with --cache
     key = (f"{args.split}-{embedder.fingerprint[:16]}-{args.clips}-{args.seconds:g}-{args.seed}"
-           + ("-parts" if index.parts() is not None else ""))
+           + ("-parts" if index.parts() is not None else "")
+           + ("-hub" if index.system_shifts(np.zeros(1)) is not None else ""))
     cached = Path(args.cache) / f"image-{key}.pkl" if args.cache else None
     images = pickle.loads(cached.read_bytes()) if cached and cached.exists() else None
     matcher = index.note_matcher()

@@ -17,8 +17,10 @@ Rankings tried beside the chosen setting, printed after the grid:
 - monotone: the clip's 4.5 s sub-windows aligned in time order to a piece's half-system parts in
   reading order (a step of 0 to 3 snippets between sub-windows), the path's mean similarity
   added (x 0.5) to the piece's best system score;
-- hubness (with --bank DIR): every system's and part's similarity lowered by 0.25 x its mean
-  similarity to its 50 nearest of 2,000 audio windows of DIR's training renditions.
+- hubness (with --bank DIR): every system's and part's similarity lowered by its hubness shift
+  (`search/hubness.py`: 0.25 x its mean similarity to its 50 nearest of 2,000 audio windows of
+  DIR's training renditions), as indexes keep them since 2026-12-05 where the model has a
+  bank; the chosen row then ranks without it.
 Prints a Markdown block.
 """
 
@@ -35,7 +37,7 @@ from search_quality import cut_clips
 from scorelink.constants import FPS
 from scorelink.data.store import Dataset
 from scorelink.evaluate.retrieval import eval_records
-from scorelink.search import parts
+from scorelink.search import hubness, parts
 from scorelink.search.embed import Embedder
 
 LENGTHS = (0.25, 0.5, 0.75, 1.0, 1.5)  # part lengths tried, in systems
@@ -161,11 +163,10 @@ def variants(datasets: list[dict], chosen, bank: np.ndarray | None) -> dict:
         half = data["parts"][0.5]
         blocks = {p: np.flatnonzero(piece_of[half.owner] == p) for p in pieces}
         shift = None
-        if bank is not None:
-            def hub(x):
-                return np.sort(bank @ x.T, axis=0)[-50:].mean(axis=0) * 0.25
-            shift = {"systems": hub(data["systems"]),
-                     **{length: hub(data["parts"][length].vectors) for length in ps}}
+        if bank is not None:  # as indexes keep them (search/hubness.py)
+            shift = {"systems": hubness.shifts(bank, data["systems"]),
+                     **{length: hubness.shifts(bank, data["parts"][length].vectors)
+                        for length in ps}}
         for clip in data["clips"]:
             cell = (data["name"], clip["seconds"])
             whole = clip["vectors"][0] @ data["systems"].T
@@ -200,24 +201,6 @@ def variants(datasets: list[dict], chosen, bank: np.ndarray | None) -> dict:
             for name, answer in answers.items():
                 out.setdefault(name, {}).setdefault(cell, []).append(answer == clip["truth"])
     return {k: {c: 100 * np.mean(v) for c, v in cells.items()} for k, cells in out.items()}
-
-
-def _bank(root: str, embedder, n: int = 2000, seed: int = 0) -> np.ndarray:
-    """n audio windows of 4.5-12 s from the training renditions of the dataset at root."""
-    ds = Dataset(root)
-    first: dict[tuple[str, str], dict] = {}
-    for r in ds.records(split="train"):
-        first.setdefault((r["piece"], r["rendition"]), r)
-    keys = sorted(first)
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in rng.permutation(len(keys))[: n // 5]:
-        spec = ds.rendition_spec(first[keys[k]])
-        for _ in range(5):
-            m = min(int(rng.uniform(4.5, 12) * FPS), spec.shape[1])
-            a = int(rng.integers(spec.shape[1] - m + 1))
-            out.append(embedder.audio(np.asarray(spec[:, a:a + m], np.float32), [(0, m)])[0])
-    return np.stack(out)
 
 
 def _name(setting) -> str:
@@ -276,7 +259,7 @@ def main() -> None:
                 > np.mean([results[k][(n, s)] for s in lengths]) for k, n in pairs)
     print(f"\nMIX {MIXES[1]:g} above MIX {MIXES[0]:g} (mean over the clip lengths): {above} of "
           f"{len(pairs)} settings and datasets.")
-    bank = _bank(args.bank, embedder) if args.bank else None
+    bank = hubness.build_bank(args.bank, embedder) if args.bank else None
     print("\nThe shipped setting and the rankings tried beside it:\n")
     print("| ranking | " + " | ".join(f"{n} {s:g} s" for n, s in cells) + " | mean |")
     print("|---|" + "---|" * (len(cells) + 1))

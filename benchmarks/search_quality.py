@@ -2,7 +2,7 @@
 
     python benchmarks/search_quality.py --data data/chorales [--split test] [--checkpoint CKPT]
         [--clips 200] [--seconds 5,10,20] [--mix 0,0.25,0.5] [--s2a] [--save P] [--against P]
-    python benchmarks/search_quality.py --pool THIS.pkl=THAT.pkl [--pool ...]
+    python benchmarks/search_quality.py --pool THIS.pkl=THAT.pkl [--pool ...] [--rows A=B]
 
 The index holds the split's systems and their notes (sheet side). Clips of 5, 10 and 20 s are
 cut at random places of the split's evaluation renditions at tempo 1.0 (spectrograms read from
@@ -12,7 +12,9 @@ are used only to score the answers. Each clip is ranked three ways from one embe
 - image: the model alone, the whole clip's vector against the systems' vectors (what
   `search_audio(notes=False)` does with a clip up to 25 s);
 - image + parts: `search/parts.py`, parts across system boundaries and sub-windows (one row per
-  --mix value: the weight of the whole clip's own system similarity), the index's parts;
+  --mix value: the weight of the whole clip's own system similarity), the index's parts, less
+  their hubness shifts where the index keeps them (`search/hubness.py`; then also a row "no
+  hubness", at parts.MIX);
 - search, model alone: what `scorelink search --audio` answers from the model (`query.fuse`,
   paths="image": the parts at parts.MIX, the 200 best of each query span);
 - fused: the notes aligned to the clip, fused with the model (`search_audio`, the default
@@ -26,7 +28,8 @@ clips.
 
 --pool: no new run; pairs of --save'd runs on the same clips (one pair per dataset, say a new
 model's and the shipped one's) pooled: R@1 mid differences over all their clips, per length and
-ranking and over all lengths, the pieces of all the pairs resampled together.
+ranking and over all lengths, the pieces of all the pairs resampled together; --rows A=B
+compares THIS's ranking A with THAT's ranking B (e.g. two rankings of one run: P=P).
 
 --s2a: also every system as a query against the split's test recordings cut into windows as
 `scorelink index --recordings` cuts any recording (needs the FLACs of a test split).
@@ -83,9 +86,12 @@ def main() -> None:
                    "ranking")
     p.add_argument("--pool", action="append", metavar="THIS=THAT",
                    help="two --save'd pickles of the same clips; repeat for more datasets")
+    p.add_argument("--rows", metavar="A=B", help="with --pool: this run's ranking A against "
+                   "that run's ranking B")
     args = p.parse_args()
     if args.pool:
-        _pool([pair.split("=", 1) for pair in args.pool])
+        _pool([pair.split("=", 1) for pair in args.pool],
+              args.rows.split("=", 1) if args.rows else None)
         return
     if not args.data:
         p.error("--data is needed (or --pool)")
@@ -114,11 +120,14 @@ def main() -> None:
     assert [r["id"] for r in rows] == list(range(len(rows)))
     system_vectors = index.vectors("sheet")
     part_set = index.parts()  # as `scorelink index` keeps them (ids 0..N-1: columns)
+    shift = index.system_shifts(np.arange(len(rows))) if part_set is not None else None
     build_s = time.perf_counter() - t0
 
     rng = np.random.default_rng(args.seed)
     mixes = [float(m) for m in args.mix.split(",")]
     methods = ["image", *(f"image + parts, mix {m:g}" for m in mixes)]
+    if shift is not None:  # the index has hubness shifts (search/hubness.py): also without
+        methods += ["image + parts, no hubness"]
     methods += [] if args.no_fused else ["search, model alone", "fused (notes)"]
     results: dict[float, dict[str, list]] = {}
     groups: dict[float, list[str]] = {}
@@ -135,7 +144,11 @@ def main() -> None:
             for m in mixes:
                 scores[f"image + parts, mix {m:g}"] = parts.system_scores(
                     vectors, system_vectors, part_set, weights=parts.span_weights(spans_n),
-                    mix=m)
+                    mix=m, system_shift=shift)
+            if shift is not None:
+                plain = parts.Parts(part_set.vectors, part_set.owner)
+                scores["image + parts, no hubness"] = parts.system_scores(
+                    vectors, system_vectors, plain, weights=parts.span_weights(spans_n))
             ranked = {name: np.argsort(-s, kind="stable").tolist() for name, s in scores.items()}
             if not args.no_fused:
                 evidence = query.audio_evidence(index, embedder, spec)
@@ -233,19 +246,23 @@ def _against(path: str, results: dict, groups: dict) -> None:
                   f"{int(np.sum(ours < theirs))} |")
 
 
-def _pool(pairs: list[list[str]]) -> None:
-    """R@1 mid differences of several pairs of saved runs, pooled over all their clips."""
+def _pool(pairs: list[list[str]], rows: list[str] | None = None) -> None:
+    """R@1 mid differences of several pairs of saved runs, pooled over all their clips (rows:
+    one ranking of this run against another of that run; default: each ranking both have)."""
     runs = [(pickle.loads(Path(a).read_bytes()), pickle.loads(Path(b).read_bytes()))
             for a, b in pairs]
     lengths = sorted(set.intersection(*(set(a["results"]) & set(b["results"]) for a, b in runs)))
     names = [n for n in runs[0][0]["results"][lengths[0]]
              if all(n in r["results"][s] for a, b in runs for r in (a, b) for s in lengths)]
+    pairs_of = {n: (n, n) for n in names}
+    if rows:
+        pairs_of = {f"{rows[0]} vs {rows[1]}": tuple(rows)}
     print(f"\nPooled over {len(pairs)} pairs ({', '.join(a for a, _ in pairs)} minus "
           f"{', '.join(b for _, b in pairs)}), R@1 mid, paired 95 % intervals:\n")
     print("| clip | ranking | clips | this | that | difference [95 %] | gained / lost |")
     print("|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
-    for name in names:
+    for name, (mine, theirs_name) in pairs_of.items():
         total_d, total_g, total_t = [], [], []
         for seconds in [*lengths, None]:
             if seconds is None:
@@ -255,8 +272,8 @@ def _pool(pairs: list[list[str]]) -> None:
                 for i, (a, b) in enumerate(runs):
                     if a["groups"][seconds] != b["groups"][seconds]:
                         raise SystemExit(f"{pairs[i]}: not the same clips at {seconds:g} s")
-                    ours = (a["results"][seconds][name][:, 0] == 1).astype(float)
-                    theirs = (b["results"][seconds][name][:, 0] == 1).astype(float)
+                    ours = (a["results"][seconds][mine][:, 0] == 1).astype(float)
+                    theirs = (b["results"][seconds][theirs_name][:, 0] == 1).astype(float)
                     d.append(ours - theirs)
                     t.append(theirs)
                     g += [f"{i}/{piece}" for piece in a["groups"][seconds]]

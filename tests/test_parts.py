@@ -93,3 +93,39 @@ def test_clip_spans():
         lengths = {b - a for a, b in spans[1:]}
         assert lengths == {int(s * FPS) for s in parts.SUB_SECONDS if s < seconds}
         assert all(0 <= a < b <= seconds * FPS for a, b in spans)
+
+
+def test_system_scores_less_hubness_shifts_equal_shifted_similarities():
+    """Shifts lower each vector's similarity to every span; all-zero shifts change nothing."""
+    rng = np.random.default_rng(4)
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    spans, systems = unit(rng.normal(size=(4, 8))), unit(rng.normal(size=(3, 8)))
+    vectors, owner = unit(rng.normal(size=(7, 8))), rng.integers(0, 3, 7)
+    plain = parts.system_scores(spans, systems, parts.Parts(vectors, owner))
+    zero = parts.system_scores(spans, systems, parts.Parts(vectors, owner, np.zeros(7)),
+                               system_shift=np.zeros(3))
+    np.testing.assert_allclose(zero, plain)
+    sys_shift, part_shift = rng.uniform(0, 0.2, 3), rng.uniform(0, 0.2, 7)
+    got = parts.system_scores(spans, systems, parts.Parts(vectors, owner, part_shift),
+                              system_shift=sys_shift)
+    for j in range(3):
+        per_span = [max([spans[s] @ systems[j] - sys_shift[j]]
+                        + [spans[s] @ vectors[k] - part_shift[k] for k in range(7)
+                           if owner[k] == j]) for s in range(4)]
+        assert abs(got[j] - np.mean(per_span)) < 1e-6
+
+
+def test_hubness_shift_is_the_weighted_mean_of_the_nearest_bank_similarities():
+    from scorelink.search import hubness
+
+    rng = np.random.default_rng(5)
+    bank = rng.normal(size=(200, 8)).astype(np.float32)
+    bank /= np.linalg.norm(bank, axis=1, keepdims=True)
+    hub = bank[:60].mean(axis=0)
+    hub /= np.linalg.norm(hub)
+    loner = -hub
+    got = hubness.shifts(bank, np.stack([hub, loner]), chunk=1)
+    for k, v in enumerate((hub, loner)):
+        sims = np.sort(bank @ v)[-hubness.TOP:]
+        assert abs(got[k] - hubness.WEIGHT * sims.mean()) < 1e-5
+    assert got[0] > got[1]  # a vector near much of the bank is shifted down more

@@ -471,3 +471,36 @@ def test_index_parts_belong_to_their_systems_across_adds(tmp_path):
     found = index.parts()
     assert found.owner.tolist() == [0, 0, 2]
     np.testing.assert_allclose(found.vectors, unit[[2, 3, 5]])
+
+
+def test_index_keeps_hubness_shifts_where_the_model_has_a_bank(tmp_path, monkeypatch):
+    """With a bank for the index's model, every system with parts keeps its own and its parts'
+    shifts (also across --add); without one, or for systems without parts, none."""
+    from scorelink.search import hubness
+
+    rng = np.random.default_rng(2)
+    unit = rng.normal(size=(6, 8)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    bank = rng.normal(size=(100, 8)).astype(np.float32)
+    bank /= np.linalg.norm(bank, axis=1, keepdims=True)
+    row = {"piece": "p", "page": 0, "top": 0.0, "left": 0.0, "bottom": 1.0, "right": 1.0}
+
+    def pending(first, count, parts):
+        p = Pending()
+        p.add_systems([{**row, "piece": f"p{first}", "system": k} for k in range(count)],
+                      unit[first:first + count], parts=parts)
+        return p
+
+    plain = Index.write(tmp_path / "plain", pending(0, 1, [unit[2:4]]), model_name="m",
+                        fingerprint="f", dim=8)
+    assert plain.parts().shift is None and plain.system_shifts(np.array([0])) is None
+    monkeypatch.setattr(hubness, "load_bank", lambda fp: bank if fp == "f" else None)
+    Index.write(tmp_path / "idx", pending(0, 2, [unit[2:4], np.zeros((0, 8), np.float32)]),
+                model_name="m", fingerprint="f", dim=8)
+    index = Index.write(tmp_path / "idx", pending(4, 1, [unit[5:6]]), model_name="m",
+                        fingerprint="f", dim=8, add=True)
+    found = index.parts()
+    np.testing.assert_allclose(found.shift, hubness.shifts(bank, unit[[2, 3, 5]]), atol=1e-6)
+    np.testing.assert_allclose(index.system_shifts(np.array([0, 2])),
+                               hubness.shifts(bank, unit[[0, 4]]), atol=1e-6)
+    assert index.system_shifts(np.array([1]))[0] == 0.0  # no parts: no row

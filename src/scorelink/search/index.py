@@ -8,7 +8,9 @@
                               notes(system id, onset, offset, pitch) for systems engraved
                               from a symbolic score (score time in seconds, repeats unfolded),
                               halves(system id, first- and second-half vectors), parts(system
-                              id, its parts' vectors: runs of the joined strip, `parts.py`)
+                              id, its parts' vectors: runs of the joined strip, `parts.py`),
+                              hubness(system id, its own and its parts' shifts, where the
+                              model has a bank, `hubness.py`)
     IDX/pages/<piece>/page-NNN.png   the page images, for display
 
 Writes are atomic: a change writes the files of a new generation, then replaces index.json in
@@ -58,6 +60,8 @@ CREATE TABLE IF NOT EXISTS notes (
 CREATE TABLE IF NOT EXISTS halves (
     system INTEGER PRIMARY KEY, first BLOB NOT NULL, second BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS parts (system INTEGER PRIMARY KEY, vectors BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS hubness (system INTEGER PRIMARY KEY, own REAL NOT NULL,
+    parts BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS windows_recording ON windows (recording);
 CREATE INDEX IF NOT EXISTS notes_system ON notes (system);
 CREATE INDEX IF NOT EXISTS systems_piece ON systems (piece);
@@ -300,9 +304,32 @@ class Index:
                     self._parts = Parts(np.concatenate([v for _, v in found]),
                                         np.concatenate([np.full(len(v), i, np.int64)
                                                         for i, v in found]))
+                    self._parts.shift, self._system_shift = self._hubness(found)
                     self._parts_index = _faiss().IndexFlatIP(dim)
                     self._parts_index.add(np.ascontiguousarray(self._parts.vectors))
         return self._parts
+
+    def _hubness(self, found: list[tuple[int, np.ndarray]]):
+        """(the parts' shifts in `parts()` order, {system id: its own shift}) from the table
+        `hubness`; (None, None) unless every system with parts has its row (an index made
+        before, or with a model without a bank: no correction)."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                           "name='hubness'").fetchone() is None:
+            return None, None
+        rows = {i: (own, np.frombuffer(blob, np.float32)) for i, own, blob in
+                self.db.execute("SELECT system, own, parts FROM hubness")}
+        if any(i not in rows or len(rows[i][1]) != len(v) for i, v in found):
+            return None, None
+        return (np.concatenate([rows[i][1] for i, _ in found]),
+                {i: own for i, (own, _) in rows.items()})
+
+    def system_shifts(self, ids: np.ndarray) -> np.ndarray | None:
+        """(n,) the hubness shifts of these system ids, or None when the index has none (call
+        after `parts()`)."""
+        table = getattr(self, "_system_shift", None)
+        if table is None:
+            return None
+        return np.array([table.get(int(i), 0.0) for i in ids], np.float32)
 
     def nearest_parts(self, vectors: np.ndarray, k: int) -> np.ndarray:
         """(q, k) ids of the systems holding each query vector's k nearest parts (-1 where
@@ -394,6 +421,7 @@ class Index:
                 _append_notes(db, first, pending)
                 _append_halves(db, first, pending)
                 _append_parts(db, first, pending)
+                _append_hubness(db, first, pending, fingerprint)
                 _append(db, audio, "windows", pending.windows, pending.window_vectors, dim)
                 n_sys = db.execute("SELECT count(*) FROM systems").fetchone()[0]
                 n_win = db.execute("SELECT count(*) FROM windows").fetchone()[0]
@@ -501,6 +529,24 @@ def _append_parts(db: sqlite3.Connection, first: int, pending: Pending) -> None:
     db.executemany("INSERT INTO parts (system, vectors) VALUES (?, ?)",
                    [(first + k, np.ascontiguousarray(v, np.float32).tobytes())
                     for k, v in enumerate(pending.system_parts) if v is not None and len(v)])
+
+
+def _append_hubness(db: sqlite3.Connection, first: int, pending: Pending,
+                    fingerprint: str) -> None:
+    """Each new system's hubness shift and its parts' (`search/hubness.py`), where the model
+    has a bank; systems without parts get none (their ranking has no parts to correct)."""
+    from scorelink.search import hubness
+
+    bank = hubness.load_bank(fingerprint)
+    if bank is None or not pending.systems:
+        return
+    pending._pad()
+    own = hubness.shifts(bank, np.concatenate(pending.system_vectors))
+    rows = []
+    for k, v in enumerate(pending.system_parts):
+        if v is not None and len(v):
+            rows.append((first + k, float(own[k]), hubness.shifts(bank, v).tobytes()))
+    db.executemany("INSERT INTO hubness (system, own, parts) VALUES (?, ?, ?)", rows)
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:

@@ -54,10 +54,12 @@ MIX = 0.0  # weight of the whole clip's own system similarity (validation, docs/
 @dataclass
 class Parts:
     """Part vectors of some systems: vectors (P, D) unit rows, owner (P,) the row of `systems`
-    (the order the systems were given in) that holds each part's middle."""
+    (the order the systems were given in) that holds each part's middle; shift (P,) their
+    hubness shifts (`search/hubness.py`), or None."""
 
     vectors: np.ndarray
     owner: np.ndarray
+    shift: np.ndarray | None = None
 
 
 def joined_snippets(strips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,15 +134,21 @@ def span_weights(spans: list[tuple[int, int]]) -> np.ndarray:
 
 
 def system_scores(span_vectors: np.ndarray, system_vectors: np.ndarray, parts: Parts, *,
-                  weights: np.ndarray | None = None, mix: float = MIX) -> np.ndarray:
+                  weights: np.ndarray | None = None, mix: float = MIX,
+                  system_shift: np.ndarray | None = None) -> np.ndarray:
     """(N,) scores of the N systems for a clip embedded over `clip_spans` (S, D) (row 0: the
     whole clip): mix x whole . system + (1 - mix) x mean over spans (weighted by `weights`,
     `span_weights`; default: all alike) of the best of the system's own vector and its
-    parts."""
+    parts; every similarity less its vector's hubness shift where given (`system_shift`,
+    `parts.shift`)."""
     own = span_vectors @ system_vectors.T  # (S, N)
+    if system_shift is not None:
+        own = own - system_shift
     best = own.copy()
     if len(parts.owner):
         sims = span_vectors @ parts.vectors.T  # (S, P)
+        if parts.shift is not None:
+            sims = sims - parts.shift
         for s in range(len(best)):
             np.maximum.at(best[s], parts.owner, sims[s])
     w = np.ones(len(best)) if weights is None else np.asarray(weights, np.float64)

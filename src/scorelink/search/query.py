@@ -140,10 +140,12 @@ def parts_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *, depth:
         lo = np.searchsorted(found.owner, candidates, side="left")
         hi = np.searchsorted(found.owner, candidates, side="right")
         rows = np.concatenate([np.arange(x, y) for x, y in zip(lo, hi, strict=True)])
-        own = parts.Parts(found.vectors[rows.astype(np.int64)],
-                          np.repeat(np.arange(len(candidates)), hi - lo))
+        rows = rows.astype(np.int64)
+        own = parts.Parts(found.vectors[rows], np.repeat(np.arange(len(candidates)), hi - lo),
+                          None if found.shift is None else found.shift[rows])
         s = parts.system_scores(sub, vectors[np.searchsorted(ids, candidates)], own,
-                                weights=parts.span_weights(spans))
+                                weights=parts.span_weights(spans),
+                                system_shift=index.system_shifts(candidates))
         best = np.argsort(-s, kind="stable")[:depth]
         for k in best.tolist():
             i = int(candidates[k])
