@@ -62,7 +62,9 @@ def _clips(ds: Dataset, split: str, tempo: float, n: int, seconds: float, rng) -
     out = []
     for _ in range(n):
         piece = pieces[rng.integers(len(pieces))]
-        group = by_piece[piece]
+        # cut from the first passage's rendition, scored on that rendition's passages alone (a
+        # piece of the real-scan corpus has several performances, each with its own timeline)
+        group = [r for r in by_piece[piece] if r["rendition"] == by_piece[piece][0]["rendition"]]
         spec = ds.rendition_spec(group[0])
         length = min(frames, spec.shape[1])
         a = int(rng.integers(spec.shape[1] - length + 1))

@@ -213,7 +213,9 @@ def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips
     length = int(seconds * FPS)
     for _ in range(n_clips):
         piece = pieces[rng.integers(len(pieces))]
-        group = spans[piece]
+        # the clip is cut from the first passage's rendition, and scored on that rendition's
+        # passages alone (a piece of the real-scan corpus has several performances)
+        group = [r for r in spans[piece] if r["rendition"] == spans[piece][0]["rendition"]]
         full = ds.rendition_spec(group[0])
         n = min(length, full.shape[1])
         a = int(rng.integers(full.shape[1] - n + 1))
