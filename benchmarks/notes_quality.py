@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 from _machine import machine  # benchmarks/_machine.py
+from search_quality import cut_clips
 
-from scorelink.constants import FPS
 from scorelink.data.store import Dataset
 from scorelink.evaluate.metrics import bootstrap_intervals, paired_difference
-from scorelink.evaluate.retrieval import eval_records, passage_at
+from scorelink.evaluate.retrieval import eval_records
 from scorelink.search import collect, query
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index
@@ -52,28 +52,13 @@ MISSING = 10**6  # the rank of an answer not returned
 
 
 def _clips(ds: Dataset, split: str, tempo: float, n: int, seconds: float, rng) -> list[dict]:
-    """Random clips of one tempo's renditions: spectrogram, piece, system at the midpoint."""
-    records = eval_records(ds, split=split, tempo=tempo)
-    by_piece: dict[str, list[dict]] = {}
-    for r in records:
-        by_piece.setdefault(r["piece"], []).append(r)
-    pieces = sorted(by_piece)
-    frames = int(seconds * FPS)
-    out = []
-    for _ in range(n):
-        piece = pieces[rng.integers(len(pieces))]
-        # cut from the first passage's rendition, scored on that rendition's passages alone (a
-        # piece of the real-scan corpus has several performances, each with its own timeline)
-        group = [r for r in by_piece[piece] if r["rendition"] == by_piece[piece][0]["rendition"]]
-        spec = ds.rendition_spec(group[0])
-        length = min(frames, spec.shape[1])
-        a = int(rng.integers(spec.shape[1] - length + 1))
-        mid = a + length // 2
-        holding = passage_at(group, mid)
-        out.append({"piece": piece, "system": holding["system"] + 1,  # answers count from 1
-                    "tempo": tempo,
-                    "spec": np.asarray(spec[:, a:a + length], np.float32)})
-    return out
+    """Random clips of one tempo's renditions, cut as `search_quality.cut_clips` cuts them:
+    spectrogram, piece, system at the midpoint (counted from 1, as answers are)."""
+    spans: dict[str, list[dict]] = {}
+    for r in eval_records(ds, split=split, tempo=tempo):
+        spans.setdefault(r["piece"], []).append(r)
+    return [{"piece": piece, "system": holding + 1, "tempo": tempo, "spec": spec}
+            for piece, holding, _, spec in cut_clips(ds, spans, seconds, n, rng)]
 
 
 def _ranks(hits: list[dict], clip: dict) -> tuple[float, float]:
@@ -211,7 +196,7 @@ def main() -> None:
     # the model's evidence depends on the model and the clips only: kept with --cache
     key = (f"{args.split}-{embedder.fingerprint[:16]}-{args.clips}-{args.seconds:g}-{args.seed}"
            + ("-parts" if index.parts() is not None else "")
-           + ("-hub" if index.system_shifts(np.zeros(1)) is not None else ""))
+           + ("-hub" if index.parts() is not None and index.parts().shift is not None else ""))
     cached = Path(args.cache) / f"image-{key}.pkl" if args.cache else None
     images = pickle.loads(cached.read_bytes()) if cached and cached.exists() else None
     matcher = index.note_matcher()

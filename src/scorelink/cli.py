@@ -521,6 +521,8 @@ def _data_build(args: argparse.Namespace) -> int:
     from scorelink.data.build import BuildConfig, build
     from scorelink.data.sources import corpus_sources, folder_sources, msmd_sources
 
+    if args.split and not args.scores:
+        raise ScorelinkError("--split is for --scores folders (corpora have their own splits)")
     if args.corpus == "beethoven":
         from scorelink.data.beethoven import beethoven_sources
 
@@ -539,8 +541,6 @@ def _data_build(args: argparse.Namespace) -> int:
         sources, origin = folder_sources(args.scores), f"folder:{Path(args.scores).resolve()}"
         if args.split:
             sources = [dataclasses.replace(source, split=args.split) for source in sources]
-    if args.split and not args.scores:
-        raise ScorelinkError("--split is for --scores folders (corpora have their own splits)")
     config = BuildConfig(source=origin, seed=args.seed, train_renditions=args.renditions,
                          keep_audio=args.keep_audio, train_soundfonts=args.train_soundfonts,
                          valid_soundfont=args.valid_soundfont,

@@ -324,11 +324,10 @@ class Index:
                 {i: own for i, (own, _) in rows.items()})
 
     def system_shifts(self, ids: np.ndarray) -> np.ndarray | None:
-        """(n,) the hubness shifts of these system ids, or None when the index has none (call
-        after `parts()`)."""
-        table = getattr(self, "_system_shift", None)
-        if table is None:
+        """(n,) the hubness shifts of these system ids, or None when the index has none."""
+        if self.parts() is None or self._system_shift is None:
             return None
+        table = self._system_shift
         return np.array([table.get(int(i), 0.0) for i in ids], np.float32)
 
     def nearest_parts(self, vectors: np.ndarray, k: int) -> np.ndarray:
