@@ -14,6 +14,7 @@ from scorelink.data.build import BuildConfig, build
 from scorelink.data.sources import folder_sources
 from scorelink.data.splits import assign_splits, plan_renditions
 from scorelink.data.store import Dataset
+from scorelink.evaluate.retrieval import eval_records
 from scorelink.errors import DatasetError, ScoreError, ScorelinkError, ToolMissingError
 
 
@@ -199,3 +200,30 @@ def test_a_folder_built_into_one_split(three_scores, tmp_path, capsys):
     assert main(["data", "build", "--corpus", "chorales", "--out", str(tmp_path / "c"),
                  "--split", "train"]) == 2
     assert "--split is for --scores" in capsys.readouterr().err
+
+
+def test_validation_at_every_tempo(three_scores, tmp_path, capsys):
+    """--valid-tempi renders the validation pieces at each ratio, as the test split is: the
+    passages of the slow rendition last twice as long, tempo 1.0 stays what evaluation and
+    training's validation read, and a rerun with other ratios is refused."""
+    from scorelink.cli import main
+
+    assert plan_renditions("p", "valid", seed=0, valid_tempi=(0.5, 1.0, 2.0))[0].tempo == 0.5
+    with pytest.raises(ScorelinkError, match="valid_tempi"):
+        BuildConfig(source="x", valid_tempi=(0.5, 2.0))
+    out = tmp_path / "vt"
+    args = ["data", "build", "--scores", str(three_scores), "--out", str(out), "--split",
+            "valid", "--workers", "1", "--no-progress"]
+    assert main([*args, "--valid-tempi", "0.5,1"]) == 0
+    ds = Dataset(out)
+    slow, plain = (ds.records(split="valid", tempo=t) for t in (0.5, 1.0))
+    assert len(slow) == len(plain) > 0
+    for a, b in zip(sorted(slow, key=lambda r: (r["piece"], r["start"])),
+                    sorted(plain, key=lambda r: (r["piece"], r["start"])), strict=True):
+        assert a["system"] == b["system"]
+        assert a["end"] - a["start"] == pytest.approx(2 * (b["end"] - b["start"]), abs=0.01)
+    assert {r["tempo"] for r in eval_records(ds, split="valid")} == {1.0}
+    assert main([*args, "--valid-tempi", "1,2"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # 1.0 must be among them
+        main([*args, "--valid-tempi", "0.5"])

@@ -66,6 +66,16 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _tempi(text: str) -> tuple[float, ...]:
+    try:
+        tempi = tuple(sorted({float(t) for t in text.split(",") if t.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected tempo ratios separated by commas") from None
+    if 1.0 not in tempi or not all(0.25 <= t <= 4 for t in tempi):
+        raise argparse.ArgumentTypeError("tempo ratios in 0.25..4, 1 among them")
+    return tempi
+
+
 def _parser() -> argparse.ArgumentParser:
     from scorelink.data.synthesize import TEST_SOUNDFONT, TRAIN_SOUNDFONTS, VALID_SOUNDFONT
 
@@ -123,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"timbre of the validation rendition (default {VALID_SOUNDFONT})")
     b.add_argument("--test-soundfont", default=TEST_SOUNDFONT, metavar="NAME",
                    help=f"held-out timbre of the test renditions (default {TEST_SOUNDFONT})")
+    b.add_argument("--valid-tempi", type=_tempi, default=(1.0,), metavar="A,B,..",
+                   help="tempo ratios of the validation renditions (default 1; e.g. "
+                        "0.5,0.66,1,1.33,2 as the test split has, to tune for slow and fast "
+                        "playing on validation)")
     b.add_argument("--keep-audio", choices=["none", "test", "all"], default="test",
                    help="which renditions to keep as FLAC (test: held-out timbre, tempo 1.0)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -544,7 +558,7 @@ def _data_build(args: argparse.Namespace) -> int:
     config = BuildConfig(source=origin, seed=args.seed, train_renditions=args.renditions,
                          keep_audio=args.keep_audio, train_soundfonts=args.train_soundfonts,
                          valid_soundfont=args.valid_soundfont,
-                         test_soundfont=args.test_soundfont)
+                         test_soundfont=args.test_soundfont, valid_tempi=args.valid_tempi)
     report = build(sources, args.out, config=config, workers=args.workers, shard=args.shard,
                    limit=args.limit, only_split=args.only_split,
                    progress=not args.no_progress)

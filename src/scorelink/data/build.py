@@ -42,9 +42,14 @@ class BuildConfig:
     train_soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS
     valid_soundfont: str = VALID_SOUNDFONT
     test_soundfont: str = TEST_SOUNDFONT
+    valid_tempi: tuple[float, ...] = (1.0,)  # tempo ratios of the validation renditions
 
     def __post_init__(self):
         object.__setattr__(self, "train_soundfonts", tuple(self.train_soundfonts))
+        object.__setattr__(self, "valid_tempi", tuple(float(t) for t in self.valid_tempi))
+        if 1.0 not in self.valid_tempi or not all(0.25 <= t <= 4 for t in self.valid_tempi):
+            raise ScorelinkError(f"valid_tempi must include 1.0 (the validation rendition) and lie "
+                                 f"in 0.25..4, not {self.valid_tempi}")
         if not self.train_soundfonts:
             raise ScorelinkError("at least one training soundfont is needed")
         for name in (*self.train_soundfonts, self.valid_soundfont, self.test_soundfont):
@@ -125,7 +130,7 @@ def build(
         renditions = plan_renditions(
             source.piece, splits[source.piece], seed=config.seed, n_train=config.train_renditions,
             train_soundfonts=config.train_soundfonts, valid_soundfont=config.valid_soundfont,
-            test_soundfont=config.test_soundfont,
+            test_soundfont=config.test_soundfont, valid_tempi=config.valid_tempi,
         )
         todo.append((source, splits[source.piece], renditions, str(root), config.keep_audio))
 

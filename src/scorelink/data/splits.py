@@ -52,16 +52,18 @@ class Rendition:
 def plan_renditions(piece: str, split: str, *, seed: int, n_train: int = 4,
                     train_soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS,
                     valid_soundfont: str = VALID_SOUNDFONT,
-                    test_soundfont: str = TEST_SOUNDFONT) -> list[Rendition]:
+                    test_soundfont: str = TEST_SOUNDFONT,
+                    valid_tempi: tuple[float, ...] = (1.0,)) -> list[Rendition]:
     """The performances to synthesise for one piece.
 
     train: `n_train` distinct (timbre, tempo) pairs, every training timbre at least once
     (when n_train >= their number), tempo from TRAIN_TEMPI. valid: `valid_soundfont` at tempo
-    1.0. test: `test_soundfont`, the held-out timbre, at every tempo ratio of TEST_TEMPI (1.0
-    is the main test rendition).
+    1.0, and at the other ratios of `valid_tempi` (to tune what must hold at every tempo on
+    real slow and fast renditions rather than resampled ones). test: `test_soundfont`, the
+    held-out timbre, at every tempo ratio of TEST_TEMPI (1.0 is the main test rendition).
     """
     if split == "valid":
-        return [Rendition(valid_soundfont, 1.0)]
+        return [Rendition(valid_soundfont, float(t)) for t in valid_tempi]
     if split == "test":
         return [Rendition(test_soundfont, t) for t in TEST_TEMPI]
     if split != "train":
