@@ -88,7 +88,7 @@ def embed(root: str, split: str, n_clips: int, lengths: list[float], embedder, s
     rng = np.random.default_rng(seed)
     clips = []
     for seconds in lengths:
-        for piece, holding, _, spec in cut_clips(ds, spans, seconds, n_clips, rng):
+        for piece, holding, _, spec, _ in cut_clips(ds, spans, seconds, n_clips, rng):
             cut = _spans(spec.shape[1], SUBS)
             clips.append({"seconds": seconds, "truth": keys.index((piece, holding)),
                           "spans": cut, "n": spec.shape[1],

@@ -135,7 +135,8 @@ def main() -> None:
     for seconds in [float(s) for s in args.seconds.split(",")]:
         out = {m: [] for m in methods}  # per clip: (rank mid, rank sounding, piece right)
         groups[seconds] = []
-        for piece, holding, sounding, spec in cut_clips(ds, spans, seconds, args.clips, rng):
+        for piece, holding, sounding, spec, _ in cut_clips(ds, spans, seconds, args.clips,
+                                                           rng):
             n = spec.shape[1]
             c0 = time.process_time()
             spans_n = parts.clip_spans(n)
@@ -207,7 +208,8 @@ def main() -> None:
 def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips: int, rng):
     """Clips of `seconds` cut at random places of random pieces' renditions (spans: piece ->
     its system passages): yields (piece, the system holding the clip's midpoint, the systems
-    sounding MIN_OVERLAP or more in it, the spectrogram). The same rng gives the same clips
+    sounding MIN_OVERLAP or more in it, the spectrogram, its start in the rendition in
+    seconds). The same rng gives the same clips
     (benchmarks/parts_grid.py cuts the clips of this benchmark's validation runs)."""
     pieces = sorted(spans)
     length = int(seconds * FPS)
@@ -223,7 +225,7 @@ def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips
         holding = passage_at(group, mid)["system"]
         sounding = {r["system"] for r in group if min(a + n, r["end_frame"])
                     - max(a, r["start_frame"]) >= MIN_OVERLAP * FPS}
-        yield piece, holding, sounding, np.asarray(full[:, a:a + n], np.float32)
+        yield piece, holding, sounding, np.asarray(full[:, a:a + n], np.float32), a / FPS
 
 
 def _against(path: str, results: dict, groups: dict) -> None:

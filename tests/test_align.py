@@ -294,9 +294,12 @@ def test_refine_measure_times(measured):
     assert np.abs([m.start - t for m, (t, _) in zip(found, second, strict=True)]).max() <= 0.25
 
 
-def test_dtw_path_against_the_cost_only_dtw():
+def test_dtw_path_against_the_cost_only_dtw(monkeypatch):
+    from scorelink.search import notes
     from scorelink.search.measures import dtw_path
     from scorelink.search.notes import _unit, subsequence_dtw
+
+    monkeypatch.setattr(notes, "STEP_PENALTY", 0.0)  # measures' DTW charges no tempo change
 
     rng = np.random.default_rng(0)
     for n, m in ((5, 30), (20, 25), (12, 12), (30, 16)):
@@ -454,3 +457,23 @@ def test_align_notes_on_a_rendition(measured):
     assert [m.label for m in found.measures] == [label for _, label in truth]
     assert np.abs([m.start - t for m, (t, _) in zip(found.measures, truth,
                                                       strict=True)]).max() <= 0.25
+
+
+def test_steps_off_the_diagonal_pay(monkeypatch):
+    """With a STEP_PENALTY the search's DTW charges it per step off the diagonal: the score's
+    own frames cost nothing, the same frames played at half speed (each held twice) cost the
+    penalty of the (2, 1) steps, spread over the clip's frames."""
+    from scorelink.search import notes
+    from scorelink.search.notes import _unit, subsequence_dtw
+
+    penalty = 0.1
+    monkeypatch.setattr(notes, "STEP_PENALTY", penalty)
+    rng = np.random.default_rng(1)
+    score = _unit(rng.random((12, 40)))
+    same = score[:, 10:30]
+    costs, starts, _ = subsequence_dtw(same, score)
+    assert costs.min() == pytest.approx(0, abs=1e-5) and starts[costs.argmin()] == 10
+    slow = np.repeat(score[:, 10:20], 2, axis=1)[:, :19]  # score frames 10-19, each held twice
+    costs, _, _ = subsequence_dtw(slow, score)
+    # the path lands on the clip's even frames, score frames 10, 11, ..., 19: 9 (2, 1) steps
+    assert costs.min() == pytest.approx(9 * penalty / 19, abs=1e-5)

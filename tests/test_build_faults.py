@@ -14,8 +14,8 @@ from scorelink.data.build import BuildConfig, build
 from scorelink.data.sources import folder_sources
 from scorelink.data.splits import assign_splits, plan_renditions
 from scorelink.data.store import Dataset
-from scorelink.evaluate.retrieval import eval_records
 from scorelink.errors import DatasetError, ScoreError, ScorelinkError, ToolMissingError
+from scorelink.evaluate.retrieval import eval_records
 
 
 def test_broken_score_lands_in_failures_file(tiny_scores, tmp_path):

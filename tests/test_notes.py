@@ -58,9 +58,9 @@ def _random_piece(rng, systems: int, seconds_per_system: float = 8.0) -> list[np
     return out
 
 
-def _naive_dtw(query: np.ndarray, score: np.ndarray, barrier: np.ndarray):
+def _naive_dtw(query: np.ndarray, score: np.ndarray, barrier: np.ndarray, penalty: float):
     """Cost, start and middle (the column where the path reaches query row n // 2) of the best
-    path ending at each column, cell by cell."""
+    path ending at each column, cell by cell; a step off the diagonal pays `penalty`."""
     n, m = query.shape[1], score.shape[1]
     half = n // 2
     dist = 1 - query.T @ score
@@ -77,17 +77,21 @@ def _naive_dtw(query: np.ndarray, score: np.ndarray, barrier: np.ndarray):
                 options.append((D[i - 1, j - 1] + dist[i, j], S[i - 1, j - 1],
                                 j if i == half else M[i - 1, j - 1]))
             if j >= 2 and not barrier[j - 1]:  # a step may not pass over a barrier
-                options.append((D[i - 1, j - 2] + dist[i, j], S[i - 1, j - 2],
+                options.append((D[i - 1, j - 2] + dist[i, j] + penalty, S[i - 1, j - 2],
                                 j if i == half else M[i - 1, j - 2]))
             if i >= 2 and j >= 1:
-                options.append((D[i - 2, j - 1] + 2 * dist[i, j], S[i - 2, j - 1],
+                options.append((D[i - 2, j - 1] + 2 * dist[i, j] + penalty, S[i - 2, j - 1],
                                 j if i - 2 < half <= i else M[i - 2, j - 1]))
             if options:
                 D[i, j], S[i, j], M[i, j] = min(options, key=lambda o: o[0])
     return D[-1] / n, S[-1], M[-1]
 
 
-def test_subsequence_dtw_equals_a_naive_reference():
+@pytest.mark.parametrize("penalty", [0.0, 0.1])
+def test_subsequence_dtw_equals_a_naive_reference(monkeypatch, penalty):
+    from scorelink.search import notes
+
+    monkeypatch.setattr(notes, "STEP_PENALTY", penalty)
     rng = np.random.default_rng(0)
     for n in (9, 10):
         query = rng.standard_normal((12, n)).astype(np.float32)
@@ -97,7 +101,7 @@ def test_subsequence_dtw_equals_a_naive_reference():
         barrier = np.zeros(40, bool)
         barrier[22] = True
         cost, start, middle = subsequence_dtw(query, score, barrier=barrier)
-        ref_cost, ref_start, ref_middle = _naive_dtw(query, score, barrier)
+        ref_cost, ref_start, ref_middle = _naive_dtw(query, score, barrier, penalty)
         finite = np.isfinite(ref_cost)
         assert np.array_equal(np.isfinite(cost), finite)
         np.testing.assert_allclose(cost[finite], ref_cost[finite], rtol=1e-5)

@@ -51,11 +51,12 @@ FEATURES = {
 # `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches").
 CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
     # shipped:rnn-piano.pt (stage join, epoch 30); 2026-12-05; chorales valid (36 pieces) +
-    # MSMD valid (48), the indexed halves' 278 systems; 750 clips of 5-20 s at tempo ratios
-    # 0.5-2
+    # MSMD valid (48) rendered at every tempo ratio 0.5-2 (`data build --valid-tempi`; real
+    # slow and fast renditions, not resampled ones), the indexed halves' 278 systems; 750
+    # clips of 5-20 s
     "0d64e6262a544e9e": {
-        "image": (-20.6256, 12.7912, 10.6737, -0.724874, -0.214417, 10.6983, 0.201119),
-        "notes": (-2.96798, -16.5972, 29.9993, -0.901662, 6.96804, 0.617709, 0.894861),
+        "image": (-19.1423, 11.9851, 12.5086, -0.161871, 0.190877, 9.30514, 0.212218),
+        "notes": (-4.49958, -17.8312, 35.4806, 0.281488, 5.11802, 3.68567, 0.864826),
     },
     # stage real, epoch 30 (shipped as rnn-piano.pt until stage join; `git show
     # 8e9cbad:src/scorelink/weights/rnn-piano.pt`); 2026-12-05, the same clips

@@ -167,7 +167,8 @@ def dtw_path(query: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray |
 
     Returns (mean cosine distance per query frame, path (L, 2) of (query frame, target frame)
     increasing in both); (inf, None) when no path exists (the target under half the query).
-    `notes.subsequence_dtw` computes the same costs without the path, for many targets at once.
+    `notes.subsequence_dtw` computes the same costs without the path, for many targets at once
+    (with its STEP_PENALTY at 0, as shipped).
     """
     n, m = query.shape[1], target.shape[1]
     if n == 0 or m == 0:
