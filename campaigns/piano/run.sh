@@ -2,7 +2,7 @@
 # The piano model's training campaign, one stage at a time, resumable on any machine.
 #
 #   campaigns/piano/run.sh STAGE [SECONDS]      # STAGE: ft, then mix, then real, then join,
-#                                               # then extra
+#                                               # then extra or hard (both from join)
 #
 # Datasets and runs live in $SCORELINK_WORK (default ~/scorelink-work), outside the work tree.
 # A stage's run folder is seeded from the state committed in campaigns/piano/state/STAGE/ when
@@ -37,7 +37,8 @@ if [ "$STAGE" = extra ] && [ ! -f "$MUTOPIA/manifest.jsonl" ]; then  # more keyb
   $BIN/scorelink data build --scores ../shared/data/mutopia-extra/mutopia --out "$MUTOPIA" \
       --split train --renditions 4
 fi
-if { [ "$STAGE" = real ] || [ "$STAGE" = join ] || [ "$STAGE" = extra ]; } \
+if { [ "$STAGE" = real ] || [ "$STAGE" = join ] || [ "$STAGE" = extra ] \
+       || [ "$STAGE" = hard ]; } \
     && [ ! -f "$BEETHOVEN/manifest.jsonl" ]; then  # real scans, real timing
   $BIN/scorelink data build --corpus beethoven --beethoven-dir ../shared/data/beethoven \
       --out "$BEETHOVEN"
@@ -75,6 +76,14 @@ case $STAGE in
           # folders that have a validation split)
     ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --data "$MUTOPIA"
           --init-from "$STATE_JOIN/best.pt" lr=5e-5 timbre_augment=true tempo_augment=1.6
+          crop_augment=0.5 join_augment=0.5 scan_augment=0.3 passages_per_epoch=2048
+          patience=6 epochs=400 workers=1 valid_on=all) ;;
+  hard)  # stage join's best trained on with the loss over the 8 hardest in-batch negatives of
+         # each anchor, both ways (sheet and audio anchors): averaged over all 63, the paper's
+         # loss has all but stopped teaching (docs/model.md), and what clips and no-match lack
+         # is the power to tell pieces apart
+    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_JOIN/best.pt" lr=5e-5
+          hard_negatives=8 symmetric=true timbre_augment=true tempo_augment=1.6
           crop_augment=0.5 join_augment=0.5 scan_augment=0.3 passages_per_epoch=2048
           patience=6 epochs=400 workers=1 valid_on=all) ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
