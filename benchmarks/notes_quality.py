@@ -17,13 +17,18 @@ spectrograms. For each clip the three rankings come from one evidence computatio
 
 Scores: piece identification (the best answer's piece) and system R@1 (the best answer is the
 system holding the clip's midpoint), with 95 % cluster-bootstrap intervals (pieces resampled)
-and paired differences fused - image, fused - notes. --tune: the fused R@1 over a grid of
+and paired differences fused - image, fused - notes. Also: how many clips hold music that
+another system holds note for note (`search_quality.SameMusic`), system R@1 counting such an
+answer as right, and the most a method that hears the recording alone can expect (a clip
+whose music k systems hold is answered right 1 time in k). --tune: the fused R@1 over a grid of
 image weights and no-notes costs (run it on the validation split; the chosen values go into
 search/query.py). --notes-only: the notes path alone, straight from the dataset's notes (no
 model); with --stretch, clips of the tempo-1.0 renditions played at each ratio (their frames
 resampled in time, for a split such as valid that has tempo 1.0 only), and --pitch-share sets
 the share of the pitch profile (`notes.PITCH_SHARE`) for the run: how that share was chosen;
 --save and --against pair two versions of the matcher on the same clips there too.
+--tempi picks rendition tempo ratios (a validation split built with --valid-tempi has them
+all); --step-penalty sets `notes.STEP_PENALTY` for the run.
 Prints a Markdown block.
 """
 
@@ -38,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 from _machine import machine  # benchmarks/_machine.py
-from search_quality import cut_clips
+from search_quality import SameMusic, cut_clips
 
 from scorelink.data.store import Dataset
 from scorelink.evaluate.metrics import bootstrap_intervals, paired_difference
@@ -282,13 +287,16 @@ def main() -> None:
                                   resamples=1000, ks=(1,))["R@1"]
             cells.append(f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]")
         print(f"| fused - {other} | {cells[0]} | {cells[1]} |")
-    same, agree = _same_music(index, clips)
+    judge = SameMusic(index)
+    same = [judge.others(c["piece"], c["system"], c["start"], c["seconds"], c["tempo"])
+            for c in clips]
+    agree = judge.agreement
     print(f"\nThe same music elsewhere: {sum(map(bool, same))} of {len(clips)} clips' notes "
           "start again, onset for onset and pitch for pitch, where the clip's midpoint falls in "
           f"another system (the notes and the labels put {agree:.1f} % of the midpoints in the "
           "same system). System R@1 counting such a system as right (no recording can tell "
           "which of the two was played):")
-    for path in ("notes", "fused"):
+    for path in PATHS:
         right = _pct_same_music(index, evidence, clips, path, weight, same)
         lo, hi = bootstrap_intervals(np.where(right > 0, 1, MISSING), pieces, resamples=1000,
                                      ks=(1,))["R@1"]
@@ -301,62 +309,6 @@ def main() -> None:
     if args.against:
         _against(args, index, weight, clips, ranks)
     index.close()
-
-
-SAME_ONSET = 0.03  # s: onsets this close are the same onset (the notes' times are rounded)
-
-
-def _same_music(index: Index, clips: list[dict]) -> tuple[list[set], float]:
-    """For each clip, the other systems (piece, system from 1) that hold its music: where the
-    notes whose onsets fall in the clip's stretch of score time (its rendition's times times
-    its tempo ratio: the index keeps the tempo-1.0 rendition's times) start again elsewhere in
-    the piece, every onset and pitch the same, and the clip's midpoint then falls in another
-    system (music printed twice: no recording can tell which one was played). Also the share
-    of clips whose own midpoint the notes put in the clip's labelled system (a check that the
-    two timelines agree)."""
-    rows = {r["id"]: (r["piece"], r["system"] + 1) for r in index.all_rows("sheet")}
-    pieces: dict[str, list] = {}
-    for system, notes in index.notes().items():
-        pieces.setdefault(rows[system][0], []).append((notes, rows[system]))
-    timelines = {}
-    for piece, parts in pieces.items():
-        notes = np.concatenate([n for n, _ in parts])
-        owner = [label for n, label in parts for _ in range(len(n))]
-        order = np.lexsort((notes[:, 2], notes[:, 0]))
-        timelines[piece] = (notes[order, 0], notes[order, 2], [owner[i] for i in order])
-
-    def inside(onsets, a, b):
-        return np.flatnonzero((onsets >= a + SAME_ONSET) & (onsets < b - SAME_ONSET))
-
-    def label_at(onsets, owner, t):
-        k = int(np.searchsorted(onsets, t, side="right")) - 1
-        return owner[max(k, 0)]
-
-    out, agree = [], []
-    for clip in clips:
-        onsets, pitches, owner = timelines[clip["piece"]]
-        w0 = clip["start"] * clip["tempo"]
-        w1 = (clip["start"] + clip["seconds"]) * clip["tempo"]
-        mid = (w0 + w1) / 2
-        truth = (clip["piece"], clip["system"])
-        agree.append(label_at(onsets, owner, mid) == truth)
-        here = inside(onsets, w0, w1)
-        same = set()
-        if len(here) >= 2:
-            first = onsets[here[0]]
-            for j in np.flatnonzero(pitches == pitches[here[0]]):
-                shift = onsets[j] - first
-                if abs(shift) < 10 * SAME_ONSET:
-                    continue
-                there = inside(onsets, w0 + shift, w1 + shift)
-                if (len(there) == len(here)
-                        and np.array_equal(pitches[there], pitches[here])
-                        and np.abs(onsets[there] - shift - onsets[here]).max() < SAME_ONSET):
-                    other = label_at(onsets, owner, mid + shift)
-                    if other != truth:
-                        same.add(other)
-        out.append(same)
-    return out, 100 * float(np.mean(agree))
 
 
 def _pct_same_music(index: Index, evidence: list, clips: list[dict], path: str,
