@@ -320,3 +320,47 @@ def test_the_matcher_aligns_against_the_features_of_the_notes():
                                for w in whole], axis=1)
     expected = np.where(columns >= 0, expected[:, np.maximum(columns, 0)], 0)
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_the_same_music_printed_twice_is_named():
+    """A piece whose third system repeats the first note for note: a clip inside either is
+    matched to one of them, and the matcher names the other as holding the same music; a clip
+    of music heard once names none."""
+    first, second, _, fourth = _random_piece(np.random.default_rng(5), 4)
+    piece = {0: first, 1: second, 2: first + [16.0, 16.0, 0], 3: fourth}
+    matcher = NoteMatcher(piece, dict.fromkeys(piece, "p"))
+    audio = _synth(np.concatenate(list(piece.values())))
+    for a, holding, twin in ((17.5, 2, 0), (1.5, 0, 2), (9.5, 1, None)):
+        spans: dict = {}
+        clip = spectrogram(audio[int(a * SAMPLE_RATE):int((a + 5) * SAMPLE_RATE)])
+        costs = matcher.match(clip, exhaustive=True, spans=spans)
+        best = min(costs, key=costs.get)
+        assert best in ({holding, twin} if twin is not None else {holding})
+        first_frame, last_frame = spans[best]
+        assert last_frame - first_frame == pytest.approx(5 * FEATURE_FPS, abs=8)  # 5 s
+        expected = {holding, twin} - {best} if twin is not None else set()
+        assert matcher.same_music(first_frame, last_frame, own=best) == expected
+
+
+def test_the_first_answer_lists_the_systems_holding_its_music(tmp_path):
+    """`fuse` names the systems that hold the first answer's music note for note
+    ("same_music"), as `search --json` prints them; the model alone names none."""
+    rng = np.random.default_rng(6)
+    a, b = _random_piece(rng, 2)
+    music = {0: a, 1: b - [8.0, 8.0, 0], 2: a}
+    rows, system_notes = [], []
+    for k in range(3):
+        rows.append({"piece": "p", "page": 0, "system": k, "top": 0.0, "left": 0.0,
+                     "bottom": 1.0, "right": 1.0})
+        system_notes.append(music[k] + [8.0 * k, 8.0 * k, 0])
+    pending = Pending()
+    pending.add_systems(rows, np.eye(8, dtype=np.float32)[:3], system_notes)
+    index = Index.write(tmp_path / "idx", pending, model_name="m", fingerprint="f", dim=8)
+    frames = np.flatnonzero(index.note_matcher().labels == 2)
+    evidence = {"image": {0: 0.5, 1: 0.6, 2: 0.4}, "notes": {0: 0.2, 1: 0.5, 2: 0.1},
+                "with_notes": {0, 1, 2}, "spans": {2: (int(frames[5]), int(frames[55]))}}
+    hits = query.fuse(index, evidence, top=0)
+    assert hits[0]["id"] == 2
+    assert [(t["page"], t["system"]) for t in hits[0]["same_music"]] == [(1, 1)]
+    assert "same_music" not in query.fuse(index, evidence, top=0, paths="image")[0]
+    index.close()

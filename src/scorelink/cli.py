@@ -389,6 +389,11 @@ def _search(args: argparse.Namespace) -> int:
         elif verdict is not None and verdict.match is None:  # a model not calibrated
             print(f"scorelink: note: {verdict.message}", file=sys.stderr)
         print(_format_hits(results, args.by, "audio" if args.audio else "image"))
+        twins = results[0].get("same_music") if results and args.by != "piece" else None
+        if twins:  # the notes cannot tell these from the first answer
+            print("the same music, note for note, is also at " + "; ".join(
+                f"page {t['page']}, system {t['system']}" for t in twins)
+                + f" of {results[0]['piece']} (no recording tells them apart)")
     return 0
 
 

@@ -59,6 +59,7 @@ STEP_PENALTY = 0.0  # added per (1, 2) or (2, 1) step (a path off the score's te
 # 99.8 / 99.8 / 100.0 (500); every difference within its interval. At 0.1 the no-match
 # calibration told true clips from the rest less well (99.3 % flagged at 95 % kept, 99.8 at 0),
 # and MSMD test moved +0.2 [-0.8, +1.2]: left at 0
+SAME_ONSET = 0.03  # s: onsets this close are the same onset (`NoteMatcher.same_music`)
 _STEPS = ((1, 1), (1, 2), (2, 1))  # (query, score) frames; weights below keep costs per frame
 _EPS = 1e-3
 
@@ -319,10 +320,11 @@ class NoteMatcher:
         return _weighted(chroma.astype(np.float32), pitch)
 
     def match(self, spec: np.ndarray, *, extra: list[tuple[int, int]] | None = None,
-              exhaustive: bool = False) -> dict[int, float]:
+              exhaustive: bool = False, spans: dict | None = None) -> dict[int, float]:
         """{system id: cost} for a (N_BINS, T) spectrogram: the lowest mean cosine distance of
         an alignment whose middle lies in the system, over the candidate regions (or over
-        every score with exhaustive=True)."""
+        every score with exhaustive=True). `spans`, if given, receives {system id: (first,
+        last)}: the timeline frames where that alignment starts and ends (`same_music`)."""
         query = audio_features(spec)
         if query.shape[1] < 2 or not self.pieces:
             return {}
@@ -334,15 +336,55 @@ class NoteMatcher:
         if not len(columns):
             return {}
         barrier = (columns < 0) | (self.labels[columns] < 0)
-        cost, _, middle = subsequence_dtw(query, self.features(columns), barrier=barrier)
+        cost, start, middle = subsequence_dtw(query, self.features(columns), barrier=barrier)
         ok = np.isfinite(cost)
-        middle = columns[middle[ok]]
-        systems = self.labels[middle]
+        systems = self.labels[columns[middle[ok]]]
+        firsts, lasts = columns[start[ok]], columns[np.flatnonzero(ok)]
         out: dict[int, float] = {}
-        for s, c in zip(systems.tolist(), cost[ok].tolist(), strict=True):
+        for s, c, a, b in zip(systems.tolist(), cost[ok].tolist(), firsts.tolist(),
+                              lasts.tolist(), strict=True):
             if s >= 0 and c < out.get(s, np.inf):
                 out[s] = c
+                if spans is not None:
+                    spans[s] = (a, b)
         return out
+
+    def same_music(self, first: int, last: int, own: int | None = None) -> set[int]:
+        """The other systems that hold the music of timeline frames first..last note for note:
+        where the notes whose onsets fall in that stretch start again elsewhere in the piece,
+        every onset (within SAME_ONSET) and pitch the same, and the stretch's middle then lies
+        in another system than `own` (by default the system at the stretch's middle). No
+        recording can tell those apart from it (music printed twice: a written-out repeat, a
+        returning strain)."""
+        pieces = list(self.pieces.values())  # in timeline order
+        k = int(np.searchsorted([p.start for p in pieces], first, side="right")) - 1
+        if k < 0 or first >= pieces[k].start + pieces[k].frames:
+            return set()
+        p = pieces[k]
+        order = np.lexsort((p.notes[:, 2], p.notes[:, 0]))
+        onsets, pitches = p.notes[order, 0], p.notes[order, 2]
+        w0, w1 = (first - p.start) / FEATURE_FPS, (last + 1 - p.start) / FEATURE_FPS
+
+        def inside(a: float, b: float) -> np.ndarray:
+            return np.flatnonzero((onsets >= a + SAME_ONSET) & (onsets < b - SAME_ONSET))
+
+        def system_at(t: float) -> int:
+            return int(p.systems[int(np.clip(t * FEATURE_FPS, 0, p.frames - 1))])
+
+        here = inside(w0, w1)
+        if len(here) < 2:
+            return set()
+        mid = (w0 + w1) / 2
+        own, found = system_at(mid) if own is None else own, set()
+        for j in np.flatnonzero(pitches == pitches[here[0]]):
+            shift = onsets[j] - onsets[here[0]]
+            if abs(shift) < 10 * SAME_ONSET:
+                continue
+            there = inside(w0 + shift, w1 + shift)
+            if (len(there) == len(here) and np.array_equal(pitches[there], pitches[here])
+                    and np.abs(onsets[there] - shift - onsets[here]).max() < SAME_ONSET):
+                found.add(system_at(mid + shift))
+        return found - {own}
 
 
 def _window_parts(csum: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

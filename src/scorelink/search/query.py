@@ -79,11 +79,13 @@ def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
     """What an audio query's spectrogram (N_BINS, T) says about the indexed systems:
     {"image": {system id: the model's score} (`model_evidence`),
      "notes": {system id: lowest alignment cost} (empty without notes),
-     "with_notes": the ids of systems that have notes}."""
+     "with_notes": the ids of systems that have notes,
+     "spans": {system id: the timeline frames its best alignment covers}."""
     image, proposed = model_evidence(index, embedder, spec, depth=depth)
     matcher = index.note_matcher() if notes else None
-    return {"image": image, "notes": notes_evidence(matcher, spec, proposed),
-            "with_notes": matcher.systems if matcher is not None else set()}
+    spans: dict[int, tuple[int, int]] = {}
+    return {"image": image, "notes": notes_evidence(matcher, spec, proposed, spans=spans),
+            "with_notes": matcher.systems if matcher is not None else set(), "spans": spans}
 
 
 def model_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
@@ -154,18 +156,23 @@ def parts_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *, depth:
     return scores, proposed
 
 
-def notes_evidence(matcher, spec: np.ndarray, proposed: list[list[int]]) -> dict[int, float]:
+def notes_evidence(matcher, spec: np.ndarray, proposed: list[list[int]], *,
+                   spans: dict | None = None) -> dict[int, float]:
     """The notes' side of `audio_evidence`: {system id: lowest alignment cost} over the query
     spans, each aligned to the shingle candidates and the systems the model proposed for it;
-    {} without a matcher (an index without notes)."""
+    {} without a matcher (an index without notes). `spans` receives the timeline frames of
+    each system's lowest-cost alignment."""
     costs: dict[int, float] = {}
     if matcher is None or not len(matcher):
         return costs
     for (a, b), ids in zip(query_spans(spec.shape[1]), proposed, strict=True):
-        found = matcher.match(spec[:, a:b], extra=matcher.system_regions(ids))
+        where: dict[int, tuple[int, int]] = {}
+        found = matcher.match(spec[:, a:b], extra=matcher.system_regions(ids), spans=where)
         for i, c in found.items():
             if c < costs.get(i, np.inf):
                 costs[i] = c
+                if spans is not None:
+                    spans[i] = where[i]
     return costs
 
 
@@ -180,7 +187,9 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_W
     audio tells apart) go to the system the score plays more often (a repeat or a da capo
     replays it), then to the earlier one.
     Each answer says which evidence ranked it: "notes" or "image" (whichever alone would rank
-    it higher), "both" (the same rank), with the scores of both."""
+    it higher), "both" (the same rank), with the scores of both. The first answer, where the
+    notes ranked it, also lists the systems that hold the music its alignment covers note for
+    note ("same_music": the same music printed twice, which no recording tells apart)."""
     image, costs = evidence["image"], evidence["notes"]
     if not costs:  # nothing aligned to notes (an index of scans): the model's score as it is
         paths = "image"
@@ -212,6 +221,10 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_W
         out.append({"rank": k + 1, "score": round(fused[i], 4), **_system(r),
                     "evidence": word, "image_score": round(image.get(i, floor), 4),
                     "notes_cost": round(costs[i], 4) if i in costs else None})
+    spans = evidence.get("spans") or {}
+    if out and paths != "image" and out[0]["id"] in spans:
+        same = index.note_matcher().same_music(*spans[out[0]["id"]], own=out[0]["id"])
+        out[0]["same_music"] = [_system(r) for r in index.rows("sheet", sorted(same))]
     return out
 
 
