@@ -170,7 +170,8 @@ def measure(args) -> dict:
         for path in ("notes", "image"):
             hits = query.fuse(index, evidence, top=1, paths="fused" if path == "notes"
                               else "image")
-            row[f"top_{path}"] = (hits[0]["piece"], hits[0]["system"] - 1) if hits else None
+            row[f"top_{path}"] = ((hits[0]["piece"], hits[0]["system_in_piece"] - 1) if hits
+                                  else None)
         rows.append(row)
         cpu.append(time.process_time() - c0)
     out = {"rows": rows, "build_s": build_s, "cpu_ms": 1000 * float(np.median(cpu)),

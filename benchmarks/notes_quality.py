@@ -70,7 +70,7 @@ def _clips(ds: Dataset, split: str, tempo: float, n: int, seconds: float, rng) -
 def _ranks(hits: list[dict], clip: dict) -> tuple[float, float]:
     """(rank of the right system, rank of the right piece among pieces); MISSING when absent."""
     system = next((h["rank"] for h in hits if h["piece"] == clip["piece"]
-                   and h["system"] == clip["system"]), MISSING)
+                   and h["system_in_piece"] == clip["system"]), MISSING)
     pieces = query.by_piece(hits, top=0)
     piece = next((p["rank"] for p in pieces if p["piece"] == clip["piece"]), MISSING)
     return system, piece
@@ -317,7 +317,7 @@ def _pct_same_music(index: Index, evidence: list, clips: list[dict], path: str,
     right = []
     for e, c, also in zip(evidence, clips, same, strict=True):
         hits = query.fuse(index, e, top=1, paths=path, weight=weight)
-        got = (hits[0]["piece"], hits[0]["system"]) if hits else None
+        got = (hits[0]["piece"], hits[0]["system_in_piece"]) if hits else None
         right.append(got == (c["piece"], c["system"]) or got in also)
     return np.array(right, float)
 

@@ -98,11 +98,12 @@ def test_answers_count_pages_and_systems_from_one(data_index, chorale_dataset, t
     index = Index(data_index)
     for h in hits:
         row = index.rows("sheet", [h["id"]])[0]
-        assert (h["page"], h["system"]) == (row["page"] + 1, row["system"] + 1)
+        assert (h["page"], h["system_in_piece"]) == (row["page"] + 1, row["system"] + 1)
         assert h["page_image"].endswith(f"page-{h['page']:03d}.png")
+        # the system counted on its page, top to bottom, as `align` and the page count it
         on_page = query.page_systems(index, h["piece"], h["page"])
-        assert h["system"] in [s["system"] for s in on_page] and min(
-            s["system"] for s in on_page) >= 1
+        assert [s["system"] for s in on_page] == list(range(1, len(on_page) + 1))
+        assert next(s["system"] for s in on_page if s["id"] == h["id"]) == h["system"]
     assert main(["search", "--index", str(data_index), "--audio", str(flac), "--end", "8",
                  "--top", "3"]) == 0
     table = capsys.readouterr().out.splitlines()[1:]

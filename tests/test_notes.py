@@ -364,3 +364,18 @@ def test_the_first_answer_lists_the_systems_holding_its_music(tmp_path):
     assert [(t["page"], t["system"]) for t in hits[0]["same_music"]] == [(1, 1)]
     assert "same_music" not in query.fuse(index, evidence, top=0, paths="image")[0]
     index.close()
+
+
+def test_answers_count_systems_on_their_page(tmp_path):
+    """A two-page piece: the answer on page 2 is counted on its page (page 2, system 2), as
+    `align` and the page count; `system_in_piece` keeps the piece's count."""
+    rows = [{"piece": "p", "page": k // 2, "system": k, "top": 0.0, "left": 0.0,
+             "bottom": 1.0, "right": 1.0} for k in range(4)]
+    pending = Pending()
+    pending.add_systems(rows, np.eye(8, dtype=np.float32)[:4], [None] * 4)
+    index = Index.write(tmp_path / "idx", pending, model_name="m", fingerprint="f", dim=8)
+    evidence = {"image": {0: 0.1, 1: 0.2, 2: 0.3, 3: 0.9}, "notes": {}, "with_notes": set()}
+    hit = query.fuse(index, evidence, top=1)[0]
+    assert (hit["id"], hit["page"], hit["system"], hit["system_in_piece"]) == (3, 2, 2, 4)
+    assert [s["system"] for s in query.page_systems(index, "p", 2)] == [1, 2]
+    index.close()

@@ -217,6 +217,11 @@ def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: di
     systems = {r["id"]: r for r in index.all_rows("sheet")}
     windows = {r["id"]: r for r in index.all_rows("audio")}
     by_key = {(r["piece"], r["system"]): r for r in systems.values()}
+    first = index.first_systems()
+
+    def where(r: dict) -> str:  # page and system as people count them (on the page, from 1)
+        return f"page {r['page'] + 1}, system {r['system'] - first[(r['piece'], r['page'])] + 1}"
+
     rng = np.random.default_rng(0)
     parts = [f"<h1>scorelink demo</h1><p>Model <code>{html.escape(result['model'])}</code>; "
              f"{len(windows)} audio passages and {len(systems)} systems of the built-in test "
@@ -243,14 +248,14 @@ def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: di
         if correct["page_image"] != top["page_image"]:  # show where the right answer is too
             imgs.append(_page_with_boxes(index, correct, None, assets / f"a2s-{k}-correct.png",
                                          colour=CORRECT))
-            elsewhere = (f"<br><b>Correct</b>: {html.escape(correct['piece'])}, page "
-                         f"{correct['page'] + 1}, system {correct['system'] + 1} (second image)")
+            elsewhere = (f"<br><b>Correct</b>: {html.escape(correct['piece'])}, "
+                         f"{where(correct)} (second image)")
         parts.append(
             f"<div class=ex><p><b>Query</b>: {html.escape(w['recording'])}, "
             f"{w['start']:.1f}&ndash;{w['end']:.1f} s "
             + (f"<audio controls src='report/{clip}'></audio>" if clip else "")
-            + f"<br><b>Top answer</b>: {html.escape(top['piece'])}, page {top['page'] + 1}, "
-            f"system {top['system'] + 1} ({verdict}; orange: retrieved, green: correct)"
+            + f"<br><b>Top answer</b>: {html.escape(top['piece'])}, {where(top)} "
+            f"({verdict}; orange: retrieved, green: correct)"
             f"{elsewhere}</p>" + "".join(f"<img src='report/{i}'>" for i in imgs) + "</div>")
     parts.append("<h2>Sheet &rarr; audio: where does this line sound?</h2>")
     chosen = _examples(rng, [systems[i] for i in system_ids], piano)
@@ -268,8 +273,8 @@ def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: di
                          f"{w['end']:.1f} s ({mark}) "
                          + (f"<audio controls src='report/{clip}'></audio>" if clip else "")
                          + "</li>")
-        parts.append(f"<div class=ex><p><b>Query</b>: {html.escape(s['piece'])}, page "
-                     f"{s['page'] + 1}, system {s['system'] + 1} (outlined)</p>"
+        parts.append(f"<div class=ex><p><b>Query</b>: {html.escape(s['piece'])}, "
+                     f"{where(s)} (outlined)</p>"
                      f"<img src='report/{img}'><ol>{''.join(items)}</ol></div>")
     style = ("<style>body{font-family:system-ui,sans-serif;max-width:900px;margin:20px auto;"
              "color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;"

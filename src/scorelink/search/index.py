@@ -258,6 +258,15 @@ class Index:
                  self.db.execute(f"SELECT * FROM {table} WHERE id IN ({marks})", ids)}
         return [found[i] for i in ids]
 
+    def first_systems(self) -> dict[tuple[str, int], int]:
+        """(piece, page from 0) -> the piece's number (from 0) of the page's first system:
+        what answers subtract to count systems on their page. Read once per opened index."""
+        if getattr(self, "_first_systems", None) is None:
+            self._first_systems = {
+                (r[0], r[1]): r[2] for r in self.db.execute(
+                    "SELECT piece, page, MIN(system) FROM systems GROUP BY piece, page")}
+        return self._first_systems
+
     def all_rows(self, side: str) -> list[dict]:
         table = "systems" if side == "sheet" else "windows"
         return [dict(r) for r in self.db.execute(f"SELECT * FROM {table} ORDER BY id")]

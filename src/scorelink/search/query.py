@@ -218,13 +218,13 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_W
     for k, (i, r) in enumerate(zip(ranked, rows, strict=True)):
         a, b = image_rank.get(i, len(image)), notes_rank.get(i, len(costs))
         word = "image" if not costs or a < b else "notes" if b < a else "both"
-        out.append({"rank": k + 1, "score": round(fused[i], 4), **_system(r),
+        out.append({"rank": k + 1, "score": round(fused[i], 4), **_system(index, r),
                     "evidence": word, "image_score": round(image.get(i, floor), 4),
                     "notes_cost": round(costs[i], 4) if i in costs else None})
     spans = evidence.get("spans") or {}
     if out and paths != "image" and out[0]["id"] in spans:
         same = index.note_matcher().same_music(*spans[out[0]["id"]], own=out[0]["id"])
-        out[0]["same_music"] = [_system(r) for r in index.rows("sheet", sorted(same))]
+        out[0]["same_music"] = [_system(index, r) for r in index.rows("sheet", sorted(same))]
     return out
 
 
@@ -294,15 +294,21 @@ def _overlap(a: dict, b: dict) -> float:
 
 
 def page_systems(index: Index, piece: str, page: int) -> list[dict]:
-    """Every indexed system of a piece's page (`page` from 1), top to bottom, numbered from 1."""
-    rows = index.db.execute("SELECT * FROM systems WHERE piece = ? AND page = ? ORDER BY system",
-                            (piece, page - 1))
-    return [{"id": r["id"], "system": r["system"] + 1,
-             "box": [r["top"], r["left"], r["bottom"], r["right"]]} for r in rows]
+    """Every indexed system of a piece's page (`page` from 1), top to bottom, numbered from 1
+    on the page."""
+    rows = list(index.db.execute("SELECT * FROM systems WHERE piece = ? AND page = ? "
+                                 "ORDER BY system", (piece, page - 1)))
+    return [{"id": r["id"], "system": k + 1,
+             "box": [r["top"], r["left"], r["bottom"], r["right"]]} for k, r in enumerate(rows)]
 
 
-def _system(r: dict) -> dict:
-    return {"piece": r["piece"], "page": r["page"] + 1, "system": r["system"] + 1,
+def _system(index: Index, r: dict) -> dict:
+    """An answer's system as people read it: page from 1, and the system counted from 1 on its
+    page, top to bottom (as `align` and `--image --system N` count); `system_in_piece` counts
+    the piece's systems from its first (the index's own order, from 1)."""
+    first = index.first_systems().get((r["piece"], r["page"]), 0)
+    return {"piece": r["piece"], "page": r["page"] + 1, "system": r["system"] - first + 1,
+            "system_in_piece": r["system"] + 1,
             "box": [r["top"], r["left"], r["bottom"], r["right"]], "page_image": r["page_image"],
             "id": r["id"]}
 
