@@ -215,33 +215,31 @@ def main() -> None:
     index.close()
 
 
-SAME_ONSET = 0.03  # s: onsets this close are the same onset (the notes' times are rounded)
-
-
 class SameMusic:
     """Which other systems hold a clip's music, note for note (music printed twice: no
-    recording can tell which one was played), from the notes an index keeps.
+    recording can tell which one was played): `NoteMatcher.same_music`, what `search` names,
+    asked about the clip's true stretch of score time.
 
-    `others(piece, system, start, seconds, tempo)`: the notes whose onsets fall in the clip's
-    stretch of score time (its rendition's times times its tempo ratio: an index built from a
-    dataset keeps the tempo-1.0 rendition's times) start again elsewhere in the piece, every
-    onset and pitch the same, and the clip's midpoint then falls in another system: those
-    systems, as (piece, system counted from 1). `agreement`: the share of clips (in %) whose
-    own midpoint the notes put in the clip's labelled system, a check that the notes' timeline
+    `others(piece, system, start, seconds, tempo)`: the systems, as (piece, system counted
+    from 1), for the clip of `seconds` from `start` in a rendition at `tempo` (an index built
+    from a dataset keeps the tempo-1.0 rendition's times: score time is the clip's times
+    the tempo ratio) whose midpoint lies in `system` (from 1). `agreement`: the share of clips
+    (in %) whose own midpoint the notes put in that system, a check that the notes' timeline
     and the labels agree.
     """
 
     def __init__(self, index: Index):
-        rows = {r["id"]: (r["piece"], r["system"] + 1) for r in index.all_rows("sheet")}
-        pieces: dict[str, list] = {}
+        from scorelink.search.notes import FEATURE_FPS
+
+        self.fps = FEATURE_FPS
+        self.matcher = index.note_matcher()
+        rows = index.all_rows("sheet")
+        self.label = {r["id"]: (r["piece"], r["system"] + 1) for r in rows}
+        self.id_of = {v: k for k, v in self.label.items()}
+        self.t0: dict[str, float] = {}  # the matcher's timeline starts at a piece's first onset
         for system, notes in index.notes().items():
-            pieces.setdefault(rows[system][0], []).append((notes, rows[system]))
-        self.timelines = {}
-        for piece, held in pieces.items():
-            notes = np.concatenate([n for n, _ in held])
-            owner = [label for n, label in held for _ in range(len(n))]
-            order = np.lexsort((notes[:, 2], notes[:, 0]))
-            self.timelines[piece] = (notes[order, 0], notes[order, 2], [owner[i] for i in order])
+            piece = self.label[system][0]
+            self.t0[piece] = min(self.t0.get(piece, np.inf), float(notes[:, 0].min()))
         self._agree: list[bool] = []
 
     @property
@@ -250,35 +248,16 @@ class SameMusic:
 
     def others(self, piece: str, system: int, start: float, seconds: float,
                tempo: float) -> set:
-        if piece not in self.timelines:
+        p = self.matcher.pieces.get(piece)
+        own = self.id_of.get((piece, system))
+        if p is None or own is None:
             return set()
-        onsets, pitches, owner = self.timelines[piece]
-
-        def inside(a, b):
-            return np.flatnonzero((onsets >= a + SAME_ONSET) & (onsets < b - SAME_ONSET))
-
-        def label_at(t):
-            return owner[max(int(np.searchsorted(onsets, t, side="right")) - 1, 0)]
-
-        w0, w1 = start * tempo, (start + seconds) * tempo
-        mid, truth = (w0 + w1) / 2, (piece, system)
-        self._agree.append(label_at(mid) == truth)
-        here = inside(w0, w1)
-        same = set()
-        if len(here) < 2:
-            return same
-        first = onsets[here[0]]
-        for j in np.flatnonzero(pitches == pitches[here[0]]):
-            shift = onsets[j] - first
-            if abs(shift) < 10 * SAME_ONSET:
-                continue
-            there = inside(w0 + shift, w1 + shift)
-            if (len(there) == len(here) and np.array_equal(pitches[there], pitches[here])
-                    and np.abs(onsets[there] - shift - onsets[here]).max() < SAME_ONSET):
-                other = label_at(mid + shift)
-                if other != truth:
-                    same.add(other)
-        return same
+        w0, w1 = start * tempo - self.t0[piece], (start + seconds) * tempo - self.t0[piece]
+        mid = int(np.clip((w0 + w1) / 2 * self.fps, 0, p.frames - 1))
+        self._agree.append(int(p.systems[mid]) == own)
+        first = p.start + max(int(np.floor(w0 * self.fps)), 0)
+        last = p.start + min(int(np.ceil(w1 * self.fps)), p.frames) - 1
+        return {self.label[i] for i in self.matcher.same_music(first, last, own=own)}
 
 
 def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips: int, rng):
