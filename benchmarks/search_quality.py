@@ -2,6 +2,7 @@
 
     python benchmarks/search_quality.py --data data/chorales [--split test] [--checkpoint CKPT]
         [--clips 200] [--seconds 5,10,20] [--mix 0,0.25,0.5] [--s2a] [--save P] [--against P]
+        [--reverb SECONDS] [--power P]
     python benchmarks/search_quality.py --pool THIS.pkl=THAT.pkl [--pool ...] [--rows A=B]
 
 The index holds the split's systems and their notes (sheet side). Clips of 5, 10 and 20 s are
@@ -25,6 +26,11 @@ target); "sounding": any system that sounds 0.5 s or more during the clip. R@k, 
 first right answer; "piece R@1": the best answer is from the right piece. Intervals: 95 %
 cluster bootstrap (clips grouped by piece, pieces resampled); differences paired on the same
 clips.
+
+--reverb, --power: every clip heard in a more reverberant room (a tail of that decay time at
+the dry sound's level) or with its dynamics raised to that power (0.7: compressed), as
+`scorelink.train.batches.reverberate` and `dynamics` make them: how much the model relies on
+what one piano in one room sounds like (against the same clips undistorted: --against).
 
 --pool: no new run; pairs of --save'd runs on the same clips (one pair per dataset, say a new
 model's and the shipped one's) pooled: R@1 mid differences over all their clips, per length and
@@ -54,6 +60,7 @@ from scorelink.evaluate.retrieval import eval_records, passage_at
 from scorelink.search import collect, parts, query
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index
+from scorelink.train.batches import dynamics, reverberate
 
 KS = (1, 5, 10)
 MIN_OVERLAP = 0.5  # s: a system sounding this long in the clip "sounds"
@@ -80,6 +87,10 @@ def main() -> None:
     p.add_argument("--no-fused", action="store_true", help="leave out the notes")
     p.add_argument("--s2a", action="store_true", help="also systems -> recording places")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reverb", type=float, default=0.0, metavar="SECONDS",
+                   help="add a reverberation tail of this decay time to every clip")
+    p.add_argument("--power", type=float, default=1.0,
+                   help="raise every clip's dynamics to this power (below 1: compressed)")
     p.add_argument("--save", metavar="PICKLE", help="write every clip's ranks here")
     p.add_argument("--against", metavar="PICKLE", help="ranks --save'd by another version on "
                    "the same clips (same seed and lengths): paired differences, ranking by "
@@ -139,6 +150,10 @@ def main() -> None:
         groups[seconds] = []
         for piece, holding, sounding, spec, start in cut_clips(ds, spans, seconds, args.clips,
                                                                rng):
+            if args.reverb > 0:
+                spec = reverberate(spec, args.reverb, 1.0)
+            if args.power != 1.0:
+                spec = dynamics(spec, args.power)
             same = ({(p, k - 1) for p, k in judge.others(piece, holding + 1, start, seconds, 1.0)}
                     if judge else set())
             n = spec.shape[1]
@@ -178,7 +193,9 @@ def main() -> None:
     print(f"- `python benchmarks/search_quality.py --data {args.data} --split {args.split} "
           f"--clips {args.clips} --seconds {args.seconds} --mix {args.mix}"
           + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "")
-          + (" --no-fused" if args.no_fused else "") + (" --s2a" if args.s2a else "") + "`")
+          + (" --no-fused" if args.no_fused else "") + (" --s2a" if args.s2a else "")
+          + (f" --reverb {args.reverb:g}" if args.reverb > 0 else "")
+          + (f" --power {args.power:g}" if args.power != 1.0 else "") + "`")
     print(f"- index: {index.sheet.ntotal} systems of {len(spans)} pieces with their notes, "
           f"{len(part_set.owner)} parts ({'/'.join(f'{x:g}' for x in parts.PART_SYSTEMS)} "
           f"system long, every snippet); built in {build_s:.0f} s; clips from the renditions "

@@ -67,6 +67,23 @@ def test_recolour_is_a_smooth_time_invariant_equaliser():
     assert not np.allclose(recolour(spec, np.random.default_rng(2)), out)
 
 
+def test_room_adds_a_decaying_tail_and_keeps_the_order_of_loudness():
+    from scorelink.train.batches import room
+
+    magnitude = np.zeros((92, 60), np.float32)
+    magnitude[30, 10] = 4.0  # one short note in one band, then silence
+    magnitude[50, 10:12] = 1.0
+    spec = np.log10(1 + magnitude)
+    out = room(spec, np.random.default_rng(3))
+    assert out.shape == spec.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out[:, :10], 0.0, atol=1e-6)  # nothing before the first sound
+    np.testing.assert_allclose(out[:20], 0.0, atol=1e-6)  # nor in bands that never sound
+    tail = out[30, 11:]
+    assert tail[0] > 0 and np.all(np.diff(tail) <= 1e-7)  # it rings on and decays
+    assert out[30, 10] > out[50, 10] > 0  # louder stays louder
+    assert not np.allclose(room(spec, np.random.default_rng(4)), out)
+
+
 def test_stretch_changes_tempo_not_content():
     from scorelink.train.batches import stretch
 

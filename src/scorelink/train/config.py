@@ -47,6 +47,8 @@ class TrainConfig:
     join_augment: float = 0.0  # this share of passages cut to a run of onsets across the
     # boundary into the next system (both strips joined, the audio across: what a clip cut at a
     # random place hears and the index's parts show; not in the paper); the rest may be cropped
+    room_augment: float = 0.0  # this share of passages' audio given a reverberation tail and
+    # compressed or expanded dynamics (scorelink.train.batches.room; not in the paper)
     scan_augment: float = 0.0  # this share of sheet strips degraded as scans (slight skew, blur,
     # 1-bit threshold, specks, off-white paper: scorelink.train.scanlike; not in the paper)
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights,

@@ -233,7 +233,8 @@ class Trainer:
                                             timbre=config.timbre_augment,
                                             tempo=config.tempo_augment,
                                             crop=config.crop_augment, scan=config.scan_augment,
-                                            join=config.join_augment, first_index=first))
+                                            join=config.join_augment,
+                                            room=config.room_augment, first_index=first))
             first += len(records)
         self.train_set = ConcatDataset(sets)
         # the snippet model's fixed-size snippets stack by default collation
