@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Measure a candidate piano model beside the shipped one, as a stage's result is decided.
+#
+#   campaigns/piano/measure.sh choose CKPT [NAME]   # validation: is it better? (about 25 min)
+#   campaigns/piano/measure.sh report CKPT [NAME]   # test and calibration, for a model chosen
+#                                                   # on validation (about an hour)
+#
+# choose: clips cut anywhere in the three validation splits (MSMD, the built-in corpus, the
+# real scans), ranked by the candidate and by the shipped model on the same clips, pooled with
+# paired intervals (docs/search.md); the decision is made on these. report: the same on the test
+# splits and on the test piano against a training piano, the no-match calibration fitted on
+# validation at every tempo ratio (paste the entry it prints into search/confidence.py), then
+# the passage MRR of the paper's table (docs/paper-comparison.md). Never tune on report's
+# figures.
+#
+# Datasets live in $SCORELINK_WORK/data (default ~/scorelink-work/data): msmd (valid+test),
+# chorales, beethoven, msmd-vt and chorales-vt (validation at every tempo ratio, for the
+# calibration) and chorales-test-fluidr3 (the test pieces played by a training piano); each is
+# built here when missing. Results go to $SCORELINK_WORK/measure/NAME.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MODE=${1:?usage: measure.sh choose|report CKPT [NAME]}
+CKPT=${2:?usage: measure.sh choose|report CKPT [NAME]}
+NAME=${3:-$(basename "$(dirname "$CKPT")")}
+WORK=${SCORELINK_WORK:-$HOME/scorelink-work}
+D=$WORK/data
+OUT=$WORK/measure/$NAME
+SHIPPED=$WORK/measure/shipped
+BIN=.venv/bin
+PY=$BIN/python
+mkdir -p "$OUT" "$SHIPPED"
+
+build() {  # folder, then `scorelink data build` arguments
+  local folder=$1
+  shift
+  [ -f "$folder/manifest.jsonl" ] || $BIN/scorelink data build --out "$folder" "$@"
+}
+for split in valid test; do  # MSMD's validation and test pieces, one folder
+  grep -qs "\"split\": \"$split\"" "$D/msmd/manifest.jsonl" || $BIN/scorelink data build \
+      --corpus msmd --msmd-dir ../shared/data/msmd --out "$D/msmd" --only-split "$split"
+done
+build "$D/chorales" --corpus chorales
+build "$D/beethoven" --corpus beethoven --beethoven-dir ../shared/data/beethoven
+
+clips() {  # split, folder name, model (empty: shipped), output stem, extra arguments
+  local split=$1 folder=$2 model=$3 stem=$4
+  shift 4
+  [ -f "$stem.pkl" ] && return 0
+  $PY benchmarks/search_quality.py --data "$D/$folder" --split "$split" \
+      ${model:+--checkpoint "$model"} --save "$stem.pkl" "$@" > "$stem.md" 2> "$stem.err"
+}
+
+case $MODE in
+  choose)
+    pairs=()
+    for folder in msmd chorales beethoven; do
+      clips valid "$folder" "" "$SHIPPED/valid-$folder" --no-fused
+      clips valid "$folder" "$CKPT" "$OUT/valid-$folder" --no-fused
+      pairs+=(--pool "$OUT/valid-$folder.pkl=$SHIPPED/valid-$folder.pkl")
+    done
+    $PY benchmarks/search_quality.py "${pairs[@]}" | tee "$OUT/valid-pooled.md" ;;
+  report)
+    build "$D/chorales-test-fluidr3" --corpus chorales --only-split test \
+        --test-soundfont fluidr3-grand \
+        --train-soundfonts fluidr3-epiano,fluidr3-egrand,timgm6mb-grand,timgm6mb-epiano
+    build "$D/msmd-vt" --corpus msmd --msmd-dir ../shared/data/msmd --only-split valid \
+        --valid-tempi 0.5,0.66,1,1.33,2
+    build "$D/chorales-vt" --corpus chorales --only-split valid --valid-tempi 0.5,0.66,1,1.33,2
+    pairs=()
+    for folder in chorales msmd; do
+      clips test "$folder" "" "$SHIPPED/test-$folder"
+      clips test "$folder" "$CKPT" "$OUT/test-$folder"
+      pairs+=(--pool "$OUT/test-$folder.pkl=$SHIPPED/test-$folder.pkl")
+    done
+    $PY benchmarks/search_quality.py "${pairs[@]}" | tee "$OUT/test-pooled.md"
+    for folder in chorales chorales-test-fluidr3; do  # the test piano against a training one
+      clips test "$folder" "" "$SHIPPED/piano-$folder" --no-fused --seconds 10
+      clips test "$folder" "$CKPT" "$OUT/piano-$folder" --no-fused --seconds 10 \
+          --against "$SHIPPED/piano-$folder.pkl"
+    done
+    $PY benchmarks/no_match.py --data "$D/chorales-vt" --data "$D/msmd-vt" --split valid \
+        --clips 150 --noise 25 --tempi 0.5,0.66,1,1.33,2 --checkpoint "$CKPT" --fit \
+        > "$OUT/no-match-fit.md" 2> "$OUT/no-match-fit.err"
+    $PY benchmarks/paper_comparison.py --data "$D/msmd" --model "shipped=piano" \
+        --model "$NAME=$CKPT" --against shipped > "$OUT/paper.md" 2> "$OUT/paper.err"
+    echo "paste the CALIBRATION entry of $OUT/no-match-fit.md, then run benchmarks/no_match.py" \
+         "on the test split (docs/search.md) and the alignment and real-scan benchmarks" ;;
+  *) echo "unknown mode $MODE (choose or report)" >&2; exit 2 ;;
+esac
+echo "results in $OUT"
