@@ -253,10 +253,6 @@ class SameMusic:
         rows = index.all_rows("sheet")
         self.label = {r["id"]: (r["piece"], r["system"] + 1) for r in rows}
         self.id_of = {v: k for k, v in self.label.items()}
-        self.t0: dict[str, float] = {}  # the matcher's timeline starts at a piece's first onset
-        for system, notes in index.notes().items():
-            piece = self.label[system][0]
-            self.t0[piece] = min(self.t0.get(piece, np.inf), float(notes[:, 0].min()))
         self._agree: list[bool] = []
 
     @property
@@ -269,7 +265,7 @@ class SameMusic:
         own = self.id_of.get((piece, system))
         if p is None or own is None:
             return set()
-        w0, w1 = start * tempo - self.t0[piece], (start + seconds) * tempo - self.t0[piece]
+        w0, w1 = start * tempo - p.t0, (start + seconds) * tempo - p.t0
         mid = int(np.clip((w0 + w1) / 2 * self.fps, 0, p.frames - 1))
         self._agree.append(int(p.systems[mid]) == own)
         first = p.start + max(int(np.floor(w0 * self.fps)), 0)

@@ -24,6 +24,7 @@ from scorelink.errors import ScorelinkError
 from scorelink.evaluate.metrics import retrieval_metrics
 from scorelink.evaluate.report import format_table
 from scorelink.progress import bar, note
+from scorelink.search import query
 from scorelink.search.index import Index
 
 if TYPE_CHECKING:
@@ -217,10 +218,8 @@ def write_report(out: Path, index: Index, ranks: dict, answers: dict, result: di
     systems = {r["id"]: r for r in index.all_rows("sheet")}
     windows = {r["id"]: r for r in index.all_rows("audio")}
     by_key = {(r["piece"], r["system"]): r for r in systems.values()}
-    first = index.first_systems()
-
     def where(r: dict) -> str:  # page and system as people count them (on the page, from 1)
-        return f"page {r['page'] + 1}, system {r['system'] - first[(r['piece'], r['page'])] + 1}"
+        return "page {}, system {}".format(*query.on_page(index, r))
 
     rng = np.random.default_rng(0)
     parts = [f"<h1>scorelink demo</h1><p>Model <code>{html.escape(result['model'])}</code>; "

@@ -198,6 +198,7 @@ class _Piece:
     frames: int
     systems: np.ndarray  # (frames,) system id sounding at each frame
     notes: np.ndarray  # (n, 3) its notes, time 0 at its frame 0
+    t0: float = 0.0  # the score time of its frame 0 (its first onset), as the index keeps it
 
 
 class NoteMatcher:
@@ -227,7 +228,7 @@ class NoteMatcher:
             onset_frame = np.floor(notes[:, 0] * FEATURE_FPS).astype(np.int64)
             at = np.searchsorted(onset_frame, np.arange(c.shape[1]), side="right") - 1
             systems = owner[np.maximum(at, 0)]
-            self.pieces[piece] = _Piece(start, c.shape[1], systems, notes)
+            self.pieces[piece] = _Piece(start, c.shape[1], systems, notes, float(t0))
             chroma += [c, np.zeros((12, len(gap)), np.float32)]
             labels += [systems, gap]
             start += c.shape[1] + len(gap)

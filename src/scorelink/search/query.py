@@ -302,12 +302,18 @@ def page_systems(index: Index, piece: str, page: int) -> list[dict]:
              "box": [r["top"], r["left"], r["bottom"], r["right"]]} for k, r in enumerate(rows)]
 
 
-def _system(index: Index, r: dict) -> dict:
-    """An answer's system as people read it: page from 1, and the system counted from 1 on its
-    page, top to bottom (as `align` and `--image --system N` count); `system_in_piece` counts
-    the piece's systems from its first (the index's own order, from 1)."""
+def on_page(index: Index, r: dict) -> tuple[int, int]:
+    """A system row's place as people read it: (page from 1, the system counted from 1 on its
+    page, top to bottom, as `align` and `--image --system N` count)."""
     first = index.first_systems().get((r["piece"], r["page"]), 0)
-    return {"piece": r["piece"], "page": r["page"] + 1, "system": r["system"] - first + 1,
+    return r["page"] + 1, r["system"] - first + 1
+
+
+def _system(index: Index, r: dict) -> dict:
+    """An answer's system: page and system as `on_page` counts them; `system_in_piece` counts
+    the piece's systems from its first (the index's own order, from 1)."""
+    page, system = on_page(index, r)
+    return {"piece": r["piece"], "page": page, "system": system,
             "system_in_piece": r["system"] + 1,
             "box": [r["top"], r["left"], r["bottom"], r["right"]], "page_image": r["page_image"],
             "id": r["id"]}
