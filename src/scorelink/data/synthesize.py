@@ -1,4 +1,5 @@
-"""Render a performance to audio with FluidSynth and piano soundfonts from Debian packages.
+"""Render a performance to audio with FluidSynth and piano soundfonts (Debian's, and the
+Salamander grand that `make setup` builds from the npm registry's samples: data/salamander.py).
 
 We drive libfluidsynth directly (pyfluidsynth) from the note list rather than writing a MIDI file
 and calling the `fluidsynth` program: each worker loads a soundfont once instead of once per
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ctypes.util
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,9 @@ import numpy as np
 from scorelink.constants import SAMPLE_RATE, VELOCITY
 from scorelink.errors import AudioError, ToolMissingError
 
-_SF_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts")
+# Debian's folders, then the environment's own (where `make setup` puts the Salamander grand)
+_SF_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts",
+            str(Path(sys.prefix) / "share" / "soundfonts"))
 TAIL_SECONDS = 1.0  # audio kept after the last note-off (release and reverb)
 _GAIN = 0.5
 _CHANNELS = tuple(c for c in range(16) if c != 9)  # channel 10 is percussion in General MIDI
@@ -31,7 +35,7 @@ class Soundfont:
     name: str
     files: tuple[str, ...]  # candidate file names, first found wins
     program: int  # General MIDI program (0 = acoustic grand, 4 = electric piano 1)
-    debian_package: str
+    install: str  # the command that installs it
     bank: int = 0
 
     def path(self) -> Path:
@@ -42,25 +46,27 @@ class Soundfont:
                     return candidate.resolve()
         raise ToolMissingError(
             f"soundfont for {self.name!r} not found ({' or '.join(self.files)} under "
-            f"{', '.join(_SF_DIRS)}); install it with: sudo apt-get install {self.debian_package}"
+            f"{', '.join(_SF_DIRS)}); install it with: {self.install}"
         )
 
 
+_APT = "sudo apt-get install "
 SOUNDFONTS = {
     sf.name: sf
     for sf in (
-        Soundfont("fluidr3-grand", ("FluidR3_GM.sf2",), 0, "fluid-soundfont-gm"),
-        Soundfont("fluidr3-epiano", ("FluidR3_GM.sf2",), 4, "fluid-soundfont-gm"),
-        Soundfont("fluidr3-egrand", ("FluidR3_GM.sf2",), 2, "fluid-soundfont-gm"),
-        Soundfont("timgm6mb-grand", ("TimGM6mb.sf2",), 0, "timgm6mb-soundfont"),
-        Soundfont("timgm6mb-epiano", ("TimGM6mb.sf2",), 4, "timgm6mb-soundfont"),
-        Soundfont("csound-grand", ("sf_GMbank.sf2",), 0, "csound-soundfont"),
+        Soundfont("fluidr3-grand", ("FluidR3_GM.sf2",), 0, _APT + "fluid-soundfont-gm"),
+        Soundfont("fluidr3-epiano", ("FluidR3_GM.sf2",), 4, _APT + "fluid-soundfont-gm"),
+        Soundfont("fluidr3-egrand", ("FluidR3_GM.sf2",), 2, _APT + "fluid-soundfont-gm"),
+        Soundfont("timgm6mb-grand", ("TimGM6mb.sf2",), 0, _APT + "timgm6mb-soundfont"),
+        Soundfont("timgm6mb-epiano", ("TimGM6mb.sf2",), 4, _APT + "timgm6mb-soundfont"),
+        Soundfont("csound-grand", ("sf_GMbank.sf2",), 0, _APT + "csound-soundfont"),
         Soundfont(
             "musescore-grand",
             ("MuseScore_General.sf3", "MuseScore_General_Lite.sf3", "MuseScore_General.sf2"),
             0,
-            "musescore-general-soundfont-small",
+            _APT + "musescore-general-soundfont-small",
         ),
+        Soundfont("salamander-grand", ("SalamanderGrand.sf2",), 0, "make setup"),
     )
 }
 # Five timbres from two sample sets. The bright-grand programs (1) of these files sound like
@@ -71,6 +77,8 @@ TRAIN_SOUNDFONTS = ("fluidr3-grand", "fluidr3-epiano", "fluidr3-egrand", "timgm6
 # then sees how a model copes with an unknown instrument (a training timbre overstated it).
 VALID_SOUNDFONT = "csound-grand"
 TEST_SOUNDFONT = "musescore-grand"  # never used for training or validation
+# The Salamander grand is a training piano of campaign stage pianos (campaigns/piano/run.sh),
+# which renders the training pieces with it into folders of their own.
 # What datasets built before these were added used (their dataset.json does not name them).
 LEGACY_TRAIN_SOUNDFONTS = ("fluidr3-grand", "fluidr3-epiano", "timgm6mb-grand")
 LEGACY_VALID_SOUNDFONT = "fluidr3-grand"

