@@ -50,19 +50,19 @@ FEATURES = {
 # fingerprint[:16] -> {evidence: (b0, b1, ..., threshold)}, printed by
 # `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches").
 CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
-    # shipped:rnn-piano.pt (stage join, epoch 30); 2026-12-05; chorales valid (36 pieces) +
-    # MSMD valid (48) rendered at every tempo ratio 0.5-2 (`data build --valid-tempi`; real
-    # slow and fast renditions, not resampled ones), the indexed halves' 278 systems; 750
-    # clips of 5-20 s
-    "0d64e6262a544e9e": {
-        "image": (-19.1423, 11.9851, 12.5086, -0.161871, 0.190877, 9.30514, 0.212218),
-        "notes": (-4.49958, -17.8312, 35.4806, 0.281488, 5.11802, 3.68567, 0.864826),
-    },
-    # stage room, epoch 28 (campaigns/piano/state/room/best.pt, not shipped: the candidate
-    # to ship next, docs/paper-comparison.md); 2026-12-05, the same clips as the shipped model
+    # shipped:rnn-piano.pt (stage room, epoch 28; shipped 2026-12-05, late); 2026-12-05;
+    # chorales valid (36 pieces) + MSMD valid (48) rendered at every tempo ratio 0.5-2 (`data
+    # build --valid-tempi`; real slow and fast renditions, not resampled ones), the indexed
+    # halves' 278 systems; 750 clips of 5-20 s
     "17c20ee862084678": {
         "image": (-18.532, 11.2722, 10.9447, -0.04053, 0.127463, 9.32086, 0.218128),
         "notes": (-3.26549, -18.216, 35.1842, 0.2332, 5.29272, 2.1926, 0.87427),
+    },
+    # stage join, epoch 30 (shipped as rnn-piano.pt until stage room; `git show
+    # e49c99f:src/scorelink/weights/rnn-piano.pt`); 2026-12-05, the same clips
+    "0d64e6262a544e9e": {
+        "image": (-19.1423, 11.9851, 12.5086, -0.161871, 0.190877, 9.30514, 0.212218),
+        "notes": (-4.49958, -17.8312, 35.4806, 0.281488, 5.11802, 3.68567, 0.864826),
     },
     # stage real, epoch 30 (shipped as rnn-piano.pt until stage join; `git show
     # 8e9cbad:src/scorelink/weights/rnn-piano.pt`); 2026-12-05, the same clips
