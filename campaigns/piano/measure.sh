@@ -25,7 +25,8 @@ NAME=${3:-$(basename "$(dirname "$CKPT")")}
 WORK=${SCORELINK_WORK:-$HOME/scorelink-work}
 D=$WORK/data
 OUT=$WORK/measure/$NAME
-SHIPPED=$WORK/measure/shipped
+# the shipped model's figures, kept per shipped file: a new shipped model is measured afresh
+SHIPPED=$WORK/measure/shipped-$(sha256sum src/scorelink/weights/rnn-piano.pt | cut -c1-12)
 BIN=.venv/bin
 PY=$BIN/python
 mkdir -p "$OUT" "$SHIPPED"
