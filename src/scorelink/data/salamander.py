@@ -29,17 +29,17 @@ from scorelink.errors import ToolMissingError
 RING_SECONDS = 10.0
 FADE_SECONDS = 0.5
 RELEASE_SECONDS = 0.8  # a damper's fall after note-off (the samples hold no release)
-_PITCH_CLASS = {"C": 0, "C#": 1, "D": 2, "D#": 3, "E": 4, "F": 5, "F#": 6, "G": 7, "G#": 8,
-                "A": 9, "A#": 10, "B": 11}
-_SAMPLE = re.compile(r"([A-G]#?)(\d)v(\d+)")  # "D#4v8": D sharp 4, velocity layer 8 of 16
+_SAMPLE = re.compile(r"([A-G]#?\d)v(\d+)")  # "D#4v8": D sharp 4, velocity layer 8 of 16
 
 
 def sample_key(stem: str) -> tuple[int, int] | None:
     """("D#4v8") -> (MIDI key 63, layer 8); None for a name that is not a sample's."""
+    from music21.pitch import Pitch
+
     match = _SAMPLE.fullmatch(stem)
     if match is None:
         return None
-    return 12 * (int(match[2]) + 1) + _PITCH_CLASS[match[1]], int(match[3])
+    return Pitch(match[1]).midi, int(match[2])
 
 
 def velocity_ranges(layers: list[int]) -> dict[int, tuple[int, int]]:
