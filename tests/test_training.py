@@ -95,6 +95,40 @@ def test_weight_average_is_validated_saved_and_resumed(chorale_dataset, tmp_path
         TrainConfig.load(overrides=["ema=1.5"])
 
 
+def test_kept_epochs_are_averaged_into_a_checkpoint(chorale_dataset, tmp_path):
+    from scorelink.train.average import average, main
+
+    Trainer(_config(chorale_dataset, tmp_path / "run", epochs=2, keep_epochs=True)).fit()
+    kept = sorted((tmp_path / "run" / "epochs").glob("epoch-*.pt"))
+    assert [p.name for p in kept] == ["epoch-001.pt", "epoch-002.pt"]
+    a, b = (checkpoint.read(p)["state_dict"] for p in kept)
+    last = checkpoint.read(tmp_path / "run" / "last.pt")["state_dict"]
+    for k in b:  # the last epoch's file holds the weights last.pt holds
+        torch.testing.assert_close(b[k], last[k], msg=k)
+    assert main([str(kept[0]), str(kept[1]), "--weights", "3,1",
+                 "--out", str(tmp_path / "avg.pt")]) == 0
+    avg = checkpoint.read(tmp_path / "avg.pt")
+    moved = 0
+    for k, v in avg["state_dict"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.75 * a[k] + 0.25 * b[k], msg=k)
+            moved += not torch.equal(a[k], b[k])
+        else:
+            assert torch.equal(v, a[k])
+    assert moved  # the two epochs differ, so the mean is neither
+    assert [s["weight"] for s in avg["averaged_from"]] == [3.0, 1.0]
+    model, _ = checkpoint.load_model(tmp_path / "avg.pt")
+    assert model.config.embed_dim == 16
+    wide = checkpoint.read(kept[1])
+    wide["model_config"] = {**wide["model_config"], "embed_dim": 32}
+    torch.save(wide, tmp_path / "wide.pt")
+    with pytest.raises(CheckpointError, match="another model shape"):
+        average([kept[0], tmp_path / "wide.pt"])
+    with pytest.raises(CheckpointError, match="weights"):
+        average(kept, [1.0])
+    assert main(["--out", str(tmp_path / "x.pt"), str(tmp_path / "missing.pt")]) == 2
+
+
 def test_training_on_two_folders(chorale_dataset, copy_dataset, tmp_path):
     from scorelink.cli import _parser
     from scorelink.data.store import Dataset, read_jsonl, write_jsonl

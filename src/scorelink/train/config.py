@@ -53,6 +53,9 @@ class TrainConfig:
     # 1-bit threshold, specks, off-white paper: scorelink.train.scanlike; not in the paper)
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights,
     # this decay per optimizer step (not in the paper; 0.995 averages about 200 steps)
+    keep_epochs: bool = False  # also write every epoch's validated weights to
+    # RUN/epochs/epoch-NNN.pt (no optimizer state), for choosing or averaging them afterwards
+    # (scorelink.train.average)
     workers: int = 2  # data-loading processes
     seed: int = 0
     bf16: str = "auto"  # bfloat16 autocast for the CNNs on CPU: auto (where the CPU runs it

@@ -328,6 +328,10 @@ class Trainer:
                         **extra, **state)
         if best:
             checkpoint.save(self.out / "best.pt", self.selected, **state)
+        if self.config.keep_epochs:
+            (self.out / "epochs").mkdir(exist_ok=True)
+            checkpoint.save(self.out / "epochs" / f"epoch-{self.epoch:03d}.pt", self.selected,
+                            **state)
 
     # -- loop ---------------------------------------------------------------------------------
     def _autocast(self):
