@@ -106,7 +106,10 @@ def measure(args) -> dict:
     embedder = Embedder.load(args.checkpoint)
     key = "-".join([*(Path(d).name for d in args.data), args.split, str(args.seed),
                     str(args.clips), str(args.noise), args.seconds, args.tempi, args.stretch,
-                    embedder.fingerprint[:16]])
+                    embedder.fingerprint[:16],
+                    # the features computed: a cache of fewer is computed afresh
+                    f"f{len(confidence.FEATURES['image'])}{len(confidence.FEATURES['notes'])}"
+                    f"a{confidence.ATTACK_CAP:g}"])
     cache = Path(args.cache) / f"no-match-{key}.pkl" if args.cache else None
     if cache and cache.exists():
         return pickle.loads(cache.read_bytes())
@@ -185,14 +188,16 @@ def measure(args) -> dict:
     return out
 
 
-def feature_matrix(rows: list[dict], path: str) -> np.ndarray:
-    names = confidence.FEATURES[path]
+def feature_matrix(rows: list[dict], path: str, coef=None, count: int = 0) -> np.ndarray:
+    """The features a calibration entry `coef` weighs (all, or the first `count`, without)."""
+    names = (confidence.feature_names(path, coef) if coef is not None
+             else confidence.FEATURES[path][:count or None])
     return np.array([[r["features"][path][n] for n in names] for r in rows], np.float64)
 
 
 def verdicts(rows: list[dict], path: str, coef) -> np.ndarray:
     """True where a clip is flagged (refused, or confidence under the threshold)."""
-    x = feature_matrix(rows, path)
+    x = feature_matrix(rows, path, coef)
     conf = np.array([confidence.confidence(coef, list(v)) for v in x])
     refused = np.array([r["refused"] for r in rows])
     return refused | (conf < coef[-1])
@@ -223,6 +228,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fit", action="store_true", help="fit and print the CALIBRATION entry")
     p.add_argument("--cache", help="a folder for the index and the clips' features")
+    p.add_argument("--features", type=int, default=0,
+                   help="with --fit: fit on the first N features of each evidence (default all; "
+                        "an ablation of the later ones on the same clips)")
     args = p.parse_args()
     args.tempi = ",".join(f"{float(t):g}" for t in args.tempi.split(","))
     import torch
@@ -240,7 +248,8 @@ def main() -> None:
                     *([f"--tempi {args.tempi}"] if args.tempi != "1" else []),
                     *([f"--stretch {args.stretch}"] if args.stretch else []),
                     *([f"--checkpoint {args.checkpoint}"] if args.checkpoint else []),
-                    *(["--fit"] if args.fit else [])])
+                    *(["--fit"] if args.fit else []),
+                    *([f"--features {args.features}"] if args.features else [])])
     true = [r for r in rows if r["kind"] == "true"]
     print(f"### No match: {args.split} ({date.today()})\n")
     print(f"- machine: {machine()}; model {m['model']} (fingerprint {fp})")
@@ -271,7 +280,7 @@ def main() -> None:
         y = np.array([r["kind"] == "true" for r in rows], float)
         fitted = {}
         for path in ("image", "notes"):
-            x = feature_matrix(rows, path)
+            x = feature_matrix(rows, path, count=args.features)
             coef = [float(f"{c:.6g}") for c in confidence.fit(x, y)]  # as printed
             conf = np.array([confidence.confidence((*coef, 0.0), list(v)) for v in x])
             thr = np.floor(confidence.keep_threshold(conf[y == 1]) * 1e6) / 1e6
@@ -294,7 +303,7 @@ def main() -> None:
     for path in ("notes", "image"):  # what the shipped threshold keeps, and the target's wording
         flagged = verdicts(rows, path, table[path])
         conf = np.array([confidence.confidence(table[path], list(v))
-                         for v in feature_matrix(rows, path)])
+                         for v in feature_matrix(rows, path, table[path])])
         own = confidence.keep_threshold(conf[y])
         others = np.array([r["refused"] for r in rows]) | (conf < own)
         tempi = sorted({r["tempo"] for r in rows if r["kind"] == "true"})

@@ -71,14 +71,50 @@ def test_verdict_uses_the_models_calibration_and_its_threshold(monkeypatch):
     table = {fp[:16]: {"image": (0.0, 10.0, *[0.0] * (n_image - 1), 0.5),
                        "notes": (0.0, -10.0, *[0.0] * (n_notes - 1), 0.5)}}
     monkeypatch.setattr(confidence, "CALIBRATION", table)
-    image = {"best": 0.3, "piece_gap": 0.0, "agreement": 0.0, "change": 0.5, "spread": 0.9}
-    notes = {"cost": 0.1, "piece_gap": 0.0, "change": 0.5, "spread": 0.9, "image_best": 0.3}
+    image = {"best": 0.3, "piece_gap": 0.0, "agreement": 0.0, "change": 0.5, "spread": 0.9,
+             "attack": 1.5}
+    notes = {"cost": 0.1, "piece_gap": 0.0, "change": 0.5, "spread": 0.9, "image_best": 0.3,
+             "attack": 1.5}
     v = confidence.judge(fp, {"image": image, "notes": {}})  # sigmoid(3) > 0.5
     assert v.evidence == "image" and v.match and v.confidence == pytest.approx(0.9526, abs=1e-4)
     v = confidence.judge(fp, {"image": {**image, "best": -0.3}, "notes": {}})
     assert v.match is False and "no confident match" in v.message
     v = confidence.judge(fp, {"image": image, "notes": notes})  # notes take precedence
     assert v.evidence == "notes" and v.match is False  # sigmoid(-1) < 0.5
+
+
+def test_an_entry_fitted_before_a_feature_was_added_weighs_the_earlier_ones(monkeypatch):
+    fp = "fedcba9876543210" + "0" * 48
+    table = {fp[:16]: {"image": (0.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.5)}}  # five features
+    monkeypatch.setattr(confidence, "CALIBRATION", table)
+    assert confidence.feature_names("image", table[fp[:16]]["image"]) == (
+        "best", "piece_gap", "agreement", "change", "spread")
+    image = {"best": 0.3, "piece_gap": 0.0, "agreement": 0.0, "change": 0.5, "spread": 0.9,
+             "attack": -100.0}  # not weighed
+    v = confidence.judge(fp, {"image": image, "notes": {}})
+    assert v.confidence == pytest.approx(0.9526, abs=1e-4)
+    with pytest.raises(ValueError, match="calibration"):
+        confidence.feature_names("image", (0.0,) * 12)
+
+
+def test_attacks_tell_struck_notes_from_hums_and_voices():
+    """Struck notes rise at once and die slowly; a hum never changes; a voice-like tone
+    swells and fades alike: only the notes' attack feature is well above 1."""
+    t = np.arange(6 * SAMPLE_RATE) / SAMPLE_RATE
+    notes = np.zeros_like(t)
+    for k, pitch in enumerate([60, 64, 67, 72, 62, 65, 69, 71] * 2):  # each rings on, as struck
+        f, on = 440.0 * 2 ** ((pitch - 69) / 12), t >= 0.35 * k
+        ring = t[on] - 0.35 * k
+        notes[on] += sum(np.sin(2 * np.pi * j * f * ring) / j for j in (1, 2, 3)) * np.exp(
+            -2 * ring)
+    notes = (0.05 * notes).astype(np.float32)
+    hum = sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 8)).astype(np.float32) * 0.1
+    swell = (np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 2 * t) ** 2).astype(np.float32)
+    assert confidence.attack(spectrogram(notes)) > 1.3
+    assert confidence.attack(spectrogram(hum)) < 1.0
+    assert confidence.attack(spectrogram(0.1 * swell)) < 1.15
+    assert confidence.attack(np.zeros((92, 100), np.float32)) == 0.0
+    assert confidence.attack(np.zeros((92, 2), np.float32)) == 0.0
 
 
 def test_input_check_refuses_silence_and_noise_but_not_music():

@@ -34,7 +34,7 @@ def average(paths: list[str | Path], weights: list[float] | None = None) -> dict
                               f"positive sum, not {weights}")
     payloads = [checkpoint.read(p) for p in paths]
     first = payloads[0]
-    for path, payload in zip(paths[1:], payloads[1:]):
+    for path, payload in zip(paths[1:], payloads[1:], strict=True):
         if (payload["kind"], payload["model_config"]) != (first["kind"], first["model_config"]):
             raise CheckpointError(f"{path} is of another model shape than {paths[0]}")
     total = sum(weights)
@@ -42,14 +42,14 @@ def average(paths: list[str | Path], weights: list[float] | None = None) -> dict
     for key, value in first["state_dict"].items():
         if value.is_floating_point():
             state[key] = sum(w / total * p["state_dict"][key].double()
-                             for w, p in zip(weights, payloads)).to(value.dtype)
+                             for w, p in zip(weights, payloads, strict=True)).to(value.dtype)
         else:  # BatchNorm's num_batches_tracked
             state[key] = value.clone()
     info = {k: v for k, v in first.items()
             if k not in ("state_dict", "optimizer", "scheduler", "torch_rng", "ema", "metrics")}
     info.update(state_dict=state, averaged_from=[
         {"path": str(p), "weight": w, "epoch": payload.get("epoch")}
-        for p, w, payload in zip(paths, weights, payloads)])
+        for p, w, payload in zip(paths, weights, payloads, strict=True)])
     return info
 
 
