@@ -7,9 +7,10 @@ SALAMANDER := $(VENV)/share/soundfonts/SalamanderGrand.sf2
 SALAMANDER_LAYERS := 4 8 12 16
 # FluidSynth and the four piano soundfonts (three for training, one held out for testing),
 # Polyphone (it makes the Salamander grand's samples a soundfont, below); LilyPond and librsvg
-# (its pages to pixels) for LilyPond sources (MSMD); Chromium for the web page's end-to-end test.
+# (its pages to pixels) for LilyPond sources (MSMD); Chromium for the web page's end-to-end test;
+# eSpeak NG for the speech that benchmarks/no_match.py asks about.
 APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont csound-soundfont musescore-general-soundfont-small \
-                polyphone lilypond librsvg2-bin chromium
+                polyphone lilypond librsvg2-bin chromium espeak-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR ?= demo
 

@@ -9,9 +9,10 @@ Each dataset's split is cut in two halves of its pieces (seeded): the systems of
 with their notes, are indexed; clips (5, 10 and 20 s, cycled) cut at random places of the
 evaluation renditions of the indexed half are the *true* queries, clips of the other half
 *not indexed*; noise of the same lengths (white, pink, sine, beeps, speech-like, hum) is made
-up. Every clip goes through `confidence.search_audio`'s steps (the input check, the evidence,
-the features) with the notes (evidence "notes") and, from the same embedding, the model alone
-(evidence "image", as an index of scans would be searched).
+up, and speech is spoken by eSpeak NG. Every clip goes through `confidence.search_audio`'s
+steps (the input check, the evidence, the features) with the notes (evidence "notes") and,
+from the same embedding, the model alone (evidence "image", as an index of scans would be
+searched).
 
 --fit (on a validation split): fits the logistic regression of each evidence (true clips
 against all the others), sets the threshold that keeps 95 % of the true clips and prints the
@@ -44,7 +45,14 @@ from scorelink.search import collect, confidence, query
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index, Pending
 
-NOISES = ("white", "pink", "sine", "beeps", "speech-like", "hum")
+NOISES = ("white", "pink", "sine", "beeps", "speech-like", "hum", "speech")
+# speech: sentences of random words spoken by eSpeak NG (Debian's espeak-ng, installed by `make
+# setup`) in one of these voices, at a random rate and pitch
+VOICES = ("en-us", "en-gb", "de", "fr-fr", "es", "it", "nl", "pl")
+WORDS = ("the piano was played again after the concert while we waited for the train to "
+         "Vienna and nobody knew why the second movement sounded so different this evening "
+         "music book page morning river number seven yesterday people listen slowly "
+         "bright window table answer question never always").split()
 
 
 def make_noise(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -74,6 +82,8 @@ def make_noise(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarra
             x += src * np.exp(-((k_harm(f0, centre)) ** 2))
         x *= 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 6) * t) ** 2
         x += 0.05 * rng.standard_normal(n)
+    elif kind == "speech":
+        x = speech(seconds, rng)
     elif kind == "hum":
         base = rng.choice([50.0, 60.0])
         x = sum(np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6)) / k for k in range(1, 8))
@@ -81,6 +91,32 @@ def make_noise(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarra
         raise ValueError(kind)
     x = np.asarray(x, np.float64)
     return (0.1 * x / (np.sqrt(np.mean(x * x)) + 1e-12)).astype(np.float32)
+
+
+def speech(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """`seconds` of eSpeak NG reading random words (float64 at SAMPLE_RATE)."""
+    import io
+    import shutil
+    import subprocess
+
+    import soundfile
+    from scipy.signal import resample_poly
+
+    if shutil.which("espeak-ng") is None:
+        raise SystemExit("the speech clips need eSpeak NG: `make setup` installs it "
+                         "(Debian package espeak-ng)")
+    out = np.zeros(0)
+    while len(out) < seconds * SAMPLE_RATE:
+        text = " ".join(rng.choice(WORDS, size=int(rng.integers(12, 25))))
+        wav = subprocess.run(
+            ["espeak-ng", "--stdout", "-v", str(rng.choice(VOICES)),
+             "-s", str(int(rng.integers(120, 200))), "-p", str(int(rng.integers(25, 75))), text],
+            check=True, capture_output=True).stdout
+        x, rate = soundfile.read(io.BytesIO(wav), dtype="float64")
+        if rate != SAMPLE_RATE:
+            x = resample_poly(x, SAMPLE_RATE, rate)
+        out = np.concatenate([out, x, np.zeros(int(0.3 * SAMPLE_RATE))])
+    return out[: int(seconds * SAMPLE_RATE)]
 
 
 def k_harm(f0: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -106,7 +142,7 @@ def measure(args) -> dict:
     embedder = Embedder.load(args.checkpoint)
     key = "-".join([*(Path(d).name for d in args.data), args.split, str(args.seed),
                     str(args.clips), str(args.noise), args.seconds, args.tempi, args.stretch,
-                    embedder.fingerprint[:16],
+                    embedder.fingerprint[:16], str(len(NOISES)),
                     # the features computed: a cache of fewer is computed afresh
                     f"f{len(confidence.FEATURES['image'])}{len(confidence.FEATURES['notes'])}"
                     f"a{confidence.ATTACK_CAP:g}"])
