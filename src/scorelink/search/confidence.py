@@ -95,8 +95,9 @@ ATTACK_CAP = 1.3  # the attack feature is min(attack, this): above it a clip's a
 # "struck notes" and nothing more, so the calibration may weigh the range below (noise 0-1.12)
 # strongly without penalising music for how sharp its attacks are. On the validation fit
 # (docs/search.md; before its speech clips were added) caps of 1.2 / 1.3 / 1.5 flagged 45.8 /
-# 45.8 / 48.4 % of the other clips, uncapped 40.4 %; 1.3 is kept below the true test clips' 5th percentile at double speed and
-# in real performances (1.2-1.5), which validation holds few of
+# 45.8 / 48.4 % of the other clips, uncapped 40.4 %; 1.3 is kept below the true test clips'
+# 5th percentile at double speed and in real performances (1.2-1.5), which validation holds
+# few of
 NO_COST = 1.0  # a notes cost that says "no alignment" (unit chroma against nothing)
 
 
