@@ -48,6 +48,7 @@ import argparse
 import pickle
 import tempfile
 import time
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -75,6 +76,14 @@ def _ci(values: np.ndarray, groups: list[str], rng, n: int = 2000) -> tuple[floa
     return tuple(100 * np.percentile(stats, [2.5, 97.5]))
 
 
+def first_renditions(records: list[dict]) -> list[dict]:
+    """Each piece's passages in one rendition: its first (soundfont, tempo) in sorted order."""
+    chosen: dict[str, tuple] = {}
+    for r in sorted(records, key=lambda r: (r["piece"], r["soundfont"], r["tempo"])):
+        chosen.setdefault(r["piece"], (r["soundfont"], r["tempo"]))
+    return [r for r in records if (r["soundfont"], r["tempo"]) == chosen[r["piece"]]]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", help="a dataset folder")
@@ -87,6 +96,13 @@ def main() -> None:
     p.add_argument("--no-fused", action="store_true", help="leave out the notes")
     p.add_argument("--s2a", action="store_true", help="also systems -> recording places")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rendition", choices=("eval", "any"), default="eval",
+                   help="eval: the split's evaluation rendition at tempo 1 (default); any: each "
+                        "piece's first rendition whatever its piano and tempo (the training "
+                        "split has no evaluation rendition)")
+    p.add_argument("--pieces", type=int, default=0,
+                   help="index and query only this many of the split's pieces, drawn (seeded): "
+                        "to compare splits at one index size")
     p.add_argument("--reverb", type=float, default=0.0, metavar="SECONDS",
                    help="add a reverberation tail of this decay time to every clip")
     p.add_argument("--power", type=float, default=1.0,
@@ -112,13 +128,19 @@ def main() -> None:
 
     embedder = Embedder.load(args.checkpoint)
     ds = Dataset(args.data)
-    records = eval_records(ds, split=args.split, tempo=1.0)
+    records = (eval_records(ds, split=args.split, tempo=1.0) if args.rendition == "eval"
+               else first_renditions(ds.records(split=args.split)))
+    if args.pieces:
+        names = sorted({r["piece"] for r in records})
+        keep = set(np.random.default_rng(args.seed).permutation(names)[:args.pieces].tolist())
+        records = [r for r in records if r["piece"] in keep]
     spans: dict[str, list[dict]] = {}  # piece -> its system occurrences
     for r in records:
         spans.setdefault(r["piece"], []).append(r)
 
     t0 = time.perf_counter()
-    pending = collect.from_dataset(args.data, embedder, split=args.split, recordings=False)
+    pending = collect.from_dataset(args.data, embedder, split=args.split, recordings=False,
+                                   records=records)
     flacs = _recordings(ds, spans) if args.s2a else {}
     if args.s2a:  # the recordings, cut as `scorelink index --recordings` cuts any recording
         recordings = collect.from_recordings(sorted(flacs), embedder)
@@ -194,12 +216,15 @@ def main() -> None:
           f"--clips {args.clips} --seconds {args.seconds} --mix {args.mix}"
           + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "")
           + (" --no-fused" if args.no_fused else "") + (" --s2a" if args.s2a else "")
+          + (f" --rendition {args.rendition}" if args.rendition != "eval" else "")
+          + (f" --pieces {args.pieces}" if args.pieces else "")
           + (f" --reverb {args.reverb:g}" if args.reverb > 0 else "")
           + (f" --power {args.power:g}" if args.power != 1.0 else "") + "`")
+    heard = ", ".join(f"{n} pieces' at {sf} x{t:g}" for (sf, t), n in sorted(Counter(
+        (g[0]["soundfont"], g[0]["tempo"]) for g in spans.values()).items()))
     print(f"- index: {index.sheet.ntotal} systems of {len(spans)} pieces with their notes, "
           f"{len(part_set.owner)} parts ({'/'.join(f'{x:g}' for x in parts.PART_SYSTEMS)} "
-          f"system long, every snippet); built in {build_s:.0f} s; clips from the renditions "
-          f"at tempo 1.0 ({ds.test_soundfont if args.split == 'test' else ds.valid_soundfont});"
+          f"system long, every snippet); built in {build_s:.0f} s; clips from {heard};"
           f" ranking CPU time p50 {1000 * np.median(cpu):.0f} ms a clip (all ways)\n")
     ci_rng = np.random.default_rng(0)
     if judge:

@@ -29,14 +29,17 @@ def page_path(piece: str, page: int) -> str:
 
 def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
                  tempo: float = 1.0, progress: bool = False,
-                 recordings: bool = True, pieces: set[str] | None = None) -> Pending:
+                 recordings: bool = True, pieces: set[str] | None = None,
+                 records: list[dict] | None = None) -> Pending:
     """The split's systems (sheet side) and its evaluation rendition's passages (audio side;
-    recordings=False: the systems only); pieces: only these pieces of the split."""
+    recordings=False: the systems only); pieces: only these pieces of the split; records: these
+    passages (one rendition of each piece) in place of the evaluation rendition's."""
     from scorelink.data.store import Dataset
     from scorelink.evaluate.retrieval import eval_records
 
     ds = Dataset(root)
-    records = eval_records(ds, split=split, tempo=tempo)
+    if records is None:
+        records = eval_records(ds, split=split, tempo=tempo)
     if pieces is not None:
         records = [r for r in records if r["piece"] in pieces]
     pending = Pending()
