@@ -95,6 +95,45 @@ def test_weight_average_is_validated_saved_and_resumed(chorale_dataset, tmp_path
         TrainConfig.load(overrides=["ema=1.5"])
 
 
+def test_piece_batches_draw_runs_of_neighbouring_systems(chorale_dataset, tmp_path):
+    from scorelink.train.batches import PieceSampler
+
+    # three pieces of 5, 2 and 8 systems, each system in two renditions
+    pieces, systems = [], []
+    for name, n in (("a", 5), ("b", 2), ("c", 8)):
+        for k in range(n):
+            pieces += [name, name]
+            systems += [k, k]
+    sampler = PieceSampler(pieces, systems, 48, 4, seed=3)
+    sampler.set_epoch(1)
+    order = list(sampler)
+    assert len(order) == 48 and order == list(sampler)  # deterministic per epoch
+    sampler.set_epoch(2)
+    assert list(sampler) != order
+    seen_b = False
+    k = 0
+    while k < len(order):
+        piece = pieces[order[k]]
+        run = 2 if piece == "b" else 4  # a piece shorter than the group gives all it has
+        group = order[k:k + run]
+        assert {pieces[i] for i in group} == {piece}
+        got = [systems[i] for i in group]
+        assert got == list(range(got[0], got[0] + len(got)))  # consecutive, reading order
+        seen_b |= piece == "b"
+        k += run
+    assert seen_b
+    # in training: every batch of 8 is two runs of 4 systems of one piece
+    trainer = Trainer(_config(chorale_dataset, tmp_path / "run", epochs=1, piece_batches=4))
+    trainer.sampler.set_epoch(0)
+    drawn = list(trainer.sampler)
+    for k in range(0, len(drawn) - 3, 4):
+        assert len({trainer.train_records[i]["piece"] for i in drawn[k:k + 4]}) == 1
+    trainer.fit()
+    assert trainer.step == 24 // 8
+    with pytest.raises(ConfigError, match="piece_batches"):
+        TrainConfig.load(overrides=["piece_batches=5"])
+
+
 def test_kept_epochs_are_averaged_into_a_checkpoint(chorale_dataset, tmp_path):
     from scorelink.train.average import average, main
 

@@ -3,7 +3,7 @@
 #
 #   campaigns/piano/run.sh STAGE [SECONDS]      # STAGE: ft, then mix, then real, then join,
 #                                               # then extra, hard or room (all from join),
-#                                               # then pianos or swa (from room)
+#                                               # then pianos, swa or pieces (from room)
 #
 # Datasets and runs live in $SCORELINK_WORK (default ~/scorelink-work), outside the work tree.
 # A stage's run folder is seeded from the state committed in campaigns/piano/state/STAGE/ when
@@ -41,7 +41,8 @@ if [ "$STAGE" = extra ] && [ ! -f "$MUTOPIA/manifest.jsonl" ]; then  # more keyb
       --split train --renditions 4
 fi
 if { [ "$STAGE" = real ] || [ "$STAGE" = join ] || [ "$STAGE" = extra ] \
-       || [ "$STAGE" = hard ] || [ "$STAGE" = room ] || [ "$STAGE" = swa ]; } \
+       || [ "$STAGE" = hard ] || [ "$STAGE" = room ] || [ "$STAGE" = swa ] \
+       || [ "$STAGE" = pieces ]; } \
     && [ ! -f "$BEETHOVEN/manifest.jsonl" ]; then  # real scans, real timing
   $BIN/scorelink data build --corpus beethoven --beethoven-dir ../shared/data/beethoven \
       --out "$BEETHOVEN"
@@ -123,6 +124,14 @@ case $STAGE in
           timbre_augment=true tempo_augment=1.6 crop_augment=0.5 join_augment=0.5
           room_augment=0.5 scan_augment=0.3 passages_per_epoch=2048 patience=1000 epochs=20
           keep_epochs=true workers=1 valid_on=all) ;;
+  pieces)  # stage room's best trained on with batches of 16 pieces x 4 neighbouring systems
+           # (piece_batches=4): the shipped model finds training pieces' clips no better than
+           # unseen ones' (it underfits), and the paper's loss has stopped teaching on random
+           # batches; the systems beside a passage are what a clip cut anywhere confuses
+    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_ROOM/best.pt" lr=5e-5
+          timbre_augment=true tempo_augment=1.6 crop_augment=0.5 join_augment=0.5
+          room_augment=0.5 scan_augment=0.3 piece_batches=4 passages_per_epoch=2048
+          patience=6 epochs=400 workers=1 valid_on=all) ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
 esac
 

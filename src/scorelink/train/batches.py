@@ -324,3 +324,39 @@ class EpochSampler(Sampler[int]):
         reps = -(-self.count // self.n)
         order = torch.cat([torch.randperm(self.n, generator=g) for _ in range(reps)])
         yield from order[: len(self) * self.world][self.rank :: self.world].tolist()
+
+
+class PieceSampler(EpochSampler):
+    """`count` passages an epoch in groups of `group` neighbouring systems of one piece (not in
+    the paper): a piece is drawn (by its share of the passages), then a run of `group` of its
+    systems in reading order from a random start, each in a random one of its renditions. A
+    batch of B passages then holds B / group pieces, and each passage's hardest negatives, the
+    systems beside it, are in its batch: what a clip cut anywhere must tell apart (its own
+    system from the next one, its piece from the others) rather than random systems of other
+    pieces, which the paper's loss has long since told apart.
+
+    pieces[i], systems[i]: the piece and system of training passage i. Deterministic from
+    (seed, epoch, rank) as EpochSampler; each rank draws its own groups.
+    """
+
+    def __init__(self, pieces: list, systems: list[int], count: int, group: int, *, seed: int,
+                 rank: int = 0, world: int = 1):
+        super().__init__(len(pieces), count, seed=seed, rank=rank, world=world)
+        self.group = group
+        by_piece: dict = {}
+        for i, (piece, system) in enumerate(zip(pieces, systems, strict=True)):
+            by_piece.setdefault(piece, {}).setdefault(system, []).append(i)
+        # per piece: its systems in reading order, each with the passages that show it
+        self.pieces = [[runs[k] for k in sorted(runs)] for runs in by_piece.values()]
+        sizes = np.array([sum(len(r) for r in runs) for runs in self.pieces], float)
+        self.weights = sizes / sizes.sum()
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank])
+        out: list[int] = []
+        while len(out) < len(self):
+            runs = self.pieces[rng.choice(len(self.pieces), p=self.weights)]
+            take = min(self.group, len(runs))
+            start = int(rng.integers(len(runs) - take + 1))
+            out += [int(rng.choice(runs[k])) for k in range(start, start + take)]
+        yield from out[: len(self)]

@@ -53,6 +53,9 @@ class TrainConfig:
     # 1-bit threshold, specks, off-white paper: scorelink.train.scanlike; not in the paper)
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights,
     # this decay per optimizer step (not in the paper; 0.995 averages about 200 steps)
+    piece_batches: int = 0  # > 0: batches of groups of this many neighbouring systems of one
+    # piece (scorelink.train.batches.PieceSampler; not in the paper), so that the systems beside
+    # each passage are among its negatives; 0: passages drawn at random (the paper)
     keep_epochs: bool = False  # also write every epoch's validated weights to
     # RUN/epochs/epoch-NNN.pt (no optimizer state), for choosing or averaging them afterwards
     # (scorelink.train.average)
@@ -115,6 +118,9 @@ class TrainConfig:
                               f"{merged['train_passages']!r}")
         if not 0.0 <= float(merged.get("ema", 0.0)) < 1.0:
             raise ConfigError(f"ema is a decay in [0, 1), not {merged['ema']!r}")
+        group = int(merged.get("piece_batches", 0))
+        if group < 0 or (group and int(merged.get("batch_size", 64)) % group):
+            raise ConfigError(f"piece_batches divides batch_size into groups, not {group!r}")
         for share in ("scan_augment", "crop_augment", "join_augment"):
             if not 0.0 <= float(merged.get(share, 0.0)) <= 1.0:
                 raise ConfigError(f"{share} is a share in [0, 1], not {merged[share]!r}")

@@ -27,7 +27,7 @@ from scorelink.evaluate.retrieval import eval_records, rank_passages, rank_recor
 from scorelink.models.passage import PassageModel, PassageModelConfig
 from scorelink.models.snippet_model import SnippetModel, SnippetModelConfig
 from scorelink.precision import use_bf16
-from scorelink.train.batches import EpochSampler, PassageSnippets, collate
+from scorelink.train.batches import EpochSampler, PassageSnippets, PieceSampler, collate
 from scorelink.train.config import TrainConfig
 from scorelink.train.features import (
     FeatureCache,
@@ -239,8 +239,14 @@ class Trainer:
         self.train_set = ConcatDataset(sets)
         # the snippet model's fixed-size snippets stack by default collation
         self.collate = None if config.model == "snippet" else collate
-        self.sampler = EpochSampler(len(self.train_set), config.passages_per_epoch,
-                                    seed=config.seed, rank=self.rank, world=self.world)
+        if config.piece_batches:
+            self.sampler = PieceSampler([r["piece"] for r in self.train_records],
+                                        [r["system"] for r in self.train_records],
+                                        config.passages_per_epoch, config.piece_batches,
+                                        seed=config.seed, rank=self.rank, world=self.world)
+        else:
+            self.sampler = EpochSampler(len(self.train_set), config.passages_per_epoch,
+                                        seed=config.seed, rank=self.rank, world=self.world)
         self._resume()
         self.features = self.valid_features = None
         if config.cache_features:
