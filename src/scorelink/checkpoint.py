@@ -35,7 +35,6 @@ def preprocessing() -> dict[str, Any]:
 
 def save(path: str | Path, model: torch.nn.Module, **info: Any) -> None:
     """Write atomically: format, version, kind, model_config, preprocessing, state_dict, info."""
-    path = Path(path)
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -45,6 +44,12 @@ def save(path: str | Path, model: torch.nn.Module, **info: Any) -> None:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **info,
     }
+    write(payload, path)
+
+
+def write(payload: dict[str, Any], path: str | Path) -> None:
+    """torch.save atomically: to PATH.tmp, then renamed over PATH."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
@@ -100,10 +105,7 @@ def export(source: str | Path, dest: str | Path, **extra: Any) -> dict[str, Any]
     for key in ("optimizer", "scheduler", "torch_rng"):
         payload.pop(key, None)
     payload.update(extra, exported_from=str(source))
-    dest = Path(dest)
-    tmp = dest.with_name(dest.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(dest)
+    write(payload, dest)
     return payload
 
 

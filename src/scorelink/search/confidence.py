@@ -93,8 +93,9 @@ SUB_MAX = 12  # ... at most this many, evenly spread
 CHANGE_LAG = 5  # chroma frames (at notes.FEATURE_FPS) between the frames compared by "change"
 ATTACK_CAP = 1.3  # the attack feature is min(attack, this): above it a clip's attacks say
 # "struck notes" and nothing more, so the calibration may weigh the range below (noise 0-1.12)
-# strongly without penalising music for how sharp its attacks are. On the validation fit
-# (docs/search.md; before its speech clips were added) caps of 1.2 / 1.3 / 1.5 flagged 45.8 /
+# strongly without penalising music for how sharp its attacks are. On the validation fit's
+# clips (docs/search.md; before its speech clips were added; a sweep whose code was not kept)
+# caps of 1.2 / 1.3 / 1.5 flagged 45.8 /
 # 45.8 / 48.4 % of the other clips, uncapped 40.4 %; 1.3 is kept below the true test clips'
 # 5th percentile at double speed and in real performances (1.2-1.5), which validation holds
 # few of
@@ -195,7 +196,8 @@ def attack(spec: np.ndarray) -> float:
     of frame-to-frame rises of the log spectrogram (summed over bands) over the mean of the
     largest tenth of its falls. Struck strings rise in a frame and ring away over many (piano
     music: 1.2-2.5 on the test splits, lower when fast), a hum, a tone or a voice rises and falls
-    alike (0-1.06 for the noise of benchmarks/no_match.py); 0 for a clip that never changes.
+    alike (0-1.12 for the made-up noise of benchmarks/no_match.py, 1.0-1.24 for its eSpeak NG
+    speech; docs/search.md); 0 for a clip that never changes.
     (Hand-written: a two-line onset statistic on the spectrogram already computed; a library's
     onset detector would compute another spectrogram to give the same flux.)"""
     spec = np.asarray(spec, np.float64)

@@ -17,8 +17,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from scorelink import checkpoint
 from scorelink.errors import CheckpointError
 
@@ -54,11 +52,8 @@ def average(paths: list[str | Path], weights: list[float] | None = None) -> dict
 
 
 def write(payload: dict, dest: str | Path) -> None:
-    """Save atomically, then check that the file loads as a model."""
-    dest = Path(dest)
-    tmp = dest.with_name(dest.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(dest)
+    """Save atomically (checkpoint.write), then check that the file loads as a model."""
+    checkpoint.write(payload, dest)
     checkpoint.load_model(dest)
 
 
