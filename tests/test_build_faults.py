@@ -85,7 +85,7 @@ def test_rendition_plan():
     assert len({r.name for r in plan_renditions("p", "train", seed=0, n_train=15)}) == 15
     # validation plays a piano that training never hears, and the test another one
     valid = plan_renditions("p", "valid", seed=0)
-    assert [r.name for r in valid] == ["csound-grand@1.00"]
+    assert [r.name for r in valid] == ["tonejs-piano@1.00"]
     assert valid[0].soundfont not in {*synthesize.TRAIN_SOUNDFONTS, synthesize.TEST_SOUNDFONT}
     fonts = ("fluidr3-grand", "timgm6mb-grand")
     assert {r.soundfont for r in plan_renditions("p", "train", seed=0, n_train=3,
@@ -95,7 +95,9 @@ def test_rendition_plan():
     with pytest.raises(ScorelinkError, match="must be held out"):
         BuildConfig(source="x", train_soundfonts=("musescore-grand",))
     with pytest.raises(ScorelinkError, match="must be held out"):
-        BuildConfig(source="x", test_soundfont="csound-grand")
+        BuildConfig(source="x", test_soundfont="csound-grand")  # timgm6mb-grand's samples
+    with pytest.raises(ScorelinkError, match="must be held out"):
+        BuildConfig(source="x", test_soundfont="tonejs-piano")
     test = plan_renditions("p", "test", seed=0, test_soundfont="timgm6mb-grand")
     assert {r.soundfont for r in test} == {"timgm6mb-grand"} and len(test) == 5
 

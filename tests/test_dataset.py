@@ -39,7 +39,7 @@ def test_manifest_fields_and_unique_ids(chorale_dataset):
     assert {r["soundfont"] for r in train} <= set(TRAIN_SOUNDFONTS)
     assert len({r["soundfont"] for r in train}) == 4  # one training piece: 4 of the 5 timbres
     # validation plays a piano that training never hears
-    assert {r["soundfont"] for r in ds if r["split"] == "valid"} == {"csound-grand"}
+    assert {r["soundfont"] for r in ds if r["split"] == "valid"} == {"tonejs-piano"}
 
 
 def test_passages_in_time_order_without_overlap(chorale_dataset):

@@ -84,6 +84,62 @@ def test_room_adds_a_decaying_tail_and_keeps_the_order_of_loudness():
     assert not np.allclose(room(spec, np.random.default_rng(4)), out)
 
 
+def test_another_piano_changes_each_harmonic_of_the_notes_and_knocks_at_onsets():
+    """One note rendered as a synthetic harmonic tone: `replay` scales each of its harmonics'
+    bands by the piano's gain for that harmonic number, leaves bands and frames without the note
+    alone, and adds a low knock at the onset that decays in the next frame."""
+    from scorelink.constants import FPS, SAMPLE_RATE
+    from scorelink.data.spectrogram import spectrogram
+    from scorelink.data.store import NOTE_DTYPE
+    from scorelink.train.batches import (
+        PIANO_RING_FRAMES,
+        _harmonic_weights,
+        louder,
+        random_piano,
+        replay,
+    )
+
+    t = np.arange(int(3.0 * SAMPLE_RATE)) / SAMPLE_RATE
+    f0 = 440.0 * 2 ** ((57 - 69) / 12)  # A3
+    on = (t >= 0.5) & (t < 1.5)
+    audio = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 7)) * on * 0.1
+    spec = spectrogram(audio.astype(np.float32))
+    notes = np.zeros(1, NOTE_DTYPE)
+    notes[0]["onset"], notes[0]["offset"], notes[0]["pitch"] = 0.5, 1.5, 57
+    notes[0]["onset_frame"] = int(0.5 * FPS)
+    piano = {**random_piano(np.random.default_rng(0)), "thump": 0.0}
+    out = replay(spec, notes, piano, np.random.default_rng(0))
+    assert out.shape == spec.shape and out.dtype == np.float32
+    weights = _harmonic_weights(57)
+    slope = piano["slope"] + piano["pitch"] * (57 - 60) / 12  # the slope at A3
+    gains = slope * np.log2(np.arange(1, len(weights) + 1)) + piano["own"]
+    middle = slice(int(0.8 * FPS), int(1.2 * FPS))
+    checked = 0
+    for h in (1, 2, 3, 4, 5, 6):
+        band = int(weights[h - 1].argmax())
+        if weights[:, band].sum() > 1.0:
+            continue  # a band two harmonics share takes their mean
+        db = 20 * np.log10((10 ** out[band, middle] - 1) / (10 ** spec[band, middle] - 1))
+        np.testing.assert_allclose(db, gains[h - 1], atol=0.05)
+        checked += 1
+    assert checked >= 3
+    untouched = weights.sum(axis=0) == 0
+    np.testing.assert_allclose(out[untouched], spec[untouched], atol=1e-5)
+    late = int(1.5 * FPS) + PIANO_RING_FRAMES + 1
+    np.testing.assert_allclose(out[:, late:], spec[:, late:], atol=1e-5)  # after it rang out
+
+    knock = replay(spec, notes, {**piano, "own": piano["own"] * 0, "slope": 0.0, "pitch": 0.0,
+                                 "thump": 0.1}, np.random.default_rng(1))
+    frame = int(notes[0]["onset_frame"])
+    added = 10 ** knock - 10 ** spec
+    assert added[:, frame].min() > 0 and added[:, frame + 1].sum() < added[:, frame].sum()
+    assert added[:40, frame].sum() > added[52:, frame].sum()  # a low knock, not a hiss
+    np.testing.assert_allclose(knock[:, frame + 2:], spec[:, frame + 2:], atol=1e-5)
+
+    quiet = louder(spec, -20.0)  # a recording 20 dB softer: every magnitude a tenth
+    np.testing.assert_allclose(10 ** quiet - 1, (10 ** spec - 1) / 10, rtol=1e-4, atol=1e-6)
+
+
 def test_stretch_changes_tempo_not_content():
     from scorelink.train.batches import stretch
 

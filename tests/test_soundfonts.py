@@ -1,5 +1,5 @@
-"""The pianos play what is written: every soundfont at the written pitch, and the Salamander
-grand's soundfont built right from its samples."""
+"""The pianos play what is written: every soundfont at the written pitch, the sampled pianos'
+soundfonts built right from their samples, and the held-out pianos unlike every training one."""
 
 import shutil
 
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from scorelink.constants import SAMPLE_RATE
-from scorelink.data import salamander, synthesize
+from scorelink.data import sampled, synthesize
+from scorelink.data.spectrogram import spectrogram
 from scorelink.errors import ToolMissingError
 
 
@@ -42,15 +43,18 @@ def test_every_piano_sounds_the_written_pitch(name):
         assert abs(np.log2(_fundamental(audio, key) / written) * 12) < 0.1, (name, key)
 
 
-def test_salamander_names_and_ranges():
-    assert salamander.sample_key("D#4v8") == (63, 8)
-    assert salamander.sample_key("A0v16") == (21, 16)
-    assert salamander.sample_key("README") is None
-    keys = salamander.key_ranges([21, 24, 27, 30, 105, 108])
+def test_sample_names_and_ranges():
+    assert sampled.sample_key("D#4v8") == (63, 8)
+    assert sampled.sample_key("A0v16") == (21, 16)
+    assert sampled.sample_key("README") is None
+    assert sampled.sample_key("Ds4") == (63, sampled.SINGLE_LAYER)  # tonejs: s for sharp
+    assert sampled.sample_key("As1") == (34, sampled.SINGLE_LAYER)
+    assert sampled.velocity_ranges([sampled.SINGLE_LAYER]) == {sampled.SINGLE_LAYER: (1, 127)}
+    keys = sampled.key_ranges([21, 24, 27, 30, 105, 108])
     covered = [k for lo, hi in keys.values() for k in range(lo, hi + 1)]
     assert sorted(covered) == list(range(21, 109))  # every key of the piano, once
     assert all(lo <= key <= hi for key, (lo, hi) in keys.items())
-    velocities = salamander.velocity_ranges([4, 8, 12, 16])
+    velocities = sampled.velocity_ranges([4, 8, 12, 16])
     covered = [v for lo, hi in velocities.values() for v in range(lo, hi + 1)]
     assert sorted(covered) == list(range(1, 128))
     assert velocities[8][0] <= 64 <= velocities[8][1]  # MSMD's constant velocity: layer 8
@@ -69,7 +73,7 @@ def test_salamander_soundfont_built_from_samples(tmp_path, monkeypatch):
     samples.mkdir()
     sf.write(samples / "C4v4.ogg", np.stack([0.05 * c4] * 2, axis=1), rate)
     sf.write(samples / "C4v12.ogg", np.stack([0.5 * c4] * 2, axis=1), rate)
-    out = salamander.build(tmp_path / "fonts" / "SalamanderGrand.sf2", [samples])
+    out = sampled.build(tmp_path / "fonts" / "SalamanderGrand.sf2", [samples])
     monkeypatch.setattr(synthesize, "_SF_DIRS", (str(out.parent),))
     monkeypatch.setattr(synthesize, "_SYNTHS", {})
     soft, loud = (synthesize.render(np.array([0.0]), np.array([0.5]), np.array([62]),
@@ -77,3 +81,35 @@ def test_salamander_soundfont_built_from_samples(tmp_path, monkeypatch):
     assert abs(np.log2(_fundamental(loud, 62) / 293.665) * 12) < 0.1
     assert np.abs(loud).max() > 4 * np.abs(soft).max()
     synthesize.fresh_synthesizers()
+
+
+def _template(name: str, key: int) -> np.ndarray:
+    """A note's spectrum as the models hear it: 0.15-0.6 s after the onset, mean over frames."""
+    audio = synthesize.render(np.array([0.1]), np.array([1.0]), np.array([key]), soundfont=name)
+    return spectrogram(audio)[:, 3:12].mean(axis=1)
+
+
+def test_held_out_pianos_are_not_training_pianos():
+    """Validation and test must hear pianos training never hears. csound-grand, validation's
+    piano until 2026-12-06, plays TimGM6mb's grand samples: its notes' spectra match
+    timgm6mb-grand's at cosine 0.995, where distinct pianos stay under 0.97."""
+    train = {synthesize.SOUNDFONTS[n].sample_set for n in synthesize.TRAIN_SOUNDFONTS}
+    for held_out in (synthesize.VALID_SOUNDFONT, synthesize.TEST_SOUNDFONT):
+        assert synthesize.SOUNDFONTS[held_out].sample_set not in train
+    assert synthesize.SOUNDFONTS["csound-grand"].sample_set == "timgm6mb-grand"
+    names = [*synthesize.TRAIN_SOUNDFONTS, synthesize.VALID_SOUNDFONT,
+             synthesize.TEST_SOUNDFONT, "csound-grand"]
+    if not all(_available(n) for n in names):
+        pytest.skip("needs every soundfont (make setup)")
+    keys = range(36, 85, 4)
+    t = {n: np.array([_template(n, k) for k in keys]) for n in names}
+
+    def similarity(a: str, b: str) -> float:
+        x, y = t[a], t[b]
+        cosine = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+        return float(np.mean(cosine))
+
+    assert similarity("csound-grand", "timgm6mb-grand") > 0.98  # the check sees a shared set
+    for held_out in (synthesize.VALID_SOUNDFONT, synthesize.TEST_SOUNDFONT):
+        for train_name in synthesize.TRAIN_SOUNDFONTS:
+            assert similarity(held_out, train_name) < 0.975, (held_out, train_name)

@@ -222,6 +222,25 @@ def test_valid_on_all_selects_by_the_mean_over_folders(chorale_dataset, copy_dat
         TrainConfig.load(overrides=["valid_on=both"])
 
 
+def test_a_validation_only_folder_selects_without_training(chorale_dataset, copy_dataset,
+                                                          tmp_path):
+    """A folder of validation passages alone (the validation pieces played by another piano)
+    may come first: it chooses the checkpoint, the other folders train."""
+    from scorelink.data.store import Dataset, read_jsonl, write_jsonl
+
+    manifest = copy_dataset / "manifest.jsonl"
+    write_jsonl(manifest, [r for r in read_jsonl(manifest) if r["split"] == "valid"])
+    trainer = Trainer(_config(copy_dataset, tmp_path / "run", extra_data=str(chorale_dataset),
+                              epochs=1))
+    assert [f for f, _ in trainer.valid_sets] == [str(copy_dataset)]
+    assert len(trainer.train_records) == len(Dataset(chorale_dataset).records(split="train"))
+    trainer.fit()
+    test = [r for r in read_jsonl(chorale_dataset / "manifest.jsonl") if r["split"] == "test"]
+    write_jsonl(manifest, test)  # a folder that neither trains nor validates
+    with pytest.raises(DatasetError, match="no training or validation passages"):
+        Trainer(_config(copy_dataset, tmp_path / "r2", extra_data=str(chorale_dataset)))
+
+
 def test_train_passages_draws_a_seeded_subset(chorale_dataset, tmp_path):
     everything = Trainer(_config(chorale_dataset, tmp_path / "all")).train_records
     trainer = Trainer(_config(chorale_dataset, tmp_path / "some", train_passages=10))
@@ -307,7 +326,8 @@ def test_warm_start_takes_every_weight_and_trains_with_augmentations(chorale_dat
         torch.testing.assert_close(v, start[k], msg=k)  # the GRU and the head too, not only CNNs
     Trainer(_config(chorale_dataset, tmp_path / "warm", init_from=str(tiny_ckpt), epochs=1,
                     timbre_augment=True, tempo_augment=1.6, crop_augment=0.5,
-                    scan_augment=0.5, join_augment=0.5, room_augment=0.5)).fit()
+                    scan_augment=0.5, join_augment=0.5, room_augment=0.5,
+                    piano_augment=0.5)).fit()
     trained = checkpoint.read(tmp_path / "warm" / "last.pt")["state_dict"]
     assert any(not torch.equal(trained[k], start[k]) for k in start)
     with pytest.raises(ConfigError, match="embed_dim"):  # another shape than the checkpoint's

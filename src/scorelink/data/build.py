@@ -56,9 +56,12 @@ class BuildConfig:
             if name not in SOUNDFONTS:
                 raise ScorelinkError(f"unknown soundfont {name!r}; known: "
                                      f"{', '.join(sorted(SOUNDFONTS))}")
-        if self.test_soundfont in (*self.train_soundfonts, self.valid_soundfont):
+        # two soundfonts may play one sample set (csound-grand plays timgm6mb-grand's)
+        held_out = SOUNDFONTS[self.test_soundfont].sample_set
+        if held_out in {SOUNDFONTS[n].sample_set
+                        for n in (*self.train_soundfonts, self.valid_soundfont)}:
             raise ScorelinkError(f"the test soundfont {self.test_soundfont!r} must be held out: "
-                                 "not a training or validation one")
+                                 "not (the samples of) a training or validation one")
 
     @classmethod
     def from_meta(cls, config: dict) -> BuildConfig:

@@ -1,5 +1,5 @@
-"""Render a performance to audio with FluidSynth and piano soundfonts (Debian's, and the
-Salamander grand that `make setup` builds from the npm registry's samples: data/salamander.py).
+"""Render a performance to audio with FluidSynth and piano soundfonts (Debian's, and the two
+sampled pianos that `make setup` builds from the npm registry's samples: data/sampled.py).
 
 We drive libfluidsynth directly (pyfluidsynth) from the note list rather than writing a MIDI file
 and calling the `fluidsynth` program: each worker loads a soundfont once instead of once per
@@ -37,6 +37,11 @@ class Soundfont:
     program: int  # General MIDI program (0 = acoustic grand, 4 = electric piano 1)
     install: str  # the command that installs it
     bank: int = 0
+    samples: str = ""  # the sample set it plays, where another soundfont plays the same one
+
+    @property
+    def sample_set(self) -> str:
+        return self.samples or self.name
 
     def path(self) -> Path:
         for folder in _SF_DIRS:
@@ -59,7 +64,9 @@ SOUNDFONTS = {
         Soundfont("fluidr3-egrand", ("FluidR3_GM.sf2",), 2, _APT + "fluid-soundfont-gm"),
         Soundfont("timgm6mb-grand", ("TimGM6mb.sf2",), 0, _APT + "timgm6mb-soundfont"),
         Soundfont("timgm6mb-epiano", ("TimGM6mb.sf2",), 4, _APT + "timgm6mb-soundfont"),
-        Soundfont("csound-grand", ("sf_GMbank.sf2",), 0, _APT + "csound-soundfont"),
+        # sf_GMbank's grand is TimGM6mb's grand samples (waveforms correlate at 0.997)
+        Soundfont("csound-grand", ("sf_GMbank.sf2",), 0, _APT + "csound-soundfont",
+                  samples="timgm6mb-grand"),
         Soundfont(
             "musescore-grand",
             ("MuseScore_General.sf3", "MuseScore_General_Lite.sf3", "MuseScore_General.sf2"),
@@ -67,15 +74,17 @@ SOUNDFONTS = {
             _APT + "musescore-general-soundfont-small",
         ),
         Soundfont("salamander-grand", ("SalamanderGrand.sf2",), 0, "make setup"),
+        Soundfont("tonejs-piano", ("TonejsPiano.sf2",), 0, "make setup"),
     )
 }
 # Five timbres from two sample sets. The bright-grand programs (1) of these files sound like
 # their grands and csound's electric piano is TimGM6mb's (same samples), so neither is here.
 TRAIN_SOUNDFONTS = ("fluidr3-grand", "fluidr3-epiano", "fluidr3-egrand", "timgm6mb-grand",
                     "timgm6mb-epiano")
-# Validation plays a third piano that training never hears, as the test does: model selection
-# then sees how a model copes with an unknown instrument (a training timbre overstated it).
-VALID_SOUNDFONT = "csound-grand"
+# Validation plays a piano that training never hears, as the test does: model selection then
+# sees how a model copes with an unknown instrument. Until 2026-12-06 it was csound-grand, which
+# turned out to play TimGM6mb's grand samples, a training piano's (docs/dataset.md).
+VALID_SOUNDFONT = "tonejs-piano"
 TEST_SOUNDFONT = "musescore-grand"  # never used for training or validation
 # The Salamander grand is a training piano of campaign stage pianos (campaigns/piano/run.sh),
 # which renders the training pieces with it into folders of their own.

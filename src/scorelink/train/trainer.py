@@ -132,7 +132,9 @@ def _training_parts(folders: list[str]) -> list[tuple[str, Dataset, list[dict]]]
     """(folder, its dataset, its training records) for each folder; the first one validates.
 
     A piece that another folder puts in validation or test must not be trained on: the same
-    piece (by name) in two folders is taken for the same music.
+    piece (by name) in two folders is taken for the same music. A folder may hold validation
+    passages alone (`data build --only-split valid`, e.g. the validation pieces played by
+    another piano): it only validates.
     """
     if len({str(Path(f).resolve()) for f in folders}) < len(folders):
         raise ConfigError(f"a dataset folder is given twice: {', '.join(folders)}")
@@ -142,8 +144,8 @@ def _training_parts(folders: list[str]) -> list[tuple[str, Dataset, list[dict]]]
     parts = []
     for folder, ds in zip(folders, datasets, strict=True):
         records = ds.records(split="train")
-        if not records:
-            raise DatasetError(f"{folder} has no training passages")
+        if not records and not ds.records(split="valid"):
+            raise DatasetError(f"{folder} has no training or validation passages")
         leaks = sorted({r["piece"] for r in records} & set(held_out))
         if leaks:
             other, split = held_out[leaks[0]]
@@ -188,6 +190,8 @@ class Trainer:
                 first += len(records)
             parts = subset
         self.train_records = [r for _, _, records in parts for r in records]
+        if not self.train_records:
+            raise DatasetError(f"no training passages in {', '.join(config.folders())}")
         # (folder, its validation passages) for each folder that validates
         self.valid_sets = []
         for folder, ds, _ in parts if config.valid_on == "all" else parts[:1]:
@@ -234,7 +238,8 @@ class Trainer:
                                             tempo=config.tempo_augment,
                                             crop=config.crop_augment, scan=config.scan_augment,
                                             join=config.join_augment,
-                                            room=config.room_augment, first_index=first))
+                                            room=config.room_augment,
+                                            piano=config.piano_augment, first_index=first))
             first += len(records)
         self.train_set = ConcatDataset(sets)
         # the snippet model's fixed-size snippets stack by default collation

