@@ -111,16 +111,16 @@ def test_piece_batches_draw_runs_of_neighbouring_systems(chorale_dataset, tmp_pa
     sampler.set_epoch(2)
     assert list(sampler) != order
     seen_b = False
-    k = 0
-    while k < len(order):
-        piece = pieces[order[k]]
-        run = 2 if piece == "b" else 4  # a piece shorter than the group gives all it has
-        group = order[k:k + run]
+    for k in range(0, len(order), 4):  # every group fills its 4 places with one piece
+        group = order[k:k + 4]
+        piece = pieces[group[0]]
         assert {pieces[i] for i in group} == {piece}
         got = [systems[i] for i in group]
-        assert got == list(range(got[0], got[0] + len(got)))  # consecutive, reading order
-        seen_b |= piece == "b"
-        k += run
+        if piece == "b":  # a piece shorter than the group plays its systems again
+            assert got == [0, 1, 0, 1]
+            seen_b = True
+        else:
+            assert got == list(range(got[0], got[0] + 4))  # consecutive, reading order
     assert seen_b
     # in training: every batch of 8 is two runs of 4 systems of one piece
     trainer = Trainer(_config(chorale_dataset, tmp_path / "run", epochs=1, piece_batches=4))

@@ -55,6 +55,9 @@ case $MODE in
   choose)
     pairs=()
     for folder in msmd chorales beethoven; do
+      grep -qs '"valid_soundfont": "csound-grand"' "$D/$folder/dataset.json" && echo \
+          "warning: $D/$folder validates on csound-grand, a training piano's samples; its" \
+          "figures overstate what an unknown piano gets (docs/search.md, Other pianos)" >&2
       clips valid "$folder" "" "$SHIPPED/valid-$folder" --no-fused
       clips valid "$folder" "$CKPT" "$OUT/valid-$folder" --no-fused
       pairs+=(--pool "$OUT/valid-$folder.pkl=$SHIPPED/valid-$folder.pkl")

@@ -425,8 +425,9 @@ class EpochSampler(Sampler[int]):
 class PieceSampler(EpochSampler):
     """`count` passages an epoch in groups of `group` neighbouring systems of one piece (not in
     the paper): a piece is drawn (by its share of the passages), then a run of `group` of its
-    systems in reading order from a random start, each in a random one of its renditions. A
-    batch of B passages then holds B / group pieces, and each passage's hardest negatives, the
+    systems in reading order from a random start, each in a random one of its renditions (a
+    piece with fewer systems repeats them). A batch of B passages then holds B / group pieces
+    (group divides B), and each passage's hardest negatives, the
     systems beside it, are in its batch: what a clip cut anywhere must tell apart (its own
     system from the next one, its piece from the others) rather than random systems of other
     pieces, which the paper's loss has long since told apart.
@@ -454,5 +455,8 @@ class PieceSampler(EpochSampler):
             runs = self.pieces[rng.choice(len(self.pieces), p=self.weights)]
             take = min(self.group, len(runs))
             start = int(rng.integers(len(runs) - take + 1))
-            out += [int(rng.choice(runs[k])) for k in range(start, start + take)]
+            # a piece shorter than a group plays its systems again (other renditions, which
+            # the loss does not count as negatives), so that every group fills `group` places
+            # and batches start on group boundaries
+            out += [int(rng.choice(runs[start + k % take])) for k in range(self.group)]
         yield from out[: len(self)]
