@@ -2,7 +2,7 @@
 
     python benchmarks/search_quality.py --data data/chorales [--split test] [--checkpoint CKPT]
         [--clips 200] [--seconds 5,10,20] [--mix 0,0.25,0.5] [--s2a] [--save P] [--against P]
-        [--reverb SECONDS] [--power P] [--gain DB]
+        [--reverb SECONDS] [--power P] [--gain DB] [--piano SEED]
     python benchmarks/search_quality.py --pool THIS.pkl=THAT.pkl [--pool ...] [--rows A=B]
 
 The index holds the split's systems and their notes (sheet side). Clips of 5, 10 and 20 s are
@@ -29,7 +29,9 @@ clips.
 
 --reverb, --power, --gain: every clip heard in a more reverberant room (a tail of that decay
 time at the dry sound's level), with its dynamics raised to that power (0.7: compressed), or
-recorded that many dB louder (negative: softer), as
+recorded that many dB louder (negative: softer); --piano: every clip played by a random
+other piano, note by note (`scorelink.train.batches.replay`, what `piano_augment` trains
+with; the clips stay where they are, the pianos are drawn from SEED), as
 `scorelink.train.batches.reverberate` and `dynamics` make them: how much the model relies on
 what one piano in one room sounds like (against the same clips undistorted: --against).
 
@@ -57,12 +59,12 @@ import numpy as np
 from _machine import machine  # benchmarks/_machine.py
 
 from scorelink.constants import FPS
-from scorelink.data.store import Dataset
+from scorelink.data.store import Dataset, notes_path
 from scorelink.evaluate.retrieval import eval_records, passage_at
 from scorelink.search import collect, parts, query
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index
-from scorelink.train.batches import dynamics, louder, reverberate
+from scorelink.train.batches import dynamics, louder, random_piano, replay, reverberate
 
 KS = (1, 5, 10)
 MIN_OVERLAP = 0.5  # s: a system sounding this long in the clip "sounds"
@@ -110,6 +112,8 @@ def main() -> None:
                    help="raise every clip's dynamics to this power (below 1: compressed)")
     p.add_argument("--gain", type=float, default=0.0, metavar="DB",
                    help="every clip this many dB louder (negative: softer)")
+    p.add_argument("--piano", type=int, default=None, metavar="SEED",
+                   help="every clip played by a random other piano (batches.replay)")
     p.add_argument("--save", metavar="PICKLE", help="write every clip's ranks here")
     p.add_argument("--against", metavar="PICKLE", help="ranks --save'd by another version on "
                    "the same clips (same seed and lengths): paired differences, ranking by "
@@ -173,8 +177,9 @@ def main() -> None:
         out = {m: [] for m in methods}  # per clip: (rank mid, rank sounding, piece right,
         # the first answer the midpoint's system or one holding the same music)
         groups[seconds] = []
+        pianos = None if args.piano is None else np.random.default_rng(args.piano)
         for piece, holding, sounding, spec, start in cut_clips(ds, spans, seconds, args.clips,
-                                                               rng):
+                                                               rng, pianos=pianos):
             if args.reverb > 0:
                 spec = reverberate(spec, args.reverb, 1.0)
             if args.power != 1.0:
@@ -225,7 +230,8 @@ def main() -> None:
           + (f" --pieces {args.pieces}" if args.pieces else "")
           + (f" --reverb {args.reverb:g}" if args.reverb > 0 else "")
           + (f" --power {args.power:g}" if args.power != 1.0 else "")
-          + (f" --gain {args.gain:g}" if args.gain else "") + "`")
+          + (f" --gain {args.gain:g}" if args.gain else "")
+          + (f" --piano {args.piano}" if args.piano is not None else "") + "`")
     heard = ", ".join(f"{n} pieces' at {sf} x{t:g}" for (sf, t), n in sorted(Counter(
         (g[0]["soundfont"], g[0]["tempo"]) for g in spans.values()).items()))
     print(f"- index: {index.sheet.ntotal} systems of {len(spans)} pieces with their notes, "
@@ -304,12 +310,14 @@ class SameMusic:
         return {self.label[i] for i in self.matcher.same_music(first, last, own=own)}
 
 
-def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips: int, rng):
+def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips: int, rng,
+              *, pianos: np.random.Generator | None = None):
     """Clips of `seconds` cut at random places of random pieces' renditions (spans: piece ->
     its system passages): yields (piece, the system holding the clip's midpoint, the systems
     sounding MIN_OVERLAP or more in it, the spectrogram, its start in the rendition in
     seconds). The same rng gives the same clips
-    (benchmarks/parts_grid.py cuts the clips of this benchmark's validation runs)."""
+    (benchmarks/parts_grid.py cuts the clips of this benchmark's validation runs); with
+    `pianos`, each clip's rendition is first played by a random other piano drawn from it."""
     pieces = sorted(spans)
     length = int(seconds * FPS)
     for _ in range(n_clips):
@@ -324,6 +332,9 @@ def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips
         holding = passage_at(group, mid)["system"]
         sounding = {r["system"] for r in group if min(a + n, r["end_frame"])
                     - max(a, r["start_frame"]) >= MIN_OVERLAP * FPS}
+        if pianos is not None:
+            notes = np.array(np.load(notes_path(ds.root, piece, group[0]["rendition"])))
+            full = replay(np.asarray(full, np.float32), notes, random_piano(pianos), pianos)
         yield piece, holding, sounding, np.asarray(full[:, a:a + n], np.float32), a / FPS
 
 

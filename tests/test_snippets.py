@@ -67,6 +67,22 @@ def test_recolour_is_a_smooth_time_invariant_equaliser():
     assert not np.allclose(recolour(spec, np.random.default_rng(2)), out)
 
 
+def test_fine_equaliser_gives_each_band_its_own_gain():
+    from scorelink.train.batches import FINE_EQ_DB, fine_equalise
+
+    rng = np.random.default_rng(0)
+    magnitude = rng.uniform(0.5, 4.0, (92, 30)).astype(np.float32)
+    spec = np.log10(1 + magnitude)
+    out = fine_equalise(spec, np.random.default_rng(1))
+    assert out.shape == spec.shape and out.dtype == np.float32
+    db = 20 * np.log10((10.0 ** out - 1) / magnitude)
+    np.testing.assert_allclose(db, db[:, :1].repeat(30, axis=1), atol=0.05)  # one curve
+    curve = db[:, 0]
+    assert 1.0 < curve.std() < 2 * FINE_EQ_DB
+    assert np.abs(np.diff(curve)).max() > 1.0  # not smooth: neighbouring bands differ
+    assert not np.allclose(fine_equalise(spec, np.random.default_rng(2)), out)
+
+
 def test_room_adds_a_decaying_tail_and_keeps_the_order_of_loudness():
     from scorelink.train.batches import room
 

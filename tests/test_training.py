@@ -327,7 +327,7 @@ def test_warm_start_takes_every_weight_and_trains_with_augmentations(chorale_dat
     Trainer(_config(chorale_dataset, tmp_path / "warm", init_from=str(tiny_ckpt), epochs=1,
                     timbre_augment=True, tempo_augment=1.6, crop_augment=0.5,
                     scan_augment=0.5, join_augment=0.5, room_augment=0.5,
-                    piano_augment=0.5)).fit()
+                    piano_augment=0.5, fine_eq_augment=0.5)).fit()
     trained = checkpoint.read(tmp_path / "warm" / "last.pt")["state_dict"]
     assert any(not torch.equal(trained[k], start[k]) for k in start)
     with pytest.raises(ConfigError, match="embed_dim"):  # another shape than the checkpoint's

@@ -51,6 +51,8 @@ class TrainConfig:
     # compressed or expanded dynamics (scorelink.train.batches.room; not in the paper)
     piano_augment: float = 0.0  # this share of passages played by a random other piano: a gain
     # per harmonic of every note and a thump at every onset (batches.replay; not in the paper)
+    fine_eq_augment: float = 0.0  # this share of passages' audio through a random equaliser
+    # with a gain for every band (batches.fine_equalise; not in the paper)
     scan_augment: float = 0.0  # this share of sheet strips degraded as scans (slight skew, blur,
     # 1-bit threshold, specks, off-white paper: scorelink.train.scanlike; not in the paper)
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights,
@@ -124,7 +126,7 @@ class TrainConfig:
         if group < 0 or (group and int(merged.get("batch_size", 64)) % group):
             raise ConfigError(f"piece_batches divides batch_size into groups, not {group!r}")
         for share in ("scan_augment", "crop_augment", "join_augment", "room_augment",
-                      "piano_augment"):
+                      "piano_augment", "fine_eq_augment"):
             if not 0.0 <= float(merged.get(share, 0.0)) <= 1.0:
                 raise ConfigError(f"{share} is a share in [0, 1], not {merged[share]!r}")
         if int(merged.get("cache_features", 0)) and not merged.get("freeze_cnn"):

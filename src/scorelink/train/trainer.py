@@ -239,7 +239,9 @@ class Trainer:
                                             crop=config.crop_augment, scan=config.scan_augment,
                                             join=config.join_augment,
                                             room=config.room_augment,
-                                            piano=config.piano_augment, first_index=first))
+                                            piano=config.piano_augment,
+                                            fine_eq=config.fine_eq_augment,
+                                            first_index=first))
             first += len(records)
         self.train_set = ConcatDataset(sets)
         # the snippet model's fixed-size snippets stack by default collation
