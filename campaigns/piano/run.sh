@@ -144,13 +144,13 @@ case $STAGE in
           patience=6 epochs=400 workers=1 valid_on=all) ;;
   unheard)  # stage room's best trained on with half the passages played by a random other
             # piano, note by note (piano_augment), and half through a random equaliser with a
-            # gain for every band (fine_eq_augment); on the chorales alone each beat the same
-            # recipe without it on unknown pianos (+4.2 and +11.4 points of 10 s clip R@1,
-            # docs/search.md, Other pianos). The shipped model finds 10 s clips of the
+            # gain for every band (fine_eq_augment). The shipped model finds 10 s clips of the
             # validation pieces 74.5 % of the time on a training piano's samples and 13.5-33.5
-            # % on two pianos it never heard (docs/search.md, Other pianos). Chosen on folders
-            # built with today's defaults, whose validation is played by tonejs-piano (folders
-            # validated by csound-grand, a training piano's samples, would choose blind)
+            # % on two pianos it never heard; on the chorales alone the two options beat the
+            # same recipe without them there by +4.2 and +11.4 points, +12.0 together
+            # (docs/search.md, Other pianos). Chosen on folders built with today's defaults,
+            # whose validation is played by tonejs-piano (folders validated by csound-grand,
+            # a training piano's samples, would choose blind)
     ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_ROOM/best.pt" lr=5e-5
           timbre_augment=true tempo_augment=1.6 crop_augment=0.5 join_augment=0.5
           room_augment=0.5 scan_augment=0.3 piano_augment=0.5 fine_eq_augment=0.5
