@@ -64,7 +64,7 @@ from scorelink.evaluate.retrieval import eval_records, passage_at
 from scorelink.search import collect, parts, query
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index
-from scorelink.train.batches import dynamics, louder, random_piano, replay, reverberate
+from scorelink.train.batches import dynamics, equalise, random_piano, replay, reverberate
 
 KS = (1, 5, 10)
 MIN_OVERLAP = 0.5  # s: a system sounding this long in the clip "sounds"
@@ -185,7 +185,7 @@ def main() -> None:
             if args.power != 1.0:
                 spec = dynamics(spec, args.power)
             if args.gain:
-                spec = louder(spec, args.gain)
+                spec = equalise(spec, args.gain)  # one gain for every band
             same = ({(p, k - 1) for p, k in judge.others(piece, holding + 1, start, seconds, 1.0)}
                     if judge else set())
             n = spec.shape[1]

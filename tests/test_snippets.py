@@ -110,7 +110,7 @@ def test_another_piano_changes_each_harmonic_of_the_notes_and_knocks_at_onsets()
     from scorelink.train.batches import (
         PIANO_RING_FRAMES,
         _harmonic_weights,
-        louder,
+        equalise,
         random_piano,
         replay,
     )
@@ -152,7 +152,7 @@ def test_another_piano_changes_each_harmonic_of_the_notes_and_knocks_at_onsets()
     assert added[:40, frame].sum() > added[52:, frame].sum()  # a low knock, not a hiss
     np.testing.assert_allclose(knock[:, frame + 2:], spec[:, frame + 2:], atol=1e-5)
 
-    quiet = louder(spec, -20.0)  # a recording 20 dB softer: every magnitude a tenth
+    quiet = equalise(spec, -20.0)  # a recording 20 dB softer: every magnitude a tenth
     np.testing.assert_allclose(10 ** quiet - 1, (10 ** spec - 1) / 10, rtol=1e-4, atol=1e-6)
 
 

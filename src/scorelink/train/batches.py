@@ -279,18 +279,22 @@ def recolour(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     for k in (1, 2, 3):
         db = db + rng.uniform(-TIMBRE_BUMPS_DB, TIMBRE_BUMPS_DB) * np.cos(
             np.pi * k * pos + rng.uniform(0, 2 * np.pi))
-    gain = (10.0 ** (db / 20.0)).astype(np.float32)[:, None]
-    magnitude = np.power(np.float32(10.0), spec) - 1.0
-    return np.log10(1.0 + magnitude * gain).astype(np.float32)
+    return equalise(spec, db)
 
 
 def fine_equalise(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The spectrogram through a random equaliser with a gain for every band (normal, sd
-    FINE_EQ_DB, smoothed over three bands), back through the log10(1 + x) compression."""
-    db = np.convolve(rng.normal(0.0, FINE_EQ_DB, spec.shape[0]), [0.25, 0.5, 0.25], "same")
+    FINE_EQ_DB, smoothed over three bands)."""
+    return equalise(spec, np.convolve(rng.normal(0.0, FINE_EQ_DB, spec.shape[0]),
+                                      [0.25, 0.5, 0.25], "same"))
+
+
+def equalise(spec: np.ndarray, db: np.ndarray | float) -> np.ndarray:
+    """The spectrogram's magnitudes times a gain in dB (one for every band, or one for all),
+    back through the log10(1 + x) compression of the spectrogram."""
+    gain = (10.0 ** (np.asarray(db, np.float64) / 20.0)).astype(np.float32)
     magnitude = np.power(np.float32(10.0), spec) - 1.0
-    gain = (10.0 ** (db / 20.0)).astype(np.float32)[:, None]
-    return np.log10(1.0 + magnitude * gain).astype(np.float32)
+    return np.log10(1.0 + magnitude * (gain[:, None] if gain.ndim else gain)).astype(np.float32)
 
 
 def random_piano(rng: np.random.Generator) -> dict:
@@ -372,13 +376,6 @@ def reverberate(spec: np.ndarray, tail_s: float, wet: float) -> np.ndarray:
     a = np.exp(-1.0 / (tail_s * FPS))
     tail = lfilter([1.0 - a], [1.0, -a], magnitude, axis=1)
     return np.log10(1.0 + magnitude + wet * tail).astype(np.float32)
-
-
-def louder(spec: np.ndarray, db: float) -> np.ndarray:
-    """The spectrogram of the same audio recorded `db` dB louder (negative: softer), back
-    through the log10(1 + x) compression."""
-    magnitude = np.power(10.0, spec.astype(np.float64)) - 1.0
-    return np.log10(1.0 + magnitude * 10.0 ** (db / 20.0)).astype(np.float32)
 
 
 def dynamics(spec: np.ndarray, power: float) -> np.ndarray:
