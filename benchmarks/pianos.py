@@ -3,12 +3,13 @@
     python benchmarks/pianos.py [--soundfonts A,B,..] [--keys 36-84] [--step 2]
 
 Each soundfont plays every --step-th key of --keys alone for 1 s; a note's spectrum is the
-models' log-frequency spectrogram (data/spectrogram.py) averaged over 0.15-0.6 s after its
-onset. Two pianos' similarity is the cosine of their spectra of the same key, averaged over
-the keys. Pianos with different samples stay under about 0.97; a pair above 0.98 plays the
-same samples (csound-grand and timgm6mb-grand: 0.995), so a "held-out" piano that close to a
-training one is not held out. Prints a Markdown block: the matrix, and each soundfont's most
-similar training piano (data/synthesize.py's TRAIN_SOUNDFONTS).
+models' log-frequency spectrogram averaged over 0.15-0.6 s after its onset. Two pianos'
+similarity is the cosine of their spectra of the same key, averaged over the keys
+(`synthesize.note_spectra`, `synthesize.spectra_similarity`). Pianos with different samples
+stay under about 0.97; a pair above 0.98 plays the same samples (csound-grand and
+timgm6mb-grand: 0.994), so a "held-out" piano that close to a training one is not held out.
+Prints a Markdown block: the matrix, and each soundfont's most similar training piano
+(data/synthesize.py's TRAIN_SOUNDFONTS).
 """
 
 from __future__ import annotations
@@ -16,28 +17,12 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
-import numpy as np
 from _machine import machine  # benchmarks/_machine.py
 
 from scorelink.data import synthesize
-from scorelink.data.spectrogram import spectrogram
+from scorelink.data.synthesize import note_spectra
+from scorelink.data.synthesize import spectra_similarity as similarity
 from scorelink.errors import ToolMissingError
-
-
-def note_spectra(soundfont: str, keys: list[int]) -> np.ndarray:
-    """(len(keys), N_BINS): each key's spectrum, 0.15-0.6 s after its onset."""
-    rows = []
-    for key in keys:
-        audio = synthesize.render(np.array([0.1]), np.array([1.1]), np.array([key]),
-                                  soundfont=soundfont)
-        rows.append(spectrogram(audio)[:, 5:14].mean(axis=1))  # 20 frames a second
-    return np.array(rows)
-
-
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean over keys of the cosine of two pianos' spectra of the same key."""
-    cosine = (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    return float(np.mean(cosine))
 
 
 def main() -> None:

@@ -114,6 +114,7 @@ def test_datasets_built_before_the_soundfont_settings(tiny_scores, tmp_path):
     del meta["config"]["train_soundfonts"], meta["config"]["valid_soundfont"]
     (out / "dataset.json").write_text(json.dumps(meta))
     assert Dataset(out).valid_soundfont == "fluidr3-grand"
+    assert Dataset(out).validates_on_a_training_piano  # fluidr3-grand trained too
     assert Dataset(out).test_soundfont == "musescore-grand"
     again = build(folder_sources(tiny_scores), out, config=legacy, progress=False)
     assert again.skipped == 2

@@ -40,6 +40,7 @@ def test_manifest_fields_and_unique_ids(chorale_dataset):
     assert len({r["soundfont"] for r in train}) == 4  # one training piece: 4 of the 5 timbres
     # validation plays a piano that training never hears
     assert {r["soundfont"] for r in ds if r["split"] == "valid"} == {"tonejs-piano"}
+    assert not ds.validates_on_a_training_piano
 
 
 def test_passages_in_time_order_without_overlap(chorale_dataset):

@@ -55,9 +55,10 @@ case $MODE in
   choose)
     pairs=()
     for folder in msmd chorales beethoven; do
-      grep -qs '"valid_soundfont": "csound-grand"' "$D/$folder/dataset.json" && echo \
-          "warning: $D/$folder validates on csound-grand, a training piano's samples; its" \
-          "figures overstate what an unknown piano gets (docs/search.md, Other pianos)" >&2
+      $PY -c "import sys; from scorelink.data.store import Dataset; \
+          sys.exit(not Dataset(sys.argv[1]).validates_on_a_training_piano)" "$D/$folder" \
+          && echo "warning: $D/$folder validates on a training piano's samples; its figures" \
+                  "overstate what an unknown piano gets (docs/search.md, Other pianos)" >&2
       clips valid "$folder" "" "$SHIPPED/valid-$folder" --no-fused
       clips valid "$folder" "$CKPT" "$OUT/valid-$folder" --no-fused
       pairs+=(--pool "$OUT/valid-$folder.pkl=$SHIPPED/valid-$folder.pkl")

@@ -60,9 +60,11 @@ if [ "$STAGE" = pianos ]; then  # a sixth training piano, on the training pieces
 fi
 if [ "$STAGE" = unheard ]; then  # chosen by a piano training never hears, or not at all
   for d in "$MSMD" "$CHORALES" "$BEETHOVEN"; do
-    if grep -q '"valid_soundfont": "csound-grand"' "$d/dataset.json"; then
-      echo "$d validates on csound-grand (a training piano's samples); build it anew with" \
-           "today's defaults, or point MSMD/CHORALES/BEETHOVEN at such a folder" >&2
+    if ! $BIN/python -c "import sys; from scorelink.data.store import Dataset; \
+        sys.exit(Dataset(sys.argv[1]).validates_on_a_training_piano)" "$d"; then
+      echo "$d validates on a training piano's samples (csound-grand before 2026-12-06);" \
+           "build it anew with today's defaults, or point MSMD/CHORALES/BEETHOVEN at such" \
+           "a folder" >&2
       exit 2
     fi
   done

@@ -27,6 +27,7 @@ from scorelink.data.synthesize import (
     TRAIN_SOUNDFONTS,
     VALID_SOUNDFONT,
     check_synthesis,
+    shares_samples,
 )
 from scorelink.errors import DatasetError, ScoreError, ScorelinkError
 
@@ -56,10 +57,7 @@ class BuildConfig:
             if name not in SOUNDFONTS:
                 raise ScorelinkError(f"unknown soundfont {name!r}; known: "
                                      f"{', '.join(sorted(SOUNDFONTS))}")
-        # two soundfonts may play one sample set (csound-grand plays timgm6mb-grand's)
-        held_out = SOUNDFONTS[self.test_soundfont].sample_set
-        if held_out in {SOUNDFONTS[n].sample_set
-                        for n in (*self.train_soundfonts, self.valid_soundfont)}:
+        if shares_samples(self.test_soundfont, (*self.train_soundfonts, self.valid_soundfont)):
             raise ScorelinkError(f"the test soundfont {self.test_soundfont!r} must be held out: "
                                  "not (the samples of) a training or validation one")
 

@@ -20,6 +20,7 @@ from scorelink.data.synthesize import (
     LEGACY_TRAIN_SOUNDFONTS,
     LEGACY_VALID_SOUNDFONT,
     TEST_SOUNDFONT,
+    shares_samples,
 )
 from scorelink.errors import DatasetError
 
@@ -122,6 +123,14 @@ class Dataset:
     def test_soundfont(self) -> str:
         """The held-out timbre of the test renditions."""
         return with_legacy_settings(self.meta.get("config", {}))["test_soundfont"]
+
+    @property
+    def validates_on_a_training_piano(self) -> bool:
+        """Whether the validation rendition plays a training piano's samples: then validation
+        cannot tell how a model copes with a piano it never heard (csound-grand, the default
+        until 2026-12-06, plays timgm6mb-grand's; legacy datasets validated on fluidr3-grand)."""
+        settings = with_legacy_settings(self.meta.get("config", {}))
+        return shares_samples(settings["valid_soundfont"], settings["train_soundfonts"])
 
     def records(self, **where: Any) -> list[dict]:
         """Manifest records whose fields equal the given values, e.g. split="test", tempo=1.0."""

@@ -93,6 +93,33 @@ LEGACY_TRAIN_SOUNDFONTS = ("fluidr3-grand", "fluidr3-epiano", "timgm6mb-grand")
 LEGACY_VALID_SOUNDFONT = "fluidr3-grand"
 
 
+def shares_samples(name: str, others) -> bool:
+    """Whether soundfont `name` plays the samples of one of `others`: is one of them, or
+    another name for the same sample set (csound-grand for timgm6mb-grand)."""
+    return SOUNDFONTS[name].sample_set in {SOUNDFONTS[n].sample_set for n in others}
+
+
+def note_spectra(soundfont: str, keys) -> np.ndarray:
+    """(len(keys), N_BINS): each key played alone for 1 s, as the models hear it (the
+    log-frequency spectrogram averaged over 0.15-0.6 s after the onset)."""
+    from scorelink.constants import FPS
+    from scorelink.data.spectrogram import spectrogram
+
+    rows = []
+    for key in keys:
+        audio = render(np.array([0.1]), np.array([1.1]), np.array([key]), soundfont=soundfont)
+        rows.append(spectrogram(audio)[:, round(0.25 * FPS):round(0.7 * FPS)].mean(axis=1))
+    return np.array(rows)
+
+
+def spectra_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """How alike two pianos sound: the mean over keys of the cosine of their `note_spectra`.
+    Pianos with different samples stay under about 0.97; csound-grand and timgm6mb-grand, one
+    sample set, reach 0.994 (benchmarks/pianos.py)."""
+    cosine = (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return float(np.mean(cosine))
+
+
 def check_synthesis(soundfonts: tuple[str, ...] = tuple(SOUNDFONTS)) -> None:
     """Stop early, with an install hint, when FluidSynth or a soundfont is missing."""
     if ctypes.util.find_library("fluidsynth") is None and shutil.which("fluidsynth") is None:
