@@ -59,7 +59,7 @@ import numpy as np
 from _machine import machine  # benchmarks/_machine.py
 
 from scorelink.constants import FPS
-from scorelink.data.store import Dataset, notes_path
+from scorelink.data.store import Dataset
 from scorelink.evaluate.retrieval import eval_records, passage_at
 from scorelink.search import collect, parts, query
 from scorelink.search.embed import Embedder
@@ -332,10 +332,12 @@ def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips
         holding = passage_at(group, mid)["system"]
         sounding = {r["system"] for r in group if min(a + n, r["end_frame"])
                     - max(a, r["start_frame"]) >= MIN_OVERLAP * FPS}
-        if pianos is not None:
-            notes = np.array(np.load(notes_path(ds.root, piece, group[0]["rendition"])))
-            full = replay(np.asarray(full, np.float32), notes, random_piano(pianos), pianos)
-        yield piece, holding, sounding, np.asarray(full[:, a:a + n], np.float32), a / FPS
+        clip = np.asarray(full[:, a:a + n], np.float32)
+        if pianos is not None:  # the notes sounding in the clip, counted from its start
+            notes = np.array(ds.rendition_notes(group[0]))
+            notes["onset_frame"] -= a
+            clip = replay(clip, notes[notes["onset_frame"] < n], random_piano(pianos), pianos)
+        yield piece, holding, sounding, clip, a / FPS
 
 
 def _against(path: str, results: dict, groups: dict) -> None:

@@ -158,11 +158,16 @@ class Dataset:
         return _mmap(spec_path(self.root, record["piece"], record["rendition"]))
 
     def notes(self, record: dict) -> np.ndarray:
-        table = _mmap(notes_path(self.root, record["piece"], record["rendition"]))
+        """The passage's notes (NOTE_DTYPE), onset_frame counted from the passage's start."""
         a, b = record["notes"]
-        notes = np.array(table[a:b])
+        notes = np.array(self.rendition_notes(record)[a:b])
         notes["onset_frame"] -= record["start_frame"]
         return notes
+
+    def rendition_notes(self, record: dict) -> np.ndarray:
+        """The memory map of every note the record's whole rendition plays (NOTE_DTYPE,
+        onset_frame counted from the rendition's start)."""
+        return _mmap(notes_path(self.root, record["piece"], record["rendition"]))
 
     def passage(self, record: dict) -> Passage:
         return Passage(record, self.strip(record), self.spec(record), self.notes(record))

@@ -55,7 +55,7 @@ FINE_EQ_DB = 6.0  # sd of each band's gain before smoothing
 # Piano augmentation (optional): the passage as another piano would play it, note by note. The
 # notes say where each harmonic sounds; each passage gets a random piano: a gain per harmonic
 # number (a slope over its octaves that changes with the pitch, plus each harmonic's own), and
-# at every onset a short knock of low noise. It costs the shipped model 5 points at query time
+# at every onset a short knock of low noise. It costs the shipped model 3 points at query time
 # and bought 4.2 on unknown pianos in training: a smaller share of what sets pianos apart.
 PIANO_HARMONICS = 12
 PIANO_SLOPE_DB = (-5.0, 1.5)  # per octave of harmonic number, uniform
