@@ -54,7 +54,17 @@ FEATURES = {
 # coefficients than FEATURES names was fitted before the later features were added and uses the
 # first ones (`feature_names`).
 CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
-    # shipped:rnn-piano.pt (stage room, epoch 28; shipped 2026-12-05, late); refitted
+    # shipped:rnn-piano.pt (stage unheard, epoch 18; shipped 2026-12-06); chorales valid (36
+    # pieces) + MSMD valid (48) played by the tonejs piano at every tempo ratio 0.5-2 (`data
+    # build --valid-tempi`), the indexed halves' systems; 775 clips of 5-20 s (25 of them
+    # speech by eSpeak NG)
+    "907aa9c6be2d6a36": {
+        "image": (-18.8662, 4.76582, 6.56435, 0.337745, 0.188227, -5.28326, 15.2652, 0.346746),
+        "notes": (-5.06181, -21.3852, 37.8111, -0.755751, 3.39429, 5.91108, 2.40947,
+                  0.829187),
+    },
+    # stage room, epoch 28 (shipped as rnn-piano.pt from 2026-12-05, late, until stage
+    # unheard; `git show b27517c:src/scorelink/weights/rnn-piano.pt`); refitted
     # 2026-12-06 with the attack feature; chorales valid (36 pieces) + MSMD valid (48) rendered
     # at every tempo ratio 0.5-2 (`data build --valid-tempi`; real slow and fast renditions,
     # not resampled ones), the indexed halves' 278 systems; 775 clips of 5-20 s (25 of them
