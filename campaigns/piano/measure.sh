@@ -15,9 +15,10 @@
 #
 # Datasets live in $SCORELINK_WORK/data (default ~/scorelink-work/data): msmd (valid+test),
 # chorales, beethoven (or the folders named by $MSMD, $CHORALES, $BEETHOVEN, as for run.sh;
-# figures are kept under each folder's name, so folders built anew are measured afresh), msmd-vt and chorales-vt (validation at every tempo ratio, for the
-# calibration) and chorales-test-fluidr3 (the test pieces played by a training piano); each is
-# built here when missing. Results go to $SCORELINK_WORK/measure/NAME.
+# figures are kept under each folder's name, so folders built anew are measured afresh),
+# msmd-vt and chorales-vt (validation at every tempo ratio, for the calibration) and
+# chorales-test-fluidr3 (the test pieces played by a training piano); each is built here when
+# missing. Results go to $SCORELINK_WORK/measure/NAME.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=${1:?usage: measure.sh choose|report CKPT [NAME]}
