@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from scorelink.models.passage import PassageModel, PassageModelConfig
 from scorelink.train.config import TrainConfig
-from scorelink.train.loss import PassageLoss, triplet_hinge
+from scorelink.train.loss import PassageLoss, info_nce, triplet_hinge
 from scorelink.train.trainer import build_model, make_optimizer
 
 
@@ -95,6 +95,30 @@ def test_loss_same_system_is_no_negative_and_hardest_negatives():
     assert triplet_hinge(s, a, margin=0.5, hardest=1).item() == pytest.approx(1.3 / 3)
     assert triplet_hinge(s, a, margin=0.5, same=same, hardest=1).item() == pytest.approx(0.7 / 3)
     assert triplet_hinge(s, a, margin=0.5, hardest=5).item() == pytest.approx(1.7 / 6)
+
+
+def test_info_nce_hand_computed_and_same_system_left_out():
+    s = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    a = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6]])
+    # cosines row 0: 1, .6, .8; row 1: 0, .8, .6; row 2 = row 0; temperature 0.5 doubles them
+    logits = torch.tensor([[2.0, 1.2, 1.6], [0.0, 1.6, 1.2], [2.0, 1.2, 1.6]])
+    expected = -(logits.log_softmax(1).diagonal()).mean()
+    assert info_nce(s, a, temperature=0.5).item() == pytest.approx(expected.item(), rel=1e-6)
+    # passages 0 and 2 show the same system: neither is in the other's softmax
+    same = torch.tensor([7, 3, 7])
+    masked = logits.clone()
+    masked[0, 2] = masked[2, 0] = float("-inf")
+    expected = -(masked.log_softmax(1).diagonal()).mean()
+    got = info_nce(s, a, temperature=0.5, same=same).item()
+    assert got == pytest.approx(expected.item(), rel=1e-6)
+    # the loss module takes it in place of the hinge, both ways when symmetric
+    both = PassageLoss(temperature=0.5, symmetric=True)(s, a, same).item()
+    assert both == pytest.approx((got + info_nce(a, s, temperature=0.5, same=same).item()) / 2)
+    # a closer negative costs more: it keeps teaching where the hinge is already zero
+    far = info_nce(s[:2], torch.tensor([[1.0, 0.0], [0.0, 1.0]]), temperature=0.1)
+    near = info_nce(s[:2], torch.tensor([[1.0, 0.0], [0.3, 0.954]]), temperature=0.1)
+    assert near > far > 0
+    assert triplet_hinge(s[:2], torch.tensor([[1.0, 0.0], [0.3, 0.954]]), margin=0.3) == 0
 
 
 @pytest.mark.parametrize("freeze", [False, True])

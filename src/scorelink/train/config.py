@@ -32,6 +32,8 @@ class TrainConfig:
     margin: float = 0.3
     symmetric: bool = False  # also use audio as the anchor
     hard_negatives: int = 0  # 0: mean over all negatives (the paper); k: the k hardest per anchor
+    temperature: float = 0.0  # > 0: the InfoNCE loss at this temperature in place of the
+    # paper's hinge (scorelink.train.loss.info_nce; not in the paper)
     lr_factor: float = 0.5  # on a validation-MRR plateau
     patience: int = 15  # epochs without improvement before the learning rate is halved
     min_lr: float = 2e-6

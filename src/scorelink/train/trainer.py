@@ -219,7 +219,7 @@ class Trainer:
             self.optimizer, mode="max", factor=config.lr_factor, patience=config.patience,
             min_lr=config.min_lr)
         self.loss = PassageLoss(margin=config.margin, symmetric=config.symmetric,
-                                hardest=config.hard_negatives)
+                                hardest=config.hard_negatives, temperature=config.temperature)
         # The system each training passage shows: another rendition of it in the batch is no
         # negative (with four renditions of 1,011 chorale systems, about 1.5 pairs a batch).
         # Keyed by piece name, so one piece in two training folders counts as one.
