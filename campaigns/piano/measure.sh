@@ -33,6 +33,7 @@ BEETHOVEN=${BEETHOVEN:-$D/beethoven}
 # the shipped model's figures, kept per shipped file: a new shipped model is measured afresh
 SHIPPED=$WORK/measure/shipped-$(sha256sum src/scorelink/weights/rnn-piano.pt | cut -c1-12)
 BIN=.venv/bin
+source campaigns/piano/common.sh
 PY=$BIN/python
 mkdir -p "$OUT" "$SHIPPED"
 
@@ -60,8 +61,7 @@ case $MODE in
   choose)
     pairs=()
     for folder in "$MSMD" "$CHORALES" "$BEETHOVEN"; do
-      $PY -c "import sys; from scorelink.data.store import Dataset; \
-          sys.exit(not Dataset(sys.argv[1]).validates_on_a_training_piano)" "$folder" \
+      validates_on_a_training_piano "$folder" \
           && echo "warning: $folder validates on a training piano's samples; its figures" \
                   "overstate what an unknown piano gets (docs/search.md, Other pianos)" >&2
       name=$(basename "$folder")

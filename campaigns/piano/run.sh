@@ -29,6 +29,7 @@ STATE_REAL=campaigns/piano/state/real
 STATE_JOIN=campaigns/piano/state/join
 STATE_ROOM=campaigns/piano/state/room
 BIN=.venv/bin
+source campaigns/piano/common.sh
 
 if [ ! -f "$MSMD/manifest.jsonl" ]; then  # the paper's data, rebuilt from its sources
   $BIN/scorelink data build --corpus msmd --msmd-dir ../shared/data/msmd --out "$MSMD" \
@@ -60,8 +61,7 @@ if [ "$STAGE" = pianos ]; then  # a sixth training piano, on the training pieces
 fi
 if [ "$STAGE" = unheard ]; then  # chosen by a piano training never hears, or not at all
   for d in "$MSMD" "$CHORALES" "$BEETHOVEN"; do
-    if ! $BIN/python -c "import sys; from scorelink.data.store import Dataset; \
-        sys.exit(Dataset(sys.argv[1]).validates_on_a_training_piano)" "$d"; then
+    if validates_on_a_training_piano "$d"; then
       echo "$d validates on a training piano's samples (csound-grand before 2026-12-06);" \
            "build it anew with today's defaults, or point MSMD/CHORALES/BEETHOVEN at such" \
            "a folder" >&2
