@@ -334,9 +334,10 @@ def cut_clips(ds: Dataset, spans: dict[str, list[dict]], seconds: float, n_clips
                     - max(a, r["start_frame"]) >= MIN_OVERLAP * FPS}
         clip = np.asarray(full[:, a:a + n], np.float32)
         if pianos is not None:  # the notes sounding in the clip, counted from its start
-            notes = np.array(ds.rendition_notes(group[0]))
+            played = ds.rendition_notes(group[0])
+            notes = played[played["onset_frame"] < a + n]  # a copy of these rows alone
             notes["onset_frame"] -= a
-            clip = replay(clip, notes[notes["onset_frame"] < n], random_piano(pianos), pianos)
+            clip = replay(clip, notes, random_piano(pianos), pianos)
         yield piece, holding, sounding, clip, a / FPS
 
 
