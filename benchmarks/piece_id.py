@@ -3,6 +3,8 @@
     python benchmarks/piece_id.py --beethoven-dir ../shared/data/beethoven
     python benchmarks/piece_id.py --beethoven-dir ../shared/data/beethoven --checkpoint chorales
     python benchmarks/piece_id.py ... --pieces 12 --clips 5 --seconds 15 --json out.json
+    python benchmarks/piece_id.py ... --checkpoint OTHER --against out.json   # paired
+    python benchmarks/piece_id.py --beethoven-dir DIR --from a.json --against b.json
 
 Pieces: movements of the Beethoven kern collection (../shared/data/beethoven/kern), taken only
 from the sonatas in the test split of the real-scan corpus (`data build --corpus beethoven
@@ -326,6 +328,30 @@ def report(result: dict, stats: dict, command: str) -> str:
     return "\n".join(lines)
 
 
+def against(result: dict, path: str) -> str:
+    """This run's model and fused rankings minus those of the run saved at path (`--json`), on
+    the same clips, with paired intervals (pieces resampled)."""
+    saved = json.loads(Path(path).read_text())
+    rows, theirs = result["clips"], saved["clips"]
+    if [(r["piece"], r["start"]) for r in rows] != [(r["piece"], r["start"]) for r in theirs]:
+        raise SystemExit(f"{path}: not the same clips")
+    groups = [r["piece"] for r in rows]
+    lines = ["", f"This run ({result['model']}) minus `{path}` ({saved['model']}) on the same "
+             f"{len(rows)} clips, paired 95 % intervals (pieces resampled):", "",
+             "| ranking | top-1 this / that | difference | gained / lost | MRR difference |",
+             "|---|---|---|---|---|"]
+    for path_ in ("model", "fused"):
+        a = np.array([r[f"{path_}_rank"] for r in rows])
+        b = np.array([r[f"{path_}_rank"] for r in theirs])
+        d = paired_difference(a, b, groups, ks=KS)
+        lines.append(f"| {path_} | {100 * np.mean(a == 1):.0f} / {100 * np.mean(b == 1):.0f} | "
+                     f"{d['R@1']['diff']:+.0f} [{d['R@1']['lo']:+.0f}, {d['R@1']['hi']:+.0f}] | "
+                     f"{np.sum((a == 1) & (b != 1))} / {np.sum((a != 1) & (b == 1))} | "
+                     f"{d['MRR']['diff']:+.3f} [{d['MRR']['lo']:+.3f}, "
+                     f"{d['MRR']['hi']:+.3f}] |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     from scorelink.data.synthesize import TEST_SOUNDFONT
 
@@ -352,15 +378,25 @@ def main() -> None:
     p.add_argument("--work", default="~/scorelink-work/piece-id",
                    help="cache of rendered audio and indexes (reused when present)")
     p.add_argument("--json", metavar="FILE", help="save every clip's ranks and the summary")
+    p.add_argument("--against", metavar="FILE", help="a run saved with --json on the same "
+                   "clips (another model): print this run minus it, paired")
+    p.add_argument("--from", dest="from_json", metavar="FILE", help="report a run saved with "
+                   "--json instead of running one (with --against: compare two saved runs)")
     args = p.parse_args()
 
-    result = run(args)
-    result["args"] = vars(args)
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        result.pop("summary", None)
+    else:
+        result = run(args)
+        result["args"] = vars(args)
     stats = summary(result)
     command = "python benchmarks/piece_id.py " + " ".join(
         a if " " not in a else repr(a) for a in sys.argv[1:])
     print(report(result, stats, command))
-    if args.json:
+    if args.against:
+        print(against(result, args.against))
+    if args.json and not args.from_json:
         Path(args.json).write_text(json.dumps({**result, "summary": stats}, indent=1))
 
 
