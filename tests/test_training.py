@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -333,6 +334,43 @@ def test_warm_start_takes_every_weight_and_trains_with_augmentations(chorale_dat
     with pytest.raises(ConfigError, match="embed_dim"):  # another shape than the checkpoint's
         build_model(_config(chorale_dataset, tmp_path / "w2", init_from=str(tiny_ckpt),
                             embed_dim=32))
+
+
+def test_widened_snippets_keep_the_function_then_train(chorale_dataset, tmp_path, tiny_ckpt):
+    from scorelink.models.numpy_forward import NumpyPassageModel, export
+    from scorelink.models.passage import widen_snippets
+    from scorelink.train.trainer import build_model
+
+    start = checkpoint.load_model(tiny_ckpt, kind="rnn")[0].eval()
+    narrow = start.config.snippet_dim
+    torch.manual_seed(1)
+    sheet, audio = torch.randn(7, 1, 80, 90), torch.randn(9, 1, 92, 20)
+    lengths = torch.tensor([3, 4]), torch.tensor([5, 4])
+    model = build_model(_config(chorale_dataset, tmp_path / "wide", init_from=str(tiny_ckpt),
+                                snippet_dim=2 * narrow)).eval()
+    assert model.config.snippet_dim == 2 * narrow
+    assert model.audio.rnn.weight_ih_l0.shape[1] == 2 * narrow
+    with torch.no_grad():  # the same embeddings: the new features enter the GRU at weight 0
+        for got, want in zip(model(sheet, lengths[0], audio, lengths[1]),
+                             start(sheet, lengths[0], audio, lengths[1]), strict=True):
+            torch.testing.assert_close(got, want)
+        assert model.audio.features(audio)[:, narrow:].abs().sum() > 0  # new features exist
+    export(model, tmp_path / "wide.npz", fingerprint="wide", name="wide")  # numpy path agrees
+    np_model = NumpyPassageModel.load(tmp_path / "wide.npz")
+    feats = np_model.features("audio", audio[:, 0].numpy())
+    assert feats.shape == (9, 2 * narrow)
+    vectors = np_model.summarize("audio", feats, [np.arange(5), np.arange(5, 9)])
+    np.testing.assert_allclose(vectors, model.embed_audio(audio, lengths[1]).detach().numpy(),
+                               atol=1e-4)
+    Trainer(_config(chorale_dataset, tmp_path / "wide", init_from=str(tiny_ckpt), epochs=1,
+                    snippet_dim=2 * narrow)).fit()  # trains, and the new inputs learn
+    trained = checkpoint.read(tmp_path / "wide" / "last.pt")["state_dict"]
+    assert trained["audio.rnn.weight_ih_l0"][:, narrow:].abs().sum() > 0
+    resumed = Trainer(_config(chorale_dataset, tmp_path / "wide", init_from=str(tiny_ckpt),
+                              epochs=1, snippet_dim=2 * narrow))  # resumes at the new width
+    assert resumed.model.config.snippet_dim == 2 * narrow
+    with pytest.raises(ValueError, match="grow"):
+        widen_snippets(model, narrow)
 
 
 def test_bf16_setting(tmp_path, monkeypatch):

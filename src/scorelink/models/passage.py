@@ -6,7 +6,7 @@ never enters a GRU state: the embedding of a passage is the same alone or in any
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -114,3 +114,33 @@ class PassageModel(nn.Module):
 
     def forward(self, sheet, sheet_lengths, audio, audio_lengths):
         return self.embed_sheet(sheet, sheet_lengths), self.embed_audio(audio, audio_lengths)
+
+
+def widen_snippets(model: PassageModel, snippet_dim: int, *, seed: int = 0) -> PassageModel:
+    """The same model with wider snippet vectors, computing the same function.
+
+    Each CNN's last linear layer gains output rows (initialised at random, as PyTorch
+    initialises a new layer) and each GRU's input weights gain the matching columns, set to
+    zero, so every embedding is unchanged until training moves them (a function-preserving
+    widening, as Net2Net's (Chen et al. 2016), by hand because no library widens a GRU).
+    """
+    old = model.config
+    if snippet_dim < old.snippet_dim:
+        raise ValueError(f"snippet vectors can only grow: {old.snippet_dim} -> {snippet_dim}")
+    if old.cca:
+        raise ValueError("a model with a CCA layer after its CNNs cannot be widened")
+    torch.manual_seed(seed)
+    wide = PassageModel(replace(old, snippet_dim=snippet_dim))
+    state = wide.state_dict()
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            target = state[name]
+            if name.endswith("rnn.weight_ih_l0"):  # (gates x hidden, snippet_dim)
+                target.zero_()
+                target[:, :value.shape[1]] = value
+            elif target.shape != value.shape:  # the CNN head's rows: the old ones first
+                target[:value.shape[0]] = value
+            else:
+                target.copy_(value)
+    wide.load_state_dict(state)
+    return wide.train(model.training)

@@ -23,6 +23,9 @@ class TrainConfig:
     model: str = "rnn"  # rnn (the passage model) | snippet (the baseline, BL)
     preset: str = "paper"  # model shape: paper | tiny
     embed_dim: int = 64
+    snippet_dim: int = 0  # > 0: the width of each snippet's vector (the paper: 32); a passage
+    # checkpoint of init_from with narrower ones is widened into it, its function kept
+    # (models.passage.widen_snippets; not in the paper)
     rnn: str = "gru"  # gru | lstm
     epochs: int = 180
     passages_per_epoch: int = 16_384  # drawn at random each epoch (snippet model: pairs)

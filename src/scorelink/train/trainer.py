@@ -24,7 +24,7 @@ from scorelink.data.store import Dataset
 from scorelink.errors import CheckpointError, ConfigError, DatasetError
 from scorelink.evaluate.metrics import retrieval_metrics
 from scorelink.evaluate.retrieval import eval_records, rank_passages, rank_records
-from scorelink.models.passage import PassageModel, PassageModelConfig
+from scorelink.models.passage import PassageModel, PassageModelConfig, widen_snippets
 from scorelink.models.snippet_model import SnippetModel, SnippetModelConfig
 from scorelink.precision import use_bf16
 from scorelink.train.batches import EpochSampler, PassageSnippets, PieceSampler, collate
@@ -59,14 +59,25 @@ def build_model(config: TrainConfig) -> PassageModel | SnippetModel:
         # run's settings must describe that model, or its checkpoints would describe another.
         # Its CNN shape (a CCA layer too: RNN-FZ-CCA -> RNN-FT-CCA) comes with the weights.
         model = checkpoint.load_model(config.init_from, kind="rnn")[0].train()
+        shape = _cnn_shape(config.init_from)
+        if config.snippet_dim and config.snippet_dim != model.config.snippet_dim:
+            model = widen_snippets(model, config.snippet_dim, seed=config.seed)
+            shape["snippet_dim"] = config.snippet_dim
         wanted = PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
-                                           rnn=config.rnn, **_cnn_shape(config.init_from))
+                                           rnn=config.rnn, **shape)
         if model.config != wanted:
             raise ConfigError(
                 f"{config.init_from} is a {model.config.to_dict()} model, but this run asks for "
                 f"{wanted.to_dict()}: set preset/embed_dim/rnn to match it")
     else:
         shape = _cnn_shape(config.init_from) if config.init_from else {}
+        if config.snippet_dim and shape.get("snippet_dim", config.snippet_dim) \
+                != config.snippet_dim:
+            raise ConfigError(f"{config.init_from}'s CNNs give {shape['snippet_dim']}-d snippet "
+                              f"vectors, not {config.snippet_dim}: only a whole passage model "
+                              "is widened")
+        if config.snippet_dim:
+            shape["snippet_dim"] = config.snippet_dim
         model = PassageModel(PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
                                                        rnn=config.rnn, **shape))
         if config.init_from:
