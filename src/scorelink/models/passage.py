@@ -129,8 +129,9 @@ def widen_snippets(model: PassageModel, snippet_dim: int, *, seed: int = 0) -> P
         raise ValueError(f"snippet vectors can only grow: {old.snippet_dim} -> {snippet_dim}")
     if old.cca:
         raise ValueError("a model with a CCA layer after its CNNs cannot be widened")
-    torch.manual_seed(seed)
-    wide = PassageModel(replace(old, snippet_dim=snippet_dim))
+    with torch.random.fork_rng(devices=[]):  # the new rows' draw, the global stream untouched
+        torch.manual_seed(seed)
+        wide = PassageModel(replace(old, snippet_dim=snippet_dim))
     state = wide.state_dict()
     with torch.no_grad():
         for name, value in model.state_dict().items():
