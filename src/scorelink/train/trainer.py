@@ -71,12 +71,11 @@ def build_model(config: TrainConfig) -> PassageModel | SnippetModel:
                 f"{wanted.to_dict()}: set preset/embed_dim/rnn to match it")
     else:
         shape = _cnn_shape(config.init_from) if config.init_from else {}
-        if config.snippet_dim and shape.get("snippet_dim", config.snippet_dim) \
-                != config.snippet_dim:
-            raise ConfigError(f"{config.init_from}'s CNNs give {shape['snippet_dim']}-d snippet "
-                              f"vectors, not {config.snippet_dim}: only a whole passage model "
-                              "is widened")
         if config.snippet_dim:
+            if shape.get("snippet_dim", config.snippet_dim) != config.snippet_dim:
+                raise ConfigError(f"{config.init_from}'s CNNs give {shape['snippet_dim']}-d "
+                                  f"snippet vectors, not {config.snippet_dim}: only a whole "
+                                  "passage model is widened")
             shape["snippet_dim"] = config.snippet_dim
         model = PassageModel(PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
                                                        rnn=config.rnn, **shape))
