@@ -371,6 +371,9 @@ def test_widened_snippets_keep_the_function_then_train(chorale_dataset, tmp_path
     assert resumed.model.config.snippet_dim == 2 * narrow
     with pytest.raises(ValueError, match="grow"):
         widen_snippets(model, narrow)
+    with pytest.raises(ConfigError, match="grow"):  # one line for the CLI, not a traceback
+        build_model(_config(chorale_dataset, tmp_path / "narrow", init_from=str(tiny_ckpt),
+                            snippet_dim=narrow // 2))
 
 
 def test_bf16_setting(tmp_path, monkeypatch):

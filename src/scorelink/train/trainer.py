@@ -59,10 +59,14 @@ def build_model(config: TrainConfig) -> PassageModel | SnippetModel:
         # run's settings must describe that model, or its checkpoints would describe another.
         # Its CNN shape (a CCA layer too: RNN-FZ-CCA -> RNN-FT-CCA) comes with the weights.
         model = checkpoint.load_model(config.init_from, kind="rnn")[0].train()
-        shape = _cnn_shape(config.init_from)
         if config.snippet_dim and config.snippet_dim != model.config.snippet_dim:
-            model = widen_snippets(model, config.snippet_dim, seed=config.seed)
-            shape["snippet_dim"] = config.snippet_dim
+            try:
+                model = widen_snippets(model, config.snippet_dim, seed=config.seed)
+            except ValueError as error:  # narrower than the checkpoint, or a CCA layer
+                raise ConfigError(f"snippet_dim={config.snippet_dim} for {config.init_from}: "
+                                  f"{error}") from None
+        shape = {"channels": model.config.channels, "snippet_dim": model.config.snippet_dim,
+                 "cca": model.config.cca}
         wanted = PassageModelConfig.preset(config.preset, embed_dim=config.embed_dim,
                                            rnn=config.rnn, **shape)
         if model.config != wanted:
