@@ -343,9 +343,13 @@ def test_align_cli_measures(measured, tiny_ckpt, tmp_path):
 def test_align_measures_need_notes(chorale_dataset, tiny_ckpt, tmp_path, capsys):
     pages, flac, _ = _piece(chorale_dataset)  # page images: no notes
     capsys.readouterr()
-    assert main(["align", "--score", str(pages), "--recording", str(flac), "--measures",
-                 str(tmp_path / "m.csv"), "--checkpoint", str(tiny_ckpt)]) == 2
-    assert "no notes" in capsys.readouterr().err
+    lily = tmp_path / "piece.ly"  # LilyPond's engraving gives notes but no measures
+    lily.write_text("\\relative c' { c4 d e f }\n")
+    for score in (pages, lily):  # refused before any work
+        assert main(["align", "--score", str(score), "--recording", str(flac), "--measures",
+                     str(tmp_path / "m.csv"), "--checkpoint", str(tiny_ckpt)]) == 2
+        assert "--measures needs a score file engraved with Verovio" in capsys.readouterr().err
+    assert not (tmp_path / "m.csv").exists()
 
 
 def test_align_cli_image_only(measured, tiny_ckpt, tmp_path):

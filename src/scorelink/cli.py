@@ -198,7 +198,8 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--split", default="test", choices=["test", "valid", "train"],
                     help="which split of --data (its evaluation rendition)")
     ix.add_argument("--scores", nargs="+", metavar="PATH", default=[],
-                    help="score files or folders: MusicXML/MXL/kern/MEI, PNG/JPG, PDF")
+                    help="score files or folders: MusicXML/MXL/kern/MEI/LilyPond, PNG/JPG, "
+                         "PDF")
     ix.add_argument("--recordings", nargs="+", metavar="PATH", default=[],
                     help="audio files or folders: WAV/FLAC/OGG/MP3")
     ix.add_argument("--add", action="store_true", help="append to an existing index")
@@ -235,8 +236,8 @@ def _parser() -> argparse.ArgumentParser:
                  "Align a whole recording to its score: which system sounds when, in the order "
                  "played (repeats, skips and pauses included).")
     al.add_argument("--score", required=True, metavar="PATH",
-                    help="a score file (MusicXML/MXL/kern/MEI), a PDF, a page image, or a "
-                         "folder of page images/PDFs (pages in name order)")
+                    help="a score file (MusicXML/MXL/kern/MEI/LilyPond), a PDF, a page image, "
+                         "or a folder of page images/PDFs (pages in name order)")
     al.add_argument("--recording", required=True, metavar="AUDIO", help="WAV/FLAC/OGG/MP3")
     al.add_argument("--out", metavar="FILE", help="write the systems as .json or .csv (the "
                                                    "JSON also holds the measures)")
@@ -418,6 +419,7 @@ def _format_hits(results: list[dict], by: str, kind: str) -> str:
 def _align(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from scorelink.data.sources import VEROVIO_SUFFIXES
     from scorelink.search import align
     from scorelink.search.embed import Embedder
 
@@ -425,14 +427,17 @@ def _align(args: argparse.Namespace) -> int:
     for out in outputs:
         if out.suffix.lower() not in (".json", ".csv"):
             raise ScorelinkError(f"{out}: the file must end in .json or .csv")
+    if args.measures and Path(args.score).suffix.lower() not in VEROVIO_SUFFIXES:
+        raise ScorelinkError(f"{args.score}: --measures needs a score file engraved with Verovio "
+                             "(MusicXML, MXL, kern, MEI); it alone gives measures")
     result, systems = align.align_files(args.score, args.recording,
                                         embedder=Embedder.load(args.checkpoint),
                                         image_only=args.image_only)
     played = align.rows(result, systems)
     measures = align.measure_rows(result, systems)
     if args.measures and not measures:
-        raise ScorelinkError(f"{args.score} has no notes to time measures by (a score file "
-                             "engraved with Verovio has: MusicXML, MXL, kern, MEI)")
+        raise ScorelinkError(f"{args.score} has no measures to time (a score file engraved "
+                             "with Verovio has them: MusicXML, MXL, kern, MEI)")
     if args.out:
         _write_rows(Path(args.out), played, "systems", args.recording,
                     extra={"measures": measures} if measures else {})

@@ -27,6 +27,7 @@ KEYBOARD_PIECES = (
 )
 CORPORA = ("chorales",)  # built in; MSMD: msmd_sources()
 SCORE_SUFFIXES = (".musicxml", ".xml", ".mxl", ".krn", ".mei", ".ly")
+VEROVIO_SUFFIXES = SCORE_SUFFIXES[:-1]  # engraved by Verovio, measures and all (.ly: LilyPond)
 MSMD_SPLITS = ("train", "valid", "test")  # MSMD v1.1 (its test_v1 list is not used)
 
 
