@@ -54,7 +54,7 @@ FEATURES = {
 # coefficients than FEATURES names was fitted before the later features were added and uses the
 # first ones (`feature_names`).
 CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
-    # shipped:rnn-piano.pt (stage unheard, epoch 18; shipped 2026-12-06); chorales valid (36
+    # shipped:rnn-piano.pt (stage unheard, epoch 23; shipped 2026-12-06); chorales valid (36
     # pieces) + MSMD valid (48) played by the tonejs piano at every tempo ratio 0.5-2 (`data
     # build --valid-tempi`), the indexed halves' systems; 775 clips of 5-20 s (25 of them
     # speech by eSpeak NG)
