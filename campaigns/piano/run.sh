@@ -77,75 +77,68 @@ if [ ! -f "$RUN/last.pt" ] && [ -f "$STATE/last.pt" ]; then
   echo "seeded $RUN from $STATE (epoch $(tail -1 "$RUN/log.csv" | cut -d, -f1))"
 fi
 
+# What the stages share: the budget of every stage, the three corpora beside MSMD (stage real
+# on), and the recipes that each kept stage added to (each stage below names what it changes).
+BUDGET=(passages_per_epoch=2048 patience=6 epochs=400 workers=1)
+ALL3=(--data "$CHORALES" --data "$BEETHOVEN")
+BASE=(timbre_augment=true tempo_augment=1.6 crop_augment=0.5)
+JOIN=("${BASE[@]}" join_augment=0.5 scan_augment=0.3)
+ROOM=("${JOIN[@]}" room_augment=0.5)
+UNHEARD=("${ROOM[@]}" piano_augment=0.5 fine_eq_augment=0.5)
+
 case $STAGE in
   ft)  # the chorale RNN-FT, warm-started whole and trained on MSMD with every augmentation
-    ARGS=(--init-from chorales lr=5e-4 timbre_augment=true tempo_augment=1.6 crop_augment=0.5
-          passages_per_epoch=2048 patience=6 epochs=400 workers=1) ;;
+    ARGS=(--init-from chorales lr=5e-4 "${BASE[@]}" "${BUDGET[@]}") ;;
   mix)  # stage ft's best trained on with the built-in corpus in the pool beside MSMD, so that
         # the chorales stay known (MSMD's validation still chooses the checkpoint)
-    ARGS=(--data "$CHORALES" --init-from "$STATE_FT/best.pt" lr=1e-4 timbre_augment=true
-          tempo_augment=1.6 crop_augment=0.5 passages_per_epoch=2048 patience=6 epochs=400
-          workers=1) ;;
+    ARGS=(--data "$CHORALES" --init-from "$STATE_FT/best.pt" lr=1e-4 "${BASE[@]}"
+          "${BUDGET[@]}") ;;
   real)  # stage mix's best trained on with the real-scan corpus's training split (Durand scans,
          # nASAP performances) and scan-like engraved strips; chosen by the mean validation MRR
          # of the three folders, so that no kind of music is traded away unseen
-    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_MIX/best.pt" lr=1e-4
-          timbre_augment=true tempo_augment=1.6 crop_augment=0.5 scan_augment=0.3
-          passages_per_epoch=2048 patience=6 epochs=400 workers=1 valid_on=all) ;;
+    ARGS=("${ALL3[@]}" --init-from "$STATE_MIX/best.pt" lr=1e-4 "${BASE[@]}" scan_augment=0.3
+          "${BUDGET[@]}" valid_on=all) ;;
   join)  # stage real's best trained on with half the passages cut across the boundary into
           # the next system (join_augment): clips cut at random places hear such music, and the
           # index's parts show it; a lower learning rate, to stay near stage real's optimum
-    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_REAL/best.pt" lr=5e-5
-          timbre_augment=true tempo_augment=1.6 crop_augment=0.5 join_augment=0.5
-          scan_augment=0.3 passages_per_epoch=2048 patience=6 epochs=400 workers=1
+    ARGS=("${ALL3[@]}" --init-from "$STATE_REAL/best.pt" lr=5e-5 "${JOIN[@]}" "${BUDGET[@]}"
           valid_on=all) ;;
   extra)  # stage join's best trained on with mutopia-extra's keyboard pieces in the pool too
           # (more pieces to tell apart; training only, so validation stays on the three
           # folders that have a validation split)
-    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --data "$MUTOPIA"
-          --init-from "$STATE_JOIN/best.pt" lr=5e-5 timbre_augment=true tempo_augment=1.6
-          crop_augment=0.5 join_augment=0.5 scan_augment=0.3 passages_per_epoch=2048
-          patience=6 epochs=400 workers=1 valid_on=all) ;;
+    ARGS=("${ALL3[@]}" --data "$MUTOPIA" --init-from "$STATE_JOIN/best.pt" lr=5e-5
+          "${JOIN[@]}" "${BUDGET[@]}" valid_on=all) ;;
   hard)  # stage join's best trained on with the loss over the 8 hardest in-batch negatives of
          # each anchor, both ways (sheet and audio anchors): averaged over all 63, the paper's
          # loss has all but stopped teaching (docs/model.md), and what clips and no-match lack
          # is the power to tell pieces apart
-    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_JOIN/best.pt" lr=5e-5
-          hard_negatives=8 symmetric=true timbre_augment=true tempo_augment=1.6
-          crop_augment=0.5 join_augment=0.5 scan_augment=0.3 passages_per_epoch=2048
-          patience=6 epochs=400 workers=1 valid_on=all) ;;
+    ARGS=("${ALL3[@]}" --init-from "$STATE_JOIN/best.pt" lr=5e-5 hard_negatives=8
+          symmetric=true "${JOIN[@]}" "${BUDGET[@]}" valid_on=all) ;;
   room)  # stage join's best trained on with half the passages' audio given a reverberation
          # tail and compressed or expanded dynamics (room_augment): the shipped model lost 12
          # and 23 points of clip R@1 to those, and 13.5 to the test piano (docs/search.md)
-    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_JOIN/best.pt" lr=5e-5
-          timbre_augment=true tempo_augment=1.6 crop_augment=0.5 join_augment=0.5
-          room_augment=0.5 scan_augment=0.3 passages_per_epoch=2048 patience=6 epochs=400
-          workers=1 valid_on=all) ;;
+    ARGS=("${ALL3[@]}" --init-from "$STATE_JOIN/best.pt" lr=5e-5 "${ROOM[@]}" "${BUDGET[@]}"
+          valid_on=all) ;;
   pianos)  # stage room's best trained on with the training pieces also played by the
            # Salamander grand (a sampled concert grand; the others are General MIDI banks): the
            # unknown test piano cost 13.5 points of clip R@1 that colour, room and dynamics
            # did not explain (docs/search.md)
-    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --data "$SALAMANDER/msmd"
-          --data "$SALAMANDER/chorales" --data "$SALAMANDER/beethoven"
-          --init-from "$STATE_ROOM/best.pt" lr=5e-5 timbre_augment=true tempo_augment=1.6
-          crop_augment=0.5 join_augment=0.5 room_augment=0.5 scan_augment=0.3
-          passages_per_epoch=2048 patience=6 epochs=400 workers=1 valid_on=all) ;;
+    ARGS=("${ALL3[@]}" --data "$SALAMANDER/msmd" --data "$SALAMANDER/chorales"
+          --data "$SALAMANDER/beethoven" --init-from "$STATE_ROOM/best.pt" lr=5e-5
+          "${ROOM[@]}" "${BUDGET[@]}" valid_on=all) ;;
   swa)  # stage room's best trained on with room's recipe at a constant learning rate, every
         # epoch's weights kept: clip R@1 swings by several points from one epoch to the next
         # while passage MRR moves by hundredths, so the epochs are averaged afterwards
         # (python -m scorelink.train.average) and the average chosen on validation clips
-    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_ROOM/best.pt" lr=5e-5
-          timbre_augment=true tempo_augment=1.6 crop_augment=0.5 join_augment=0.5
-          room_augment=0.5 scan_augment=0.3 passages_per_epoch=2048 patience=1000 epochs=20
-          keep_epochs=true workers=1 valid_on=all) ;;
+    ARGS=("${ALL3[@]}" --init-from "$STATE_ROOM/best.pt" lr=5e-5 "${ROOM[@]}"
+          passages_per_epoch=2048 patience=1000 epochs=20 keep_epochs=true workers=1
+          valid_on=all) ;;
   pieces)  # stage room's best trained on with batches of 16 pieces x 4 neighbouring systems
            # (piece_batches=4): the shipped model finds training pieces' clips no better than
            # unseen ones' (it underfits), and the paper's loss has stopped teaching on random
            # batches; the systems beside a passage are what a clip cut anywhere confuses
-    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_ROOM/best.pt" lr=5e-5
-          timbre_augment=true tempo_augment=1.6 crop_augment=0.5 join_augment=0.5
-          room_augment=0.5 scan_augment=0.3 piece_batches=4 passages_per_epoch=2048
-          patience=6 epochs=400 workers=1 valid_on=all) ;;
+    ARGS=("${ALL3[@]}" --init-from "$STATE_ROOM/best.pt" lr=5e-5 "${ROOM[@]}"
+          piece_batches=4 "${BUDGET[@]}" valid_on=all) ;;
   unheard)  # stage room's best trained on with half the passages played by a random other
             # piano, note by note (piano_augment), and half through a random equaliser with a
             # gain for every band (fine_eq_augment). The shipped model finds 10 s clips of the
@@ -155,20 +148,15 @@ case $STAGE in
             # (docs/search.md, Other pianos). Chosen on folders built with today's defaults,
             # whose validation is played by tonejs-piano (folders validated by csound-grand,
             # a training piano's samples, would choose blind)
-    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_ROOM/best.pt" lr=5e-5
-          timbre_augment=true tempo_augment=1.6 crop_augment=0.5 join_augment=0.5
-          room_augment=0.5 scan_augment=0.3 piano_augment=0.5 fine_eq_augment=0.5
-          passages_per_epoch=2048 patience=6 epochs=400 workers=1 valid_on=all) ;;
+    ARGS=("${ALL3[@]}" --init-from "$STATE_ROOM/best.pt" lr=5e-5 "${UNHEARD[@]}"
+          "${BUDGET[@]}" valid_on=all) ;;
   wide)  # stage unheard's best widened to 64-d snippet vectors (snippet_dim=64; the paper's 32
          # are all the GRU hears of a second of audio), trained on with unheard's recipe at
          # lr 2e-4 so that the new inputs, which start at weight 0, learn: on the chorale pilot
          # for unknown pianos the widened model beat the same recipe at 32 by +3.1 [-1.6, +7.9]
          # points (docs/search.md, Other pianos)
-    ARGS=(--data "$CHORALES" --data "$BEETHOVEN" --init-from "$STATE_UNHEARD/best.pt" lr=2e-4
-          snippet_dim=64 timbre_augment=true tempo_augment=1.6 crop_augment=0.5
-          join_augment=0.5 room_augment=0.5 scan_augment=0.3 piano_augment=0.5
-          fine_eq_augment=0.5 passages_per_epoch=2048 patience=6 epochs=400 workers=1
-          valid_on=all) ;;
+    ARGS=("${ALL3[@]}" --init-from "$STATE_UNHEARD/best.pt" lr=2e-4 snippet_dim=64
+          "${UNHEARD[@]}" "${BUDGET[@]}" valid_on=all) ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
 esac
 
