@@ -114,6 +114,8 @@ def main() -> None:
                    help="every clip this many dB louder (negative: softer)")
     p.add_argument("--piano", type=int, default=None, metavar="SEED",
                    help="every clip played by a random other piano (batches.replay)")
+    p.add_argument("--ensemble", metavar="CKPT", help="also rank by the mean of this model's "
+                   "image + parts scores and the model's (a two-model ensemble; its own index)")
     p.add_argument("--save", metavar="PICKLE", help="write every clip's ranks here")
     p.add_argument("--against", metavar="PICKLE", help="ranks --save'd by another version on "
                    "the same clips (same seed and lengths): paired differences, ranking by "
@@ -161,6 +163,14 @@ def main() -> None:
     system_vectors = index.vectors("sheet")
     part_set = index.parts()  # as `scorelink index` keeps them (ids 0..N-1: columns)
     shift = index.system_shifts(np.arange(len(rows))) if part_set is not None else None
+    if args.ensemble:  # the second model indexes the same systems in the same order
+        other = Embedder.load(args.ensemble)
+        index2 = Index.write(work / "idx2", collect.from_dataset(
+            args.data, other, split=args.split, recordings=False, records=records),
+            model_name=other.name, fingerprint=other.fingerprint, dim=other.dim)
+        assert [(r["piece"], r["system"]) for r in index2.all_rows("sheet")] == key
+        system_vectors2, part_set2 = index2.vectors("sheet"), index2.parts()
+        shift2 = index2.system_shifts(np.arange(len(rows))) if part_set2 is not None else None
     build_s = time.perf_counter() - t0
 
     judge = SameMusic(index) if index.info.get("notes") else None
@@ -169,6 +179,7 @@ def main() -> None:
     methods = ["image", *(f"image + parts, mix {m:g}" for m in mixes)]
     if shift is not None:  # the index has hubness shifts (search/hubness.py): also without
         methods += ["image + parts, no hubness"]
+    methods += ["ensemble (image + parts)"] if args.ensemble else []
     methods += [] if args.no_fused else ["search, model alone", "fused (notes)"]
     results: dict[float, dict[str, list]] = {}
     groups: dict[float, list[str]] = {}
@@ -201,6 +212,12 @@ def main() -> None:
                 plain = parts.Parts(part_set.vectors, part_set.owner)
                 scores["image + parts, no hubness"] = parts.system_scores(
                     vectors, system_vectors, plain, weights=parts.span_weights(spans_n))
+            if args.ensemble:
+                vectors2 = other.audio(spec, spans_n)
+                scores["ensemble (image + parts)"] = (scores[f"image + parts, mix {mixes[0]:g}"]
+                                                      + parts.system_scores(
+                    vectors2, system_vectors2, part_set2, weights=parts.span_weights(spans_n),
+                    mix=mixes[0], system_shift=shift2)) / 2
             ranked = {name: np.argsort(-s, kind="stable").tolist() for name, s in scores.items()}
             if not args.no_fused:
                 evidence = query.audio_evidence(index, embedder, spec)
@@ -231,7 +248,8 @@ def main() -> None:
           + (f" --reverb {args.reverb:g}" if args.reverb > 0 else "")
           + (f" --power {args.power:g}" if args.power != 1.0 else "")
           + (f" --gain {args.gain:g}" if args.gain else "")
-          + (f" --piano {args.piano}" if args.piano is not None else "") + "`")
+          + (f" --piano {args.piano}" if args.piano is not None else "")
+          + (f" --ensemble {args.ensemble}" if args.ensemble else "") + "`")
     heard = ", ".join(f"{n} pieces' at {sf} x{t:g}" for (sf, t), n in sorted(Counter(
         (g[0]["soundfont"], g[0]["tempo"]) for g in spans.values()).items()))
     print(f"- index: {index.sheet.ntotal} systems of {len(spans)} pieces with their notes, "
