@@ -26,8 +26,9 @@ KEYBOARD_PIECES = (
     "cpebach/h186.mxl",
 )
 CORPORA = ("chorales",)  # built in; MSMD: msmd_sources()
-SCORE_SUFFIXES = (".musicxml", ".xml", ".mxl", ".krn", ".mei", ".ly")
-VEROVIO_SUFFIXES = SCORE_SUFFIXES[:-1]  # engraved by Verovio, measures and all (.ly: LilyPond)
+# Score files Verovio engraves (measures and all); LilyPond's are engraved by LilyPond.
+VEROVIO_SUFFIXES = (".musicxml", ".xml", ".mxl", ".krn", ".mei")
+SCORE_SUFFIXES = VEROVIO_SUFFIXES + (".ly",)
 MSMD_SPLITS = ("train", "valid", "test")  # MSMD v1.1 (its test_v1 list is not used)
 
 
