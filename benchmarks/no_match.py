@@ -21,6 +21,9 @@ kind of query flagged "no confident match" (or refused as no music) under the ca
 package has, with 95 % intervals (cluster bootstrap: clips grouped by piece, noise clips each
 on their own).
 
+--read [READER]: the systems indexed as scans would be: no notes, the noteheads the note
+reader reads off their images (evidence "read" in place of "notes"; --fit prints its entry).
+
 --tempi: renditions at these tempo ratios where the dataset has them (test); --stretch: the
 spectrogram resampled in time by these ratios (valid has tempo 1.0 only). Dataset clips are
 spectrograms read from the dataset (no samples), so the silence check applies to noise only.
@@ -145,7 +148,8 @@ def measure(args) -> dict:
                     embedder.fingerprint[:16], str(len(NOISES)),
                     # the features computed: a cache of fewer is computed afresh
                     f"f{len(confidence.FEATURES['image'])}{len(confidence.FEATURES['notes'])}"
-                    f"a{confidence.ATTACK_CAP:g}"])
+                    f"a{confidence.ATTACK_CAP:g}",
+                    *([f"read-{_reader_key(args.read)}"] if args.read else [])])
     cache = Path(args.cache) / f"no-match-{key}.pkl" if args.cache else None
     if cache and cache.exists():
         return pickle.loads(cache.read_bytes())
@@ -162,7 +166,7 @@ def measure(args) -> dict:
         order = rng.permutation(len(pieces))
         half = {pieces[i] for i in order[: len(pieces) // 2]}
         pending.extend(collect.from_dataset(root, embedder, split=args.split, recordings=False,
-                                            pieces=half))
+                                            pieces=half, read=args.read))
         sets.append((ds, tempi, sorted(half), sorted(set(pieces) - half)))
     work = Path(args.cache or "/tmp") / f"no-match-index-{key}"
     if not (work / "index.json").exists():
@@ -206,9 +210,9 @@ def measure(args) -> dict:
         evidence = query.audio_evidence(index, embedder, c["spec"], notes=True)
         feats = confidence.query_features(index, embedder, c["spec"], evidence)
         row["features"] = feats
-        for path in ("notes", "image"):
-            hits = query.fuse(index, evidence, top=1, paths="fused" if path == "notes"
-                              else "image")
+        for path in (_paths(args)):
+            hits = query.fuse(index, evidence, top=1, paths="image" if path == "image"
+                              else "fused")
             row[f"top_{path}"] = ((hits[0]["piece"], hits[0]["system_in_piece"] - 1) if hits
                                   else None)
         rows.append(row)
@@ -222,6 +226,23 @@ def measure(args) -> dict:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps(out))
     return out
+
+
+def _reader_key(read: bool | str) -> str:
+    """The reader's weights, for the cache key: the shipped one's or the checkpoint's digest."""
+    import hashlib
+    from importlib import resources
+
+    from scorelink.models.reader import SHIPPED_READER
+
+    path = read if isinstance(read, str) else resources.files("scorelink") / "weights" / \
+        SHIPPED_READER
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def _paths(args) -> tuple[str, str]:
+    """The evidences judged: the notes (or the read notes, --read) and the image."""
+    return ("read" if args.read else "notes", "image")
 
 
 def feature_matrix(rows: list[dict], path: str, coef=None, count: int = 0) -> np.ndarray:
@@ -264,6 +285,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fit", action="store_true", help="fit and print the CALIBRATION entry")
     p.add_argument("--cache", help="a folder for the index and the clips' features")
+    p.add_argument("--read", nargs="?", const=True, default=False, metavar="READER",
+                   help="index the systems as scans: read noteheads in place of notes")
     p.add_argument("--features", type=int, default=0,
                    help="with --fit: fit on the first N features of each evidence (default all; "
                         "an ablation of the later ones on the same clips)")
@@ -285,6 +308,8 @@ def main() -> None:
                     *([f"--stretch {args.stretch}"] if args.stretch else []),
                     *([f"--checkpoint {args.checkpoint}"] if args.checkpoint else []),
                     *(["--fit"] if args.fit else []),
+                    *([f"--read {args.read}" if isinstance(args.read, str) else "--read"]
+                      if args.read else []),
                     *([f"--features {args.features}"] if args.features else [])])
     true = [r for r in rows if r["kind"] == "true"]
     print(f"### No match: {args.split} ({date.today()})\n")
@@ -295,11 +320,11 @@ def main() -> None:
     print(f"- index: {m['systems']} systems (with notes) of the indexed half of "
           f"{', '.join(m['names'])}, built in {m['build_s']:.0f} s; {len(rows)} clips of "
           f"{args.seconds} s: {kinds}; features CPU time p50 {m['cpu_ms']:.0f} ms a clip")
-    for path in ("notes", "image"):
+    for path in _paths(args):
         right = np.mean([r[f"top_{path}"] is not None and r[f"top_{path}"][0] == r["truth"][0]
                          for r in true])
         system = np.mean([r[f"top_{path}"] == r["truth"] for r in true])
-        print(f"- true clips, {'fused (notes)' if path == 'notes' else 'image only'}: the best "
+        print(f"- true clips, {'image only' if path == 'image' else f'fused ({path})'}: the best "
               f"answer's piece right {100 * right:.1f} %, its system {100 * system:.1f} %")
     refused = [r for r in rows if r["refused"]]
     print(f"- refused as no music (input check: RMS under {confidence.SILENT_DBFS:g} dBFS or "
@@ -315,7 +340,7 @@ def main() -> None:
     if args.fit:
         y = np.array([r["kind"] == "true" for r in rows], float)
         fitted = {}
-        for path in ("image", "notes"):
+        for path in _paths(args)[::-1]:
             x = feature_matrix(rows, path, count=args.features)
             coef = [float(f"{c:.6g}") for c in confidence.fit(x, y)]  # as printed
             conf = np.array([confidence.confidence((*coef, 0.0), list(v)) for v in x])
@@ -327,7 +352,7 @@ def main() -> None:
                   "flagged")
         print(f"\n    \"{fp}\": {{  # {m['model']}, {date.today()}, "
               f"fitted on {', '.join(m['names'])}")
-        for path in ("image", "notes"):
+        for path in _paths(args)[::-1]:
             print(f"        \"{path}\": {fitted[path]},")
         print("    },\n")
         table = fitted
@@ -336,7 +361,8 @@ def main() -> None:
         return
     rng = np.random.default_rng(0)
     y = np.array([r["kind"] == "true" for r in rows])
-    for path in ("notes", "image"):  # what the shipped threshold keeps, and the target's wording
+    # what the shipped threshold keeps, and the target's wording
+    for path in (p for p in _paths(args) if p in table):
         flagged = verdicts(rows, path, table[path])
         conf = np.array([confidence.confidence(table[path], list(v))
                          for v in feature_matrix(rows, path, table[path])])
@@ -355,7 +381,7 @@ def main() -> None:
     print()
     print("| evidence | queries | n | flagged \"no confident match\" % [95 % interval] |")
     print("|---|---|---|---|")
-    for path in ("notes", "image"):
+    for path in (p for p in _paths(args) if p in table):
         flagged = verdicts(rows, path, table[path])
         for kind in ("true", "not indexed", *NOISES, "all but true"):
             pick = [i for i, r in enumerate(rows)

@@ -90,10 +90,23 @@ def _notes_only(args) -> None:
         notes_module.PITCH_SHARE = args.pitch_share
     ds = Dataset(args.data)
     records = eval_records(ds, split=args.split, tempo=1.0)
-    notes = collect._dataset_notes(ds, records)
+    notes = collect._dataset_notes(ds, records) if not args.read else _read_notes(
+        ds, records, args.read)
     keys = sorted(notes)
-    matcher = NoteMatcher({i: notes[k] for i, k in enumerate(keys)},
-                          {i: k[0] for i, k in enumerate(keys)})
+    if args.read:  # the read timeline at each of its scales; a system's cost: its lowest
+        from scorelink.search.reading import READ_SCALES, timeline
+        matchers = []
+        for scale in READ_SCALES:
+            timed = {}
+            for piece in sorted({k[0] for k in keys}):
+                own = [k for k in keys if k[0] == piece]
+                timed.update(zip(own, timeline([notes[k] for k in own], scale=scale),
+                                 strict=True))
+            matchers.append(NoteMatcher({i: timed[k] for i, k in enumerate(keys)},
+                                        {i: k[0] for i, k in enumerate(keys)}))
+    else:
+        matchers = [NoteMatcher({i: notes[k] for i, k in enumerate(keys)},
+                                {i: k[0] for i, k in enumerate(keys)})]
     soundfont = ds.test_soundfont if args.split == "test" else ds.valid_soundfont
     ratios = [float(t) for t in args.stretch.split(",")] if args.stretch else None
     tempi = ratios or ([float(t) for t in args.tempi.split(",")] if args.tempi else
@@ -107,7 +120,10 @@ def _notes_only(args) -> None:
         for clip in _clips(ds, args.split, cut[0], args.clips, cut[1], rng):
             spec = stretch(clip["spec"], tempo) if ratios and tempo != 1 else clip["spec"]
             t = time.process_time()
-            costs = matcher.match(spec)
+            costs: dict[int, float] = {}
+            for matcher in matchers:
+                for sid, c in matcher.match(spec).items():
+                    costs[sid] = min(c, costs.get(sid, np.inf))
             seconds.append(time.process_time() - t)
             best = min(costs, key=costs.get) if costs else None
             piece, system = keys[best] if best is not None else (None, None)
@@ -120,7 +136,8 @@ def _notes_only(args) -> None:
           f"--clips {args.clips} --seconds {args.seconds:g} --notes-only"
           + (f" --stretch {args.stretch}" if args.stretch else "")
           + f" --pitch-share {notes_module.PITCH_SHARE:g}"
-          + f" --step-penalty {notes_module.STEP_PENALTY:g}`")
+          + f" --step-penalty {notes_module.STEP_PENALTY:g}"
+          + (f" --read {args.read}" if args.read else "") + "`")
     print(f"- {len(keys)} systems of {len({k[0] for k in keys})} pieces; {len(rows)} clips; "
           f"alignment CPU time p50 {1000 * np.median(seconds):.0f} ms a clip\n")
     print("| tempo | piece top-1 % | system R@1 % |\n|---|---|---|")
@@ -149,6 +166,30 @@ def _notes_only(args) -> None:
             lost = int(np.sum((ours != 1) & (theirs == 1)))
             print(f"\n{name} minus {args.against}: {d['diff']:+.1f} [{d['lo']:+.1f}, "
                   f"{d['hi']:+.1f}] ({gained} clips gained, {lost} lost)")
+
+
+def _read_notes(ds: Dataset, records: list[dict], read: str) -> dict[tuple[str, int], np.ndarray]:
+    """(piece, system) -> its noteheads (n, 2) [x px, MIDI pitch]: placed by the engraving
+    (read="engraved": a reader that never errs) or read off its strip by the note reader in
+    the checkpoint `read`."""
+    first = {}
+    for r in records:
+        first.setdefault((r["piece"], r["system"]), r)
+    keys = sorted(first)
+    if read == "engraved":
+        out = {}
+        for k in keys:
+            a, b = first[k]["notes"]
+            table = ds.rendition_notes(first[k])[a:b]
+            out[k] = np.stack([table["x"], table["pitch"]], axis=1).astype(np.float64)
+        return out
+    import torch
+
+    from scorelink.models.reader import NoteReader, read_strips
+
+    model = NoteReader.from_payload(torch.load(read, weights_only=False, map_location="cpu"))
+    heads = read_strips(model, [ds.strip(first[k]) for k in keys])
+    return dict(zip(keys, heads, strict=True))
 
 
 def _index(args, embedder: Embedder) -> Index:
@@ -186,6 +227,10 @@ def main() -> None:
                    help="with --notes-only: notes.PITCH_SHARE for this run (0: chroma alone)")
     p.add_argument("--step-penalty", type=float,
                    help="notes.STEP_PENALTY for this run (0: none, as before 2026-12-05)")
+    p.add_argument("--read", metavar="engraved|CKPT",
+                   help="with --notes-only: the notes read off the systems' images (by the note "
+                   "reader CKPT, or where the engraving put them: a perfect reader) on a "
+                   "timeline of x (search/reading.py), in place of the score's")
     p.add_argument("--notes-only", action="store_true",
                    help="the notes path alone, without the model (no index, no embedding)")
     args = p.parse_args()

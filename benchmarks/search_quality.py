@@ -97,6 +97,12 @@ def main() -> None:
     p.add_argument("--mix", default=str(parts.MIX),
                    help="image + parts: weights of the whole clip's own similarity to try")
     p.add_argument("--no-fused", action="store_true", help="leave out the notes")
+    p.add_argument("--read", nargs="?", const=True, default=False, metavar="READER",
+                   help="index the systems as scans: no notes, the noteheads the note reader "
+                   "(shipped, or the checkpoint READER) reads off their images instead "
+                   "(rows \"read notes alone\" and \"fused (read notes)\")")
+    p.add_argument("--read-weights", help="with --read: also a fused row at each of these "
+                   "weights of the model's score (query.READ_WEIGHT)")
     p.add_argument("--s2a", action="store_true", help="also systems -> recording places")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rendition", choices=("eval", "any"), default="eval",
@@ -149,7 +155,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     pending = collect.from_dataset(args.data, embedder, split=args.split, recordings=False,
-                                   records=records)
+                                   records=records, read=args.read)
     flacs = _recordings(ds, spans) if args.s2a else {}
     if args.s2a:  # the recordings, cut as `scorelink index --recordings` cuts any recording
         recordings = collect.from_recordings(sorted(flacs), embedder)
@@ -180,7 +186,12 @@ def main() -> None:
     if shift is not None:  # the index has hubness shifts (search/hubness.py): also without
         methods += ["image + parts, no hubness"]
     methods += ["ensemble (image + parts)"] if args.ensemble else []
-    methods += [] if args.no_fused else ["search, model alone", "fused (notes)"]
+    fused_name = "fused (read notes)" if args.read else "fused (notes)"
+    methods += [] if args.no_fused else ["search, model alone", fused_name]
+    methods += ["read notes alone"] if args.read and not args.no_fused else []
+    read_weights = [float(w) for w in args.read_weights.split(",")] if args.read_weights else []
+    methods += [] if args.no_fused else [f"fused (read notes), weight {w:g}"
+                                         for w in read_weights]
     results: dict[float, dict[str, list]] = {}
     groups: dict[float, list[str]] = {}
     cpu = []
@@ -223,7 +234,13 @@ def main() -> None:
                 evidence = query.audio_evidence(index, embedder, spec)
                 ranked["search, model alone"] = [
                     h["id"] for h in query.fuse(index, evidence, top=0, paths="image")]
-                ranked["fused (notes)"] = [h["id"] for h in query.fuse(index, evidence, top=0)]
+                ranked[fused_name] = [h["id"] for h in query.fuse(index, evidence, top=0)]
+                if args.read:
+                    ranked["read notes alone"] = [
+                        h["id"] for h in query.fuse(index, evidence, top=0, paths="read")]
+                for w in read_weights:
+                    ranked[f"fused (read notes), weight {w:g}"] = [
+                        h["id"] for h in query.fuse(index, evidence, top=0, read_weight=w)]
             cpu.append(time.process_time() - c0)
             groups[seconds].append(piece)
             for name, ids in ranked.items():
@@ -249,7 +266,10 @@ def main() -> None:
           + (f" --power {args.power:g}" if args.power != 1.0 else "")
           + (f" --gain {args.gain:g}" if args.gain else "")
           + (f" --piano {args.piano}" if args.piano is not None else "")
-          + (f" --ensemble {args.ensemble}" if args.ensemble else "") + "`")
+          + (f" --ensemble {args.ensemble}" if args.ensemble else "")
+          + ((" --read" + (f" {args.read}" if isinstance(args.read, str) else ""))
+             if args.read else "")
+          + (f" --read-weights {args.read_weights}" if args.read_weights else "") + "`")
     heard = ", ".join(f"{n} pieces' at {sf} x{t:g}" for (sf, t), n in sorted(Counter(
         (g[0]["soundfont"], g[0]["tempo"]) for g in spans.values()).items()))
     print(f"- index: {index.sheet.ntotal} systems of {len(spans)} pieces with their notes, "

@@ -30,10 +30,12 @@ def page_path(piece: str, page: int) -> str:
 def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
                  tempo: float = 1.0, progress: bool = False,
                  recordings: bool = True, pieces: set[str] | None = None,
-                 records: list[dict] | None = None) -> Pending:
+                 records: list[dict] | None = None, read: bool | str = False) -> Pending:
     """The split's systems (sheet side) and its evaluation rendition's passages (audio side;
     recordings=False: the systems only); pieces: only these pieces of the split; records: these
-    passages (one rendition of each piece) in place of the evaluation rendition's."""
+    passages (one rendition of each piece) in place of the evaluation rendition's; read: the
+    systems as scans would be indexed, with the noteheads the shipped note reader (or the one
+    in the checkpoint `read` names) reads off their images in place of their notes."""
     from scorelink.data.store import Dataset
     from scorelink.evaluate.retrieval import eval_records
 
@@ -63,7 +65,10 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
           "top": r["box"][0], "left": r["box"][1], "bottom": r["box"][2], "right": r["box"][3],
           "page_image": page_path(r["piece"], r["page"]), "source": f"dataset:{split}"}
          for r in systems],
-        whole, [notes.get((r["piece"], r["system"])) for r in systems], tuple(halves), held)
+        whole, [None] * len(systems) if read else [notes.get((r["piece"], r["system"]))
+                                                   for r in systems],
+        tuple(halves), held,
+        read_heads(strips, reader=read if isinstance(read, str) else None) if read else None)
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
         pending.pages[page_path(piece, page)] = ds.page(piece, page)
     by_rendition: dict[tuple[str, str], list[dict]] = {}
@@ -81,6 +86,15 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
              for r in group],
             embedder.audio(spec, [(r["start_frame"], r["end_frame"]) for r in group]))
     return pending
+
+
+def read_heads(strips: list[np.ndarray], *, reader: str | None = None) -> list[np.ndarray]:
+    """The noteheads (n, 2) [x px, MIDI pitch] the note reader (the shipped one, or the
+    checkpoint `reader`) reads off each strip of a system that has no notes
+    (`models/reader.py`; the notes path aligns clips to them, `search/reading.py`)."""
+    from scorelink.models.reader import load_reader, read_strips
+
+    return read_strips(load_reader(reader), strips)
 
 
 def piece_parts(embedder: Embedder, strips: list[np.ndarray]) -> list[np.ndarray]:
@@ -166,7 +180,8 @@ def from_scores(paths: Iterable[str | Path], embedder: Embedder, *,
               "page_image": page_path(piece, s["page"]), "source": str(path.resolve())}
              for k, s in enumerate(systems)],
             whole, [s.get("notes") for s in systems], tuple(halves),
-            piece_parts(embedder, strips))
+            piece_parts(embedder, strips),
+            read_heads(strips) if path.suffix.lower() in IMAGE_SUFFIXES else None)
         for i, page in enumerate(pages):
             pending.pages[page_path(piece, i)] = page
     return pending

@@ -15,7 +15,9 @@ music is in the index, and compares it with a threshold:
   sub-windows
   (the share of the clip's sub-windows, `sub_spans`, whose nearest system lies in the best
   answer's piece), and the clip's chroma change and spread as above (they need no notes);
-- both: the clip's attacks (`attack`, capped at ATTACK_CAP): struck notes rise in a frame and
+- evidence "read" (an index of scans or page images whose noteheads the note reader read,
+  `search/reading.py`): the features of "notes", from the costs of the read notes;
+- all: the clip's attacks (`attack`, capped at ATTACK_CAP): struck notes rise in a frame and
   die away slowly, while a hum, a tone or a voice rises and falls alike.
 
 confidence = sigmoid(b0 + b . features), with coefficients fitted per model (a logistic
@@ -48,6 +50,7 @@ KEEP = 0.95  # the threshold keeps this share of true (indexed) validation queri
 FEATURES = {
     "image": ("best", "piece_gap", "agreement", "change", "spread", "attack"),
     "notes": ("cost", "piece_gap", "change", "spread", "image_best", "attack"),
+    "read": ("cost", "piece_gap", "change", "spread", "image_best", "attack"),
 }
 # fingerprint[:16] -> {evidence: (b0, b1, ..., threshold)}, printed by
 # `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches"). An entry with fewer
@@ -118,7 +121,7 @@ class Verdict:
 
     confidence: float | None  # None: no calibration for this model
     threshold: float | None
-    evidence: str  # "notes" or "image": which calibration judged
+    evidence: str  # "notes", "read" or "image": which calibration judged
     match: bool | None  # confidence >= threshold; None without calibration
     model: str  # the fingerprint's first 16 hex digits
 
@@ -222,14 +225,15 @@ def attack(spec: np.ndarray) -> float:
 
 def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
                    evidence: dict) -> dict[str, dict[str, float]]:
-    """The features of both calibrations for one query: {"image": {...}, "notes": {...}}
-    ("notes" empty when the evidence has no notes costs)."""
-    image, costs = evidence["image"], evidence["notes"]
+    """The features of every calibration for one query: {"image": {...}, "notes": {...},
+    "read": {...}} ("notes" and "read" empty when the evidence has no such costs)."""
+    image = evidence["image"]
     best_image = sorted(image, key=lambda i: -image[i])[:50]
-    best_notes = sorted(costs, key=lambda i: costs[i])[:50]
-    pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(set(best_image)
-                                                                        | set(best_notes)))}
-    out: dict[str, dict[str, float]] = {"image": {}, "notes": {}}
+    best = {kind: sorted(evidence.get(kind) or {}, key=(evidence.get(kind) or {}).get)[:50]
+            for kind in ("notes", "read")}
+    pieces = {r["id"]: r["piece"] for r in index.rows(
+        "sheet", sorted(set(best_image).union(*best.values())))}
+    out: dict[str, dict[str, float]] = {"image": {}, "notes": {}, "read": {}}
     audio = {"change": chroma_change(spec), "spread": chroma_spread(spec),
              "attack": min(attack(spec), ATTACK_CAP)}
     if best_image:
@@ -243,13 +247,12 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
         agree = [sub_pieces.get(int(i)) == pieces[top] for i in ids[:, 0]]
         out["image"] = {"best": image[top], "piece_gap": image[top] - max(other, default=floor),
                         "agreement": float(np.mean(agree)), **audio}
-    if best_notes:
-        top = best_notes[0]
-        other = [costs[i] for i in best_notes if pieces[i] != pieces[top]]
-        out["notes"] = {"cost": costs[top],
-                        "piece_gap": min(other, default=NO_COST) - costs[top],
-                        **audio,
-                        "image_best": out["image"].get("best", 0.0)}
+    for kind, ids in best.items():
+        if ids:
+            costs, top = evidence[kind], ids[0]
+            other = [costs[i] for i in ids if pieces[i] != pieces[top]]
+            out[kind] = {"cost": costs[top], "piece_gap": min(other, default=NO_COST) - costs[top],
+                         **audio, "image_best": out["image"].get("best", 0.0)}
     return out
 
 
@@ -264,10 +267,13 @@ def feature_names(kind: str, coef: tuple[float, ...]) -> tuple[str, ...]:
 
 def judge(fingerprint: str, features: dict[str, dict[str, float]]) -> Verdict:
     """The verdict of the model's calibration on a query's features: the notes' where the
-    query has notes features, else the image's."""
-    kind = "notes" if features.get("notes") else "image"
+    query has notes features, else the read notes' where it has those and the model a read
+    calibration, else the image's."""
     model = fingerprint[:16]
-    coef = CALIBRATION.get(model, {}).get(kind)
+    entry = CALIBRATION.get(model, {})
+    kind = ("notes" if features.get("notes") else
+            "read" if features.get("read") and "read" in entry else "image")
+    coef = entry.get(kind)
     if coef is None or not features.get(kind):
         return Verdict(None, None, kind, None, model)
     conf = confidence(coef, [features[kind][name] for name in feature_names(kind, coef)])

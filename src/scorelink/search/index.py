@@ -10,7 +10,9 @@
                               halves(system id, first- and second-half vectors), parts(system
                               id, its parts' vectors: runs of the joined strip, `parts.py`),
                               hubness(system id, its own and its parts' shifts, where the
-                              model has a bank, `hubness.py`)
+                              model has a bank, `hubness.py`), heads(system id, x, pitch):
+                              the noteheads the note reader read off a system that has no
+                              notes (a scan, a page image; `reading.py`)
     IDX/pages/<piece>/page-NNN.png   the page images, for display
 
 Writes are atomic: a change writes the files of a new generation, then replaces index.json in
@@ -62,6 +64,9 @@ CREATE TABLE IF NOT EXISTS halves (
 CREATE TABLE IF NOT EXISTS parts (system INTEGER PRIMARY KEY, vectors BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS hubness (system INTEGER PRIMARY KEY, own REAL NOT NULL,
     parts BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS heads (system INTEGER NOT NULL, x REAL NOT NULL,
+    pitch INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS heads_system ON heads (system);
 CREATE INDEX IF NOT EXISTS windows_recording ON windows (recording);
 CREATE INDEX IF NOT EXISTS notes_system ON notes (system);
 CREATE INDEX IF NOT EXISTS systems_piece ON systems (piece);
@@ -108,11 +113,15 @@ class Pending:
     # the piece's joined systems, many across a boundary; clips cut anywhere are ranked with
     # them), or None
     system_parts: list[np.ndarray | None] = field(default_factory=list)
+    # per system without notes: the noteheads read off its image, (n, 2) float [x px, MIDI
+    # pitch] (`models/reader.py`), or None
+    system_heads: list[np.ndarray | None] = field(default_factory=list)
 
     def add_systems(self, rows: list[dict], vectors: np.ndarray,
                     notes: list[np.ndarray | None] | None = None,
                     halves: tuple[np.ndarray, np.ndarray] | None = None,
-                    parts: list[np.ndarray] | None = None) -> None:
+                    parts: list[np.ndarray] | None = None,
+                    heads: list[np.ndarray | None] | None = None) -> None:
         if len(rows) != len(vectors):
             raise ValueError("one vector per system")
         if notes is not None and len(notes) != len(rows):
@@ -121,6 +130,8 @@ class Pending:
             raise ValueError("one first and one second half per system")
         if parts is not None and len(parts) != len(rows):
             raise ValueError("one array of part vectors per system")
+        if heads is not None and len(heads) != len(rows):
+            raise ValueError("one array of noteheads (or None) per system")
         self._pad()
         self.systems += rows
         self.system_vectors.append(np.asarray(vectors, np.float32))
@@ -129,11 +140,13 @@ class Pending:
                                if halves is not None else [None] * len(rows))
         self.system_parts += ([np.asarray(v, np.float32) for v in parts] if parts is not None
                               else [None] * len(rows))
+        self.system_heads += list(heads) if heads is not None else [None] * len(rows)
 
     def _pad(self) -> None:  # rows added directly to `systems`: no notes, halves or parts
         self.system_notes += [None] * (len(self.systems) - len(self.system_notes))
         self.system_halves += [None] * (len(self.systems) - len(self.system_halves))
         self.system_parts += [None] * (len(self.systems) - len(self.system_parts))
+        self.system_heads += [None] * (len(self.systems) - len(self.system_heads))
 
     def add_windows(self, rows: list[dict], vectors: np.ndarray) -> None:
         if len(rows) != len(vectors):
@@ -148,6 +161,7 @@ class Pending:
         self.system_notes += other.system_notes
         self.system_halves += other.system_halves
         self.system_parts += other.system_parts
+        self.system_heads += other.system_heads
         self.systems += other.systems
         self.system_vectors += other.system_vectors
         self.windows += other.windows
@@ -359,6 +373,41 @@ class Index:
             self._matcher = NoteMatcher(self.notes(), piece)
         return self._matcher
 
+    def heads(self) -> dict[int, np.ndarray]:
+        """System id -> the noteheads read off its image, (n, 2) float64 [x px, MIDI pitch];
+        only systems without notes, in an index made since heads were kept."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                           "name='heads'").fetchone() is None:
+            return {}
+        rows = np.array(self.db.execute("SELECT system, x, pitch FROM heads ORDER BY system, x"
+                                        ).fetchall(), dtype=np.float64).reshape(-1, 3)
+        cuts = np.flatnonzero(np.diff(rows[:, 0])) + 1
+        return {int(part[0, 0]): part[:, 1:] for part in np.split(rows, cuts) if len(part)}
+
+    def read_matchers(self) -> list:
+        """The read noteheads as notes on the timeline of x (`reading.timeline`), one
+        `notes.NoteMatcher` per READ_SCALES (built on first use and kept); [] when no system
+        has heads."""
+        if getattr(self, "_read_matchers", None) is None:
+            from scorelink.search.notes import NoteMatcher
+            from scorelink.search.reading import READ_SCALES, timeline
+
+            heads = self.heads()
+            rows = [r for r in self.db.execute("SELECT id, piece FROM systems ORDER BY id")
+                    if r["id"] in heads]
+            piece = {r["id"]: r["piece"] for r in rows}
+            by_piece: dict[str, list[int]] = {}
+            for r in rows:  # ids ascend in reading order within a piece
+                by_piece.setdefault(r["piece"], []).append(r["id"])
+            self._read_matchers = []
+            for scale in READ_SCALES if heads else ():
+                timed = {}
+                for ids in by_piece.values():
+                    timed.update(zip(ids, timeline([heads[i] for i in ids], scale=scale),
+                                     strict=True))
+                self._read_matchers.append(NoteMatcher(timed, piece))
+        return self._read_matchers
+
     def system_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids (n,) ascending, vectors (n, D)) of every system, read once and kept."""
         if getattr(self, "_system_matrix", None) is None:
@@ -427,6 +476,7 @@ class Index:
                 first = _append(db, sheet, "systems", pending.systems, pending.system_vectors,
                                 dim)
                 _append_notes(db, first, pending)
+                _append_heads(db, first, pending)
                 _append_halves(db, first, pending)
                 _append_parts(db, first, pending)
                 _append_hubness(db, first, pending, fingerprint)
@@ -492,6 +542,19 @@ def _append_notes(db: sqlite3.Connection, first: int, pending: Pending) -> None:
     db.executemany("INSERT INTO notes (system, onset, offset, pitch) VALUES (?, ?, ?, ?)", rows)
 
 
+def _append_heads(db: sqlite3.Connection, first: int, pending: Pending) -> None:
+    pending._pad()
+    rows = []
+    for k, heads in enumerate(pending.system_heads):
+        if heads is None or not len(heads):
+            continue
+        heads = np.asarray(heads, np.float64)
+        if heads.ndim != 2 or heads.shape[1] != 2:
+            raise SearchIndexError(f"noteheads of shape {heads.shape}; (n, 2) expected")
+        rows += [(first + k, float(x), int(p)) for x, p in heads]
+    db.executemany("INSERT INTO heads (system, x, pitch) VALUES (?, ?, ?)", rows)
+
+
 def _rename_clashes(pending: Pending, db: sqlite3.Connection) -> Pending:
     """Pieces and recordings already in the index get `~2`, `~3`, ... in what is added, so that
     an `add` never replaces an indexed page image or mixes two recordings' windows."""
@@ -522,7 +585,8 @@ def _rename_clashes(pending: Pending, db: sqlite3.Connection) -> Pending:
                for r in pending.windows]
     return Pending(systems, pending.system_vectors, windows, pending.window_vectors,
                    {page(rel): image for rel, image in pending.pages.items()}, pending.skipped,
-                   pending.system_notes, pending.system_halves, pending.system_parts)
+                   pending.system_notes, pending.system_halves, pending.system_parts,
+                   pending.system_heads)
 
 
 def _append_halves(db: sqlite3.Connection, first: int, pending: Pending) -> None:

@@ -48,6 +48,9 @@ MODEL_CANDIDATES = 10  # systems the model proposes for note alignment, per quer
 IMAGE_WEIGHT = 0.0
 SCAN_WEIGHT = 0.001
 NO_NOTES_COST = 0.3
+# A system without notes whose noteheads the note reader read (a scan, a page image;
+# `search/reading.py`) scores READ_WEIGHT x the model's score - its read-notes cost.
+READ_WEIGHT = 0.1
 TIE_DIGITS = 5  # fused scores equal to this many decimals are a tie (`fuse`)
 
 
@@ -80,12 +83,21 @@ def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
     {"image": {system id: the model's score} (`model_evidence`),
      "notes": {system id: lowest alignment cost} (empty without notes),
      "with_notes": the ids of systems that have notes,
-     "spans": {system id: the timeline frames its best alignment covers}."""
+     "spans": {system id: the timeline frames its best alignment covers},
+     "read": {system id: lowest alignment cost against the notes read off its image, over
+     the timeline's scales} (systems without notes; empty when none was read),
+     "with_heads": the ids of systems with read noteheads}."""
     image, proposed = model_evidence(index, embedder, spec, depth=depth)
     matcher = index.note_matcher() if notes else None
     spans: dict[int, tuple[int, int]] = {}
+    read: dict[int, float] = {}
+    readers = index.read_matchers() if notes else []
+    for reader in readers:
+        for i, c in notes_evidence(reader, spec, proposed).items():
+            read[i] = min(c, read.get(i, np.inf))
     return {"image": image, "notes": notes_evidence(matcher, spec, proposed, spans=spans),
-            "with_notes": matcher.systems if matcher is not None else set(), "spans": spans}
+            "with_notes": matcher.systems if matcher is not None else set(), "spans": spans,
+            "read": read, "with_heads": set().union(*(r.systems for r in readers))}
 
 
 def model_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
@@ -177,38 +189,48 @@ def notes_evidence(matcher, spec: np.ndarray, proposed: list[list[int]], *,
 
 
 def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_WEIGHT,
-         paths: str = "fused") -> list[dict]:
-    """Rank systems by the fused score of `audio_evidence` (paths="image" or "notes": by one
-    path alone).
+         read_weight: float = READ_WEIGHT, paths: str = "fused") -> list[dict]:
+    """Rank systems by the fused score of `audio_evidence` (paths="image", "notes" or "read":
+    by one path alone).
 
     Fused: a system with notes scores weight x the model's score minus its notes cost (weight:
-    IMAGE_WEIGHT, 0: the notes decide), a system without notes (a scan) SCAN_WEIGHT x the
-    model's score minus NO_NOTES_COST. Equal scores (the same music printed twice, which no
-    audio tells apart) go to the system the score plays more often (a repeat or a da capo
-    replays it), then to the earlier one.
-    Each answer says which evidence ranked it: "notes" or "image" (whichever alone would rank
-    it higher), "both" (the same rank), with the scores of both. The first answer, where the
-    notes ranked it, also lists the systems that hold the music its alignment covers note for
-    note ("same_music": the same music printed twice, which no recording tells apart)."""
-    image, costs = evidence["image"], evidence["notes"]
+    IMAGE_WEIGHT, 0: the notes decide), a system whose notes were read off its image
+    read_weight (READ_WEIGHT) x the model's score minus its read cost, any other system (a
+    scan in an index made before heads were kept) SCAN_WEIGHT x the model's score minus
+    NO_NOTES_COST. Equal scores (the same music printed twice, which no audio tells apart) go
+    to the system the score plays more often (a repeat or a da capo replays it), then to the
+    earlier one.
+    Each answer says which evidence ranked it: "notes" (or "read notes", for notes read off
+    the image) or "image" (whichever alone would rank it higher), "both" (the same rank), with
+    the scores of both. The first answer, where the notes ranked it, also lists the systems
+    that hold the music its alignment covers note for note ("same_music": the same music
+    printed twice, which no recording tells apart)."""
+    image, read = evidence["image"], evidence.get("read") or {}
+    costs = {**read, **evidence["notes"]}  # a system has notes or read heads, not both
     if not costs:  # nothing aligned to notes (an index of scans): the model's score as it is
         paths = "image"
     floor = min(image.values(), default=0.0)  # systems the model did not return
-    worst = max(costs.values(), default=NO_NOTES_COST)  # systems with notes not aligned
-    with_notes = evidence["with_notes"]
+    with_notes, with_heads = evidence["with_notes"], evidence.get("with_heads") or set()
+    worst = max(evidence["notes"].values(), default=NO_NOTES_COST)  # with notes, not aligned
+    worst_read = max(read.values(), default=NO_NOTES_COST)
 
-    def cost(i: int) -> float:
-        return costs.get(i, worst if i in with_notes else NO_NOTES_COST)
+    def fused_score(i: int) -> float:
+        if i in with_notes:
+            return weight * image.get(i, floor) - costs.get(i, worst)
+        if i in with_heads:
+            return read_weight * image.get(i, floor) - costs.get(i, worst_read)
+        return SCAN_WEIGHT * image.get(i, floor) - NO_NOTES_COST
 
     ids = set(image) | set(costs)
     if paths == "image":
         fused = {i: image.get(i, floor) for i in ids}
         ranked = sorted(fused, key=lambda i: (-fused[i], i))
     else:  # notes costs: equal to TIE_DIGITS decimals is the same music
-        fused = ({i: -costs[i] for i in costs} if paths == "notes" else
-                 {i: (weight if i in with_notes else SCAN_WEIGHT) * image.get(i, floor) - cost(i)
-                  for i in ids})
-        plays = index.note_matcher().plays
+        fused = ({i: -evidence["notes"][i] for i in evidence["notes"]} if paths == "notes" else
+                 {i: -read[i] for i in read} if paths == "read" else
+                 {i: fused_score(i) for i in ids})
+        matcher = index.note_matcher()
+        plays = matcher.plays if matcher is not None else {}
         ranked = sorted(fused, key=lambda i: (-round(fused[i], TIE_DIGITS), -plays.get(i, 1), i))
     ranked = ranked[: _limit(top)]
     image_rank = {i: k for k, i in enumerate(sorted(image, key=lambda i: -image[i]))}
@@ -217,7 +239,8 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_W
     out = []
     for k, (i, r) in enumerate(zip(ranked, rows, strict=True)):
         a, b = image_rank.get(i, len(image)), notes_rank.get(i, len(costs))
-        word = "image" if not costs or a < b else "notes" if b < a else "both"
+        notes_word = "read notes" if i in read else "notes"
+        word = "image" if not costs or a < b else notes_word if b < a else "both"
         out.append({"rank": k + 1, "score": round(fused[i], 4), **_system(index, r),
                     "evidence": word, "image_score": round(image.get(i, floor), 4),
                     "notes_cost": round(costs[i], 4) if i in costs else None})

@@ -1,0 +1,212 @@
+"""Train the note reader (`scorelink.models.reader`) on engraved systems whose noteheads the
+engraving placed.
+
+    python -m scorelink.train.reader --data DIR [--data DIR ...] --out RUN [--minutes M]
+        [--resume] [--seed 0]
+    python -m scorelink.train.reader --ship RUN/best.pt   # -> scorelink/weights/reader.pt
+
+Every dataset folder's training systems (one strip per system, its notes' x and pitch from the
+engraving: `x` in the notes tables) teach it, their validation systems judge it after each
+epoch: a notehead read is right when the engraving has a note of that pitch within MATCH_PX;
+precision, recall and F1 of pitches and of pitch classes. RUN/last.pt is written after every
+epoch (model and optimizer), RUN/best.pt when validation F1 rises; RUN/log.jsonl has a line an
+epoch. Augmentation: half the strips made to look scanned (`scanlike.scan_like`), every strip
+stretched in width by 0.8-1.25 (engravers space notes differently) and shifted up or down by
+up to SHIFT_PX.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scorelink.models.reader import LOWEST, PITCHES, READER_STRIDE, NoteReader, as_input
+
+MATCH_PX = 8.0  # a read notehead within this many px of an engraved one of its pitch: right
+HEAD_PX = 5.0  # output columns whose centre lies this near a notehead are its targets
+SHIFT_PX = 6
+STRETCH = (0.8, 1.25)
+POS_WEIGHT = 4.0  # noteheads are rare among (column, pitch) cells
+BATCH = 8
+LR = 1e-3
+
+
+def systems(root: str | Path, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(strip uint8 (H, W), notes (n, 2) [x px, MIDI pitch]) of each system of the split, as
+    the first rendition of its piece plays it (every performed note's head; ties are not
+    struck again and have none)."""
+    from scorelink.data.store import Dataset
+
+    ds = Dataset(root)
+    first: dict[str, str] = {}
+    out = []
+    for r in ds.records(split=split):
+        if first.setdefault(r["piece"], r["rendition"]) != r["rendition"] or r["occurrence"]:
+            continue
+        a, b = r["notes"]
+        table = ds.rendition_notes(r)[a:b]
+        ok = np.isfinite(table["x"]) & (table["pitch"] >= LOWEST) & (
+            table["pitch"] < LOWEST + PITCHES)
+        notes = np.stack([table["x"][ok], table["pitch"][ok]], axis=1).astype(np.float64)
+        out.append((ds.strip(r), notes))
+    return out
+
+
+def targets(notes: np.ndarray, columns: int) -> np.ndarray:
+    """(columns, PITCHES) float32 0/1: the output columns near each notehead of its pitch."""
+    y = np.zeros((columns, PITCHES), np.float32)
+    centres = np.arange(columns) * READER_STRIDE + READER_STRIDE / 2
+    for x, pitch in notes:
+        near = np.abs(centres - x) <= HEAD_PX
+        y[near, int(pitch) - LOWEST] = 1.0
+    return y
+
+
+def augment(strip: np.ndarray, notes: np.ndarray, rng: np.random.Generator
+            ) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.ndimage import zoom
+
+    from scorelink.train.scanlike import scan_like
+
+    if rng.random() < 0.5:
+        strip = scan_like(strip, rng)
+    f = rng.uniform(*STRETCH)
+    strip = np.clip(zoom(strip.astype(np.float32), (1.0, f), order=1), 0, 255).astype(np.uint8)
+    shift = int(rng.integers(-SHIFT_PX, SHIFT_PX + 1))
+    if shift:
+        moved = np.full_like(strip, 255)
+        if shift > 0:
+            moved[shift:] = strip[:-shift]
+        else:
+            moved[:shift] = strip[-shift:]
+        strip = moved
+    return strip, notes * [f, 1.0]
+
+
+def batch_tensors(items: list[tuple[np.ndarray, np.ndarray]]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs (B, 1, H, W), targets (B, W / stride, PITCHES), mask (B, W / stride))."""
+    x = as_input([s for s, _ in items])
+    columns = x.shape[-1] // READER_STRIDE
+    y = np.stack([targets(n, columns) for _, n in items])
+    mask = np.zeros((len(items), columns), np.float32)
+    for k, (s, _) in enumerate(items):
+        mask[k, :-(-s.shape[1] // READER_STRIDE)] = 1.0
+    return x, torch.from_numpy(y), torch.from_numpy(mask)
+
+
+def score(read: list[np.ndarray], truth: list[np.ndarray]) -> dict[str, float]:
+    """Precision, recall and F1 of read noteheads (x, pitch) against the engraved ones, by pitch
+    and by pitch class (a read head is right when an unclaimed true one lies within MATCH_PX)."""
+    out = {}
+    for name, fold in (("pitch", lambda p: p), ("class", lambda p: p % 12)):
+        hits = n_read = n_true = 0
+        for r, t in zip(read, truth, strict=True):
+            n_read, n_true = n_read + len(r), n_true + len(t)
+            free = np.ones(len(t), bool)
+            for x, p in r:
+                near = free & (np.abs(t[:, 0] - x) <= MATCH_PX) & (fold(t[:, 1]) == fold(p))
+                if near.any():
+                    free[np.flatnonzero(near)[0]] = False
+                    hits += 1
+        precision, recall = hits / max(n_read, 1), hits / max(n_true, 1)
+        out[f"{name}_precision"], out[f"{name}_recall"] = precision, recall
+        out[f"{name}_f1"] = 2 * precision * recall / max(precision + recall, 1e-9)
+    return out
+
+
+@torch.no_grad()
+def validate(model: NoteReader, valid: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    from scorelink.models.reader import read_strips
+
+    model.eval()
+    read = read_strips(model, [s for s, _ in valid])
+    model.train()
+    return score(read, [n for _, n in valid])
+
+
+def ship(source: str | Path, dest: str | Path | None = None) -> Path:
+    """Write a trained reader's checkpoint as the package ships it: its weights in float16
+    (half the size; `NoteReader.from_payload` reads them back as float32)."""
+    from importlib import resources
+
+    from scorelink.models.reader import SHIPPED_READER
+
+    payload = torch.load(source, map_location="cpu", weights_only=False)
+    payload["state"] = {k: v.half() if v.is_floating_point() else v
+                        for k, v in payload["state"].items()}
+    dest = Path(dest or resources.files("scorelink") / "weights" / SHIPPED_READER)
+    torch.save(payload, dest)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", action="append")
+    p.add_argument("--out")
+    p.add_argument("--ship", metavar="CKPT", help="write CKPT as the shipped reader and stop")
+    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    if args.ship:
+        print(f"shipped {args.ship} as {ship(args.ship)}")
+        return 0
+    if not args.data or not args.out:
+        p.error("--data and --out are needed to train")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train = [s for d in args.data for s in systems(d, "train")]
+    valid = [s for d in args.data for s in systems(d, "valid")]
+    print(f"{len(train)} training systems, {len(valid)} validation systems", flush=True)
+    model = NoteReader()
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=1e-4)
+    epoch, best = 0, -1.0
+    if args.resume and (out / "last.pt").exists():
+        state = torch.load(out / "last.pt", weights_only=False)
+        model.load_state_dict(state["model"]["state"])
+        opt.load_state_dict(state["optimizer"])
+        epoch, best = state["epoch"], state["best"]
+        rng = np.random.default_rng(args.seed + epoch)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(POS_WEIGHT), reduction="none")
+    end = time.time() + 60 * args.minutes
+    model.train()
+    while time.time() < end:
+        t0, losses = time.time(), []
+        order = rng.permutation(len(train))
+        for k in range(0, len(train) - BATCH + 1, BATCH):
+            items = [augment(*train[i], rng) for i in order[k:k + BATCH]]
+            x, y, mask = batch_tensors(items)
+            loss = (loss_fn(model(x), y).mean(-1) * mask).sum() / mask.sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if time.time() > end:
+                break
+        epoch += 1
+        metrics = validate(model, valid)
+        row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0,
+               **{k: round(v, 4) for k, v in metrics.items()}}
+        print(json.dumps(row), flush=True)
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if metrics["pitch_f1"] > best:
+            best = metrics["pitch_f1"]
+            torch.save({**model.payload(), "epoch": epoch, "metrics": metrics}, out / "best.pt")
+        torch.save({"model": model.payload(), "optimizer": opt.state_dict(), "epoch": epoch,
+                    "best": best}, out / "last.pt")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

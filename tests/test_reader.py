@@ -1,0 +1,62 @@
+"""The note reader: noteheads read off a system's image, and the timeline the notes path takes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scorelink.constants import STRIP_HEIGHT
+from scorelink.models.reader import (
+    LOWEST,
+    PITCHES,
+    READER_STRIDE,
+    NoteReader,
+    ReaderConfig,
+    as_input,
+    peaks,
+)
+from scorelink.search.reading import PX_PER_SECOND, timeline
+
+
+def test_peaks_finds_one_head_per_run_at_its_centre():
+    probs = np.zeros((50, PITCHES))
+    probs[10:13, 60 - LOWEST] = 0.9  # columns 10-12: one head at the run's centre
+    probs[10:12, 64 - LOWEST] = 0.8  # a chord: another pitch at the same place
+    probs[30, 60 - LOWEST] = 0.7  # the same pitch again later
+    probs[40, 70 - LOWEST] = 0.4  # under the threshold
+    heads = peaks(probs)
+    # sorted by x, then pitch: the chord's heads first (x 44 and 46), then the later one
+    np.testing.assert_allclose(heads, [[11 * READER_STRIDE, 64], [11.5 * READER_STRIDE, 60],
+                                       [30.5 * READER_STRIDE, 60]])
+
+
+def test_timeline_lays_systems_end_to_end():
+    one = np.array([[100.0, 60], [102.0, 64], [180.0, 62], [260.0, 65]])  # a chord, two notes
+    two = np.array([[90.0, 67], [170.0, 69]])
+    notes = timeline([one, two])
+    first, second = notes
+    # the chord's heads start together; each note lasts until the system's next onset
+    np.testing.assert_allclose(first[:2, 0], 0.0)
+    np.testing.assert_allclose(first[:, 1], np.r_[80, 80, 160, 160 + 0.5 * PX_PER_SECOND]
+                               / PX_PER_SECOND)
+    np.testing.assert_allclose(first[:, 2], one[:, 1])
+    # the second system starts one median onset gap (80 px) after the first's last onset
+    assert second[0, 0] == pytest.approx((160 + 80) / PX_PER_SECOND)
+    assert second[1, 0] - second[0, 0] == pytest.approx(80 / PX_PER_SECOND)
+    slow = timeline([one, two], scale=2.0)
+    np.testing.assert_allclose(slow[1][:, :2], 2 * second[:, :2])
+    assert timeline([np.zeros((0, 2)), two])[0].shape == (0, 3)
+
+
+def test_reader_shapes_and_checkpoint_round_trip():
+    model = NoteReader(ReaderConfig(channels=(4, 4, 4, 4), hidden=8, gru=4)).eval()
+    strips = [np.full((STRIP_HEIGHT, 97), 255, np.uint8), np.zeros((STRIP_HEIGHT, 40), np.uint8)]
+    x = as_input(strips)
+    assert x.shape == (2, 1, STRIP_HEIGHT, 100) and float(x[0].max()) == 0.0  # paper is 0
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (2, 100 // READER_STRIDE, PITCHES)
+    again = NoteReader.from_payload(model.payload())
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), out)
