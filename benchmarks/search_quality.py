@@ -272,8 +272,10 @@ def main() -> None:
           + (f" --read-weights {args.read_weights}" if args.read_weights else "") + "`")
     heard = ", ".join(f"{n} pieces' at {sf} x{t:g}" for (sf, t), n in sorted(Counter(
         (g[0]["soundfont"], g[0]["tempo"]) for g in spans.values()).items()))
-    print(f"- index: {index.sheet.ntotal} systems of {len(spans)} pieces with their notes, "
-          f"{len(part_set.owner)} parts ({'/'.join(f'{x:g}' for x in parts.PART_SYSTEMS)} "
+    print(f"- index: {index.sheet.ntotal} systems of {len(spans)} pieces "
+          + ("with the noteheads read off their images (no notes), " if args.read else
+             "with their notes, ")
+          + f"{len(part_set.owner)} parts ({'/'.join(f'{x:g}' for x in parts.PART_SYSTEMS)} "
           f"system long, every snippet); built in {build_s:.0f} s; clips from {heard};"
           f" ranking CPU time p50 {1000 * np.median(cpu):.0f} ms a clip (all ways)\n")
     ci_rng = np.random.default_rng(0)

@@ -81,6 +81,12 @@ def test_verdict_uses_the_models_calibration_and_its_threshold(monkeypatch):
     assert v.match is False and "no confident match" in v.message
     v = confidence.judge(fp, {"image": image, "notes": notes})  # notes take precedence
     assert v.evidence == "notes" and v.match is False  # sigmoid(-1) < 0.5
+    # notes read off scans: their own calibration where the model has one, else the image's
+    v = confidence.judge(fp, {"image": image, "notes": {}, "read": notes})
+    assert v.evidence == "image" and v.match
+    table[fp[:16]]["read"] = table[fp[:16]]["notes"]
+    v = confidence.judge(fp, {"image": image, "notes": {}, "read": notes})
+    assert v.evidence == "read" and v.match is False
 
 
 def test_an_entry_fitted_before_a_feature_was_added_weighs_the_earlier_ones(monkeypatch):

@@ -60,3 +60,58 @@ def test_reader_shapes_and_checkpoint_round_trip():
     again = NoteReader.from_payload(model.payload())
     with torch.no_grad():
         torch.testing.assert_close(again(x), out)
+
+
+def test_page_images_keep_read_noteheads_that_find_the_recording(chorale_dataset, tiny_scores,
+                                                                  tiny_ckpt, tmp_path):
+    """Page images indexed as scans keep the noteheads the shipped reader reads off them (the
+    engraving's pitches, most of them), a score file keeps its notes instead, and a clip of a
+    page's piece is found by the read notes with an untrained model."""
+    from PIL import Image
+
+    from scorelink.data.spectrogram import spectrogram
+    from scorelink.data.store import Dataset
+    from scorelink.search import collect, query
+    from scorelink.search.embed import Embedder
+    from scorelink.search.index import Index
+    from scorelink.search.reading import READ_SCALES
+    from scorelink.search.recordings import read_audio
+    from scorelink.train.reader import score
+
+    ds = Dataset(chorale_dataset)
+    scores = tmp_path / "pages"
+    scores.mkdir()
+    records = ds.records(split="test", tempo=1.0)
+    pieces = sorted({r["piece"] for r in ds.records(split="train")} | {records[0]["piece"]})
+    for piece in pieces:
+        Image.fromarray(ds.page(piece, 0)).save(scores / f"{piece}.png")
+    (scores / "a.musicxml").write_bytes((tiny_scores / "a.musicxml").read_bytes())
+    embedder = Embedder.load(str(tiny_ckpt))
+    index = Index.write(tmp_path / "idx", collect.from_scores([scores], embedder),
+                        model_name=embedder.name, fingerprint=embedder.fingerprint,
+                        dim=embedder.dim)
+    rows = index.all_rows("sheet")
+    heads, notes = index.heads(), index.notes()
+    assert set(heads) == {r["id"] for r in rows if r["piece"] != "pages/a"}
+    assert set(notes) == {r["id"] for r in rows if r["piece"] == "pages/a"}
+    assert len(index.read_matchers()) == len(READ_SCALES)
+
+    # the first page's systems as read, against the engraving's noteheads
+    mine = [r for r in records if r["page"] == 0 and not r["occurrence"]]
+    ids = {r["system"]: r["id"] for r in rows if r["piece"] == f"pages/{records[0]['piece']}"}
+    truth = []
+    for r in mine:
+        a, b = r["notes"]
+        table = ds.rendition_notes(r)[a:b]
+        truth.append(np.stack([table["x"], table["pitch"]], axis=1))
+    found = score([heads[ids[r["system"]]] for r in mine], truth)
+    assert found["class_f1"] > 0.6, found
+
+    # ten seconds of the piece's recording: the read notes rank its page's systems first
+    flac = chorale_dataset / "pieces" / records[0]["piece"] / f"{records[0]['rendition']}.flac"
+    spec = spectrogram(read_audio(flac))[:, 200:400]
+    evidence = query.audio_evidence(index, embedder, spec)
+    assert evidence["read"] and set(evidence["read"]) <= set(heads)
+    best = query.fuse(index, evidence, top=3)[0]
+    assert best["piece"] == f"pages/{records[0]['piece']}" and best["evidence"] != "image"
+    index.close()

@@ -406,9 +406,9 @@ def _format_hits(results: list[dict], by: str, kind: str) -> str:
         lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['hits']:>4}  {r['piece']}"
                   for r in results]
     elif kind == "audio":  # evidence: what ranked the answer there (notes, image or both)
-        lines = [f"{'rank':>4}  {'score':>6}  {'page':>4}  {'system':>6}  {'evidence':>8}  piece"]
+        lines = [f"{'rank':>4}  {'score':>6}  {'page':>4}  {'system':>6}  {'evidence':>10}  piece"]
         lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['page']:>4}  {r['system']:>6}  "
-                  f"{r.get('evidence', 'image'):>8}  {r['piece']}" for r in results]
+                  f"{r.get('evidence', 'image'):>10}  {r['piece']}" for r in results]
     else:
         lines = [f"{'rank':>4}  {'score':>6}  {'start':>8}  {'end':>8}  recording"]
         lines += [f"{r['rank']:>4}  {r['score']:>6.3f}  {r['start']:>8.1f}  {r['end']:>8.1f}  "

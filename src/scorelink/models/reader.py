@@ -30,6 +30,7 @@ LOWEST = 21  # MIDI A0: pitch row 0
 PITCHES = 88
 READER_STRIDE = 4  # strip columns per output column
 SHIPPED_READER = "reader.pt"  # in scorelink/weights
+READ_THRESHOLD = 0.5  # a notehead where its pitch's probability reaches this
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def as_input(strips: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(x)
 
 
-def peaks(probs: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
+def peaks(probs: np.ndarray, *, threshold: float = READ_THRESHOLD) -> np.ndarray:
     """(columns, PITCHES) probabilities -> (n, 2) float [x px, MIDI pitch] notes: each run of
     columns over the threshold for one pitch is one notehead, at the run's centre."""
     above = probs >= threshold
@@ -108,7 +109,7 @@ def peaks(probs: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
 
 @torch.no_grad()
 def read_strips(model: NoteReader, strips: list[np.ndarray], *, batch: int = 8,
-                threshold: float = 0.5) -> list[np.ndarray]:
+                threshold: float = READ_THRESHOLD) -> list[np.ndarray]:
     """The noteheads (n, 2) [x px, MIDI pitch] of each uint8 strip (STRIP_HEIGHT, W)."""
     out = []
     for k in range(0, len(strips), batch):

@@ -484,13 +484,14 @@ class Index:
                 n_sys = db.execute("SELECT count(*) FROM systems").fetchone()[0]
                 n_win = db.execute("SELECT count(*) FROM windows").fetchone()[0]
                 n_notes = db.execute("SELECT count(*) FROM notes").fetchone()[0]
+                n_heads = db.execute("SELECT count(*) FROM heads").fetchone()[0]
             db.close()
             for rel, image in pending.pages.items():
                 _save_png(building / rel, image)
             faiss.write_index(sheet, str(building / f"sheet-{new}.faiss"))
             faiss.write_index(audio, str(building / f"audio-{new}.faiss"))
             info = {**info, "generation": new, "systems": n_sys, "windows": n_win,
-                    "notes": n_notes}
+                    "notes": n_notes, "heads": n_heads}
             tmp = building / "index.json.tmp"
             tmp.write_text(json.dumps(info, indent=1) + "\n")
             tmp.replace(building / "index.json")  # the commit point

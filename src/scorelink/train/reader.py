@@ -4,6 +4,8 @@ engraving placed.
     python -m scorelink.train.reader --data DIR [--data DIR ...] --out RUN [--minutes M]
         [--resume] [--seed 0]
     python -m scorelink.train.reader --ship RUN/best.pt   # -> scorelink/weights/reader.pt
+    python -m scorelink.train.reader --data DIR [--data DIR ...] --evaluate CKPT \
+        [--split valid] [--thresholds 0.3,0.5,0.7]
 
 Every dataset folder's training systems (one strip per system, its notes' x and pitch from the
 engraving: `x` in the notes tables) teach it, their validation systems judge it after each
@@ -121,13 +123,30 @@ def score(read: list[np.ndarray], truth: list[np.ndarray]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def validate(model: NoteReader, valid: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    from scorelink.models.reader import read_strips
+def validate(model: NoteReader, valid: list[tuple[np.ndarray, np.ndarray]], *,
+             threshold: float | None = None) -> dict[str, float]:
+    from scorelink.models.reader import READ_THRESHOLD, read_strips
 
     model.eval()
-    read = read_strips(model, [s for s, _ in valid])
+    read = read_strips(model, [s for s, _ in valid], threshold=threshold or READ_THRESHOLD)
     model.train()
     return score(read, [n for _, n in valid])
+
+
+def evaluate(path: str, folders: list[str], split: str, thresholds: list[float]) -> None:
+    """Print the reader's scores on the folders' split at each threshold (Markdown)."""
+    from scorelink.models.reader import load_reader
+
+    model = load_reader(path)
+    print("| data | threshold | pitch P / R / F1 | pitch class P / R / F1 |\n|---|---|---|---|")
+    for folder in folders:
+        held = systems(folder, split)
+        for t in thresholds:
+            m = validate(model, held, threshold=t)
+            print(f"| {Path(folder).name} {split} ({len(held)} systems) | {t:g} | "
+                  + " | ".join(" / ".join(f"{100 * m[f'{k}_{x}']:.1f}"
+                                          for x in ("precision", "recall", "f1"))
+                               for k in ("pitch", "class")) + " |")
 
 
 def ship(source: str | Path, dest: str | Path | None = None) -> Path:
@@ -150,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", action="append")
     p.add_argument("--out")
     p.add_argument("--ship", metavar="CKPT", help="write CKPT as the shipped reader and stop")
+    p.add_argument("--evaluate", metavar="CKPT", help="score CKPT on --split of --data, stop")
+    p.add_argument("--split", default="valid")
+    p.add_argument("--thresholds", default="0.5")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -157,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.ship:
         print(f"shipped {args.ship} as {ship(args.ship)}")
+        return 0
+    if args.evaluate and args.data:
+        torch.set_num_threads(args.threads)
+        evaluate(args.evaluate, args.data, args.split,
+                 [float(t) for t in args.thresholds.split(",")])
         return 0
     if not args.data or not args.out:
         p.error("--data and --out are needed to train")
