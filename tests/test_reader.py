@@ -105,7 +105,7 @@ def test_page_images_keep_read_noteheads_that_find_the_recording(chorale_dataset
         table = ds.rendition_notes(r)[a:b]
         truth.append(np.stack([table["x"], table["pitch"]], axis=1))
     found = score([heads[ids[r["system"]]] for r in mine], truth)
-    assert found["class_f1"] > 0.6, found
+    assert found["class_f1"] > 0.7, found  # 0.83 with the reader shipped on 2026-12-06
 
     # ten seconds of the piece's recording: the read notes rank its page's systems first
     flac = chorale_dataset / "pieces" / records[0]["piece"] / f"{records[0]['rendition']}.flac"

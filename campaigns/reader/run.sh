@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The note reader's training, resumable on any machine (docs/reader.md).
+#
+#   campaigns/reader/run.sh MINUTES
+#
+# Trains on the engraved training systems of the built-in chorales and of MSMD (their
+# noteheads' positions come from the engraving) and is judged on their validation systems after
+# every epoch. The run folder ($SCORELINK_WORK/runs/reader, default ~/scorelink-work) is seeded
+# from campaigns/reader/state/ when the machine has none of its own; after MINUTES its small
+# state (last.pt: the model and the optimizer; log.jsonl) is copied back there to commit. Ship
+# a checkpoint with `python -m scorelink.train.reader --ship RUN/best.pt` (on a fresh machine,
+# best.pt is what this machine's epochs bettered; the shipped reader is the best before them).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MINUTES=${1:?usage: run.sh MINUTES}
+WORK=${SCORELINK_WORK:-$HOME/scorelink-work}
+MSMD=${MSMD:-$WORK/data/msmd}  # built as campaigns/piano/run.sh builds it
+CHORALES=${CHORALES:-$WORK/data/chorales}
+RUN=$WORK/runs/reader
+STATE=campaigns/reader/state
+BIN=.venv/bin
+
+if [ ! -f "$MSMD/manifest.jsonl" ]; then
+  $BIN/scorelink data build --corpus msmd --msmd-dir ../shared/data/msmd --out "$MSMD" \
+      --renditions 4
+fi
+if [ ! -f "$CHORALES/manifest.jsonl" ]; then
+  $BIN/scorelink data build --corpus chorales --out "$CHORALES"
+fi
+mkdir -p "$RUN"
+if [ ! -f "$RUN/last.pt" ] && [ -f "$STATE/last.pt" ]; then
+  cp "$STATE/last.pt" "$STATE/log.jsonl" "$RUN/"
+fi
+$BIN/python -m scorelink.train.reader --data "$CHORALES" --data "$MSMD" --out "$RUN" \
+    --minutes "$MINUTES" --resume
+cp "$RUN/last.pt" "$RUN/log.jsonl" "$STATE/"
