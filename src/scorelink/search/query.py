@@ -49,8 +49,12 @@ IMAGE_WEIGHT = 0.0
 SCAN_WEIGHT = 0.001
 NO_NOTES_COST = 0.3
 # A system without notes whose noteheads the note reader read (a scan, a page image;
-# `search/reading.py`) scores READ_WEIGHT x the model's score - its read-notes cost.
-READ_WEIGHT = 0.1
+# `search/reading.py`) scores READ_WEIGHT x the model's score - its read-notes cost. Chosen on
+# validation (benchmarks/search_quality.py --split valid --read --read-weights ..., the chorales
+# and MSMD, 100 clips of 5, 10 and 20 s each, 2026-12-06): R@1 of the clip's middle system,
+# mean of the six, at weights 0 / 0.05 / 0.1 / 0.2 / 0.3 / 0.5: 79.8 / 81.0 / 81.5 / 82.0 /
+# 82.8 / 80.7 % (the model alone 24.8 %; docs/reader.md)
+READ_WEIGHT = 0.3
 TIE_DIGITS = 5  # fused scores equal to this many decimals are a tie (`fuse`)
 
 
