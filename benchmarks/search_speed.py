@@ -2,13 +2,15 @@
 the peak memory of `scorelink serve` with a 100k index.
 
     python benchmarks/search_speed.py --data data/chorales [--checkpoint CKPT] [--pages DIR]
-    python benchmarks/search_speed.py --data data/chorales --notes-only
+    python benchmarks/search_speed.py --data data/chorales --notes-only [--read]
 
 Notes (symbolic scores): a 10 s clip against 1,000 and 10,000 systems that keep notes (made-up
 chords, about 10 s a system, 20 systems a piece) and parts (PARTS_PER_SYSTEM synthetic vectors
 each): embedding of the clip and its sub-windows + FAISS (systems and parts) + the parts'
 scores + chroma shingles + DTW on the candidates + fusion. The first query builds the score
-chroma and shingles (timed apart).
+chroma and shingles (timed apart). --read: the systems as scans with read noteheads in place
+of notes (the same made-up chords, at 78 px a second: `search/reading.py`), aligned at the
+timeline's three scales.
 
 Latency: a 20 s audio clip from the dataset's test recordings, spectrogram + embedding + FAISS
 search (+ metadata lookup), p50 and p95 over repeated queries. The size sweep fills the sheet
@@ -70,7 +72,8 @@ def _latency(index: Index, embedder: Embedder, clip: np.ndarray, repeats: int) -
 PARTS_PER_SYSTEM = 24  # about what `scorelink index` keeps (MSMD test: 17,576 for 729 systems)
 
 
-def _notes_index(root: Path, embedder: Embedder, n: int, seed: int = 0) -> Index:
+def _notes_index(root: Path, embedder: Embedder, n: int, seed: int = 0, *,
+                 read: bool = False) -> Index:
     """n systems with synthetic vectors and parts, and made-up notes (chords every 0.25-1 s,
     ~10 s each)."""
     rng = np.random.default_rng(seed)
@@ -88,18 +91,27 @@ def _notes_index(root: Path, embedder: Embedder, n: int, seed: int = 0) -> Index
                                chords.ravel()], axis=1))
     pending = Pending()
     parts = _synthetic(n * PARTS_PER_SYSTEM, embedder.dim, 3).reshape(n, PARTS_PER_SYSTEM, -1)
-    pending.add_systems(rows, _synthetic(n, embedder.dim, 1), notes, parts=list(parts))
+    if read:  # the same chords as noteheads along x (px from the system's start)
+        from scorelink.search.reading import PX_PER_SECOND
+
+        heads = [np.stack([(c[:, 0] - c[0, 0]) * PX_PER_SECOND + 50, c[:, 2]], axis=1)
+                 for c in notes]
+        pending.add_systems(rows, _synthetic(n, embedder.dim, 1), parts=list(parts),
+                            heads=heads)
+    else:
+        pending.add_systems(rows, _synthetic(n, embedder.dim, 1), notes, parts=list(parts))
     return Index.write(root, pending, model_name=embedder.name,
                        fingerprint=embedder.fingerprint, dim=embedder.dim)
 
 
 def _notes_latency(work: Path, embedder: Embedder, clip: np.ndarray, sizes: list[int],
-                   repeats: int) -> list[tuple]:
+                   repeats: int, *, read: bool = False) -> list[tuple]:
     out = []
     for n in sizes:
-        index = _notes_index(work / f"notes-{n}", embedder, n)
+        index = _notes_index(work / f"notes-{n}", embedder, n, read=read)
         t0 = time.perf_counter()
-        index.note_matcher().candidates(np.ones((12, 100), np.float32))  # builds shingles
+        for matcher in index.read_matchers() if read else [index.note_matcher()]:
+            matcher.candidates(np.ones((12, 100), np.float32))  # builds shingles
         build = time.perf_counter() - t0
         query.search_audio(index, embedder, clip, top=10)  # warm-up
         wall, cpu = [], []
@@ -154,6 +166,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--notes-sizes", default="1000,10000")
     p.add_argument("--notes-only", action="store_true", help="only the symbolic-score sweep")
+    p.add_argument("--read", action="store_true",
+                   help="that sweep with read noteheads (scans) in place of notes")
     args = p.parse_args()
     embedder = Embedder.load(args.checkpoint)
     flacs = sorted(Path(args.data).rglob("musescore-grand@1.00.flac"))
@@ -164,12 +178,14 @@ def main() -> None:
     soundfile.write(clip_path, clip, 22050)
 
     notes_sizes = [int(s) for s in args.notes_sizes.split(",") if s]
-    notes_rows = _notes_latency(work, embedder, audio[: 10 * 22050], notes_sizes, args.repeats)
-    print(f"### Search with notes ({date.today()})\n")
+    notes_rows = _notes_latency(work, embedder, audio[: 10 * 22050], notes_sizes, args.repeats,
+                                read=args.read)
+    print(f"### Search with {'read notes (scans)' if args.read else 'notes'} ({date.today()})\n")
     print(f"- machine: {machine()}; model {embedder.name}; load average "
           f"{os.getloadavg()[0]:.1f} at the end")
     print(f"- `python benchmarks/search_speed.py --data {args.data}"
-          + (" --notes-only" if args.notes_only else "") + "`\n")
+          + (" --notes-only" if args.notes_only else "") + (" --read" if args.read else "")
+          + "`\n")
     print("| systems with notes | first query builds (s) | p50 (ms) | p95 (ms) | "
           "CPU p50 (ms) | CPU p95 (ms) |\n|---|---|---|---|---|---|")
     for n, build, p50, p95, c50, c95 in notes_rows:

@@ -114,4 +114,12 @@ def test_page_images_keep_read_noteheads_that_find_the_recording(chorale_dataset
     assert evidence["read"] and set(evidence["read"]) <= set(heads)
     best = query.fuse(index, evidence, top=3)[0]
     assert best["piece"] == f"pages/{records[0]['piece']}" and best["evidence"] != "image"
+
+    # the score file's own music is found by its notes, not outscored by read pages
+    from test_notes import _synth
+
+    mine = np.concatenate([notes[i] for i in sorted(notes)])
+    clip = spectrogram(_synth(mine))
+    best = query.fuse(index, query.audio_evidence(index, embedder, clip), top=3)[0]
+    assert best["piece"] == "pages/a" and best["evidence"] in ("notes", "both")
     index.close()

@@ -199,11 +199,12 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_W
 
     Fused: a system with notes scores weight x the model's score minus its notes cost (weight:
     IMAGE_WEIGHT, 0: the notes decide), a system whose notes were read off its image
-    read_weight (READ_WEIGHT) x the model's score minus its read cost, any other system (a
-    scan in an index made before heads were kept) SCAN_WEIGHT x the model's score minus
-    NO_NOTES_COST. Equal scores (the same music printed twice, which no audio tells apart) go
-    to the system the score plays more often (a repeat or a da capo replays it), then to the
-    earlier one.
+    read_weight (READ_WEIGHT) x how far the model's score falls short of the query's best
+    minus its read cost (never above a system with notes for the model's sake: an index may
+    hold both), any other system (a scan in an index made before heads were kept) SCAN_WEIGHT
+    x the model's score minus NO_NOTES_COST. Equal scores (the same music printed twice,
+    which no audio tells apart) go to the system the score plays more often (a repeat or a da
+    capo replays it), then to the earlier one.
     Each answer says which evidence ranked it: "notes" (or "read notes", for notes read off
     the image) or "image" (whichever alone would rank it higher), "both" (the same rank), with
     the scores of both. The first answer, where the notes ranked it, also lists the systems
@@ -214,15 +215,15 @@ def fuse(index: Index, evidence: dict, *, top: int = 10, weight: float = IMAGE_W
     if not costs:  # nothing aligned to notes (an index of scans): the model's score as it is
         paths = "image"
     floor = min(image.values(), default=0.0)  # systems the model did not return
+    best_image = max(image.values(), default=0.0)
     with_notes, with_heads = evidence["with_notes"], evidence.get("with_heads") or set()
-    worst = max(evidence["notes"].values(), default=NO_NOTES_COST)  # with notes, not aligned
-    worst_read = max(read.values(), default=NO_NOTES_COST)
+    worst = max(costs.values(), default=NO_NOTES_COST)  # a system with notes not aligned
 
     def fused_score(i: int) -> float:
         if i in with_notes:
             return weight * image.get(i, floor) - costs.get(i, worst)
         if i in with_heads:
-            return read_weight * image.get(i, floor) - costs.get(i, worst_read)
+            return read_weight * (image.get(i, floor) - best_image) - costs.get(i, worst)
         return SCAN_WEIGHT * image.get(i, floor) - NO_NOTES_COST
 
     ids = set(image) | set(costs)
