@@ -186,7 +186,8 @@ def main() -> None:
     print(f"- `python benchmarks/search_speed.py --data {args.data}"
           + (" --notes-only" if args.notes_only else "") + (" --read" if args.read else "")
           + "`\n")
-    print("| systems with notes | first query builds (s) | p50 (ms) | p95 (ms) | "
+    print(f"| systems with {'read notes' if args.read else 'notes'} | first query builds (s) | "
+          "p50 (ms) | p95 (ms) | "
           "CPU p50 (ms) | CPU p95 (ms) |\n|---|---|---|---|---|---|")
     for n, build, p50, p95, c50, c95 in notes_rows:
         print(f"| {n:,} | {build:.1f} | {p50:.0f} | {p95:.0f} | {c50:.0f} | {c95:.0f} |")
