@@ -229,15 +229,11 @@ def measure(args) -> dict:
 
 
 def _reader_key(read: bool | str) -> str:
-    """The reader's weights, for the cache key: the shipped one's or the checkpoint's digest."""
-    import hashlib
-    from importlib import resources
+    """The reader's weights (the shipped one's or the checkpoint's digest): the cache key, and
+    the key of the read calibration's entry."""
+    from scorelink.models.reader import reader_digest
 
-    from scorelink.models.reader import SHIPPED_READER
-
-    path = read if isinstance(read, str) else resources.files("scorelink") / "weights" / \
-        SHIPPED_READER
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return reader_digest(read if isinstance(read, str) else None)
 
 
 def _paths(args) -> tuple[str, str]:
@@ -337,6 +333,10 @@ def main() -> None:
     print()
 
     table = dict(confidence.CALIBRATION.get(fp, {}))
+    if args.read:  # the entry fitted with this reader
+        table.pop("read", None)
+        if f"read:{_reader_key(args.read)}" in table:
+            table["read"] = table[f"read:{_reader_key(args.read)}"]
     if args.fit:
         y = np.array([r["kind"] == "true" for r in rows], float)
         fitted = {}
@@ -353,7 +353,8 @@ def main() -> None:
         print(f"\n    \"{fp}\": {{  # {m['model']}, {date.today()}, "
               f"fitted on {', '.join(m['names'])}")
         for path in _paths(args)[::-1]:
-            print(f"        \"{path}\": {fitted[path]},")
+            key = f"read:{_reader_key(args.read)}" if path == "read" else path
+            print(f"        \"{key}\": {fitted[path]},")
         print("    },\n")
         table = fitted
     if not table:

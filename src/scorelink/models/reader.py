@@ -122,6 +122,17 @@ def read_strips(model: NoteReader, strips: list[np.ndarray], *, batch: int = 8,
     return out
 
 
+@lru_cache(maxsize=4)
+def reader_digest(path: str | None = None) -> str:
+    """The first 12 hex digits of the SHA-256 of a reader's checkpoint file (by default the
+    shipped one): what a read calibration was fitted with (`search/confidence.py`)."""
+    import hashlib
+    from pathlib import Path
+
+    path = path or str(resources.files("scorelink") / "weights" / SHIPPED_READER)
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
 @lru_cache(maxsize=2)
 def load_reader(path: str | None = None) -> NoteReader:
     """A trained note reader: the checkpoint at `path` (`scorelink.train.reader` writes

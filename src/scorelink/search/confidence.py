@@ -16,7 +16,9 @@ music is in the index, and compares it with a threshold:
   (the share of the clip's sub-windows, `sub_spans`, whose nearest system lies in the best
   answer's piece), and the clip's chroma change and spread as above (they need no notes);
 - evidence "read" (an index of scans or page images whose noteheads the note reader read,
-  `search/reading.py`): the features of "notes", from the costs of the read notes;
+  `search/reading.py`): the features of "notes", from the costs of the read notes; its entry
+  is keyed "read:" + the shipped reader's digest (`models.reader.reader_digest`), so that a
+  retrained reader is never judged by a calibration fitted to another one;
 - all: the clip's attacks (`attack`, capped at ATTACK_CAP): struck notes rise in a frame and
   die away slowly, while a hum, a tone or a voice rises and falls alike.
 
@@ -66,8 +68,9 @@ CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
         "notes": (-5.06181, -21.3852, 37.8111, -0.755751, 3.39429, 5.91108, 2.40947,
                   0.829187),
         # the same clips, indexed as scans with the noteheads the shipped note reader read
-        # (`no_match.py ... --fit --read`, 2026-12-06)
-        "read": (-31.4059, -5.11161, 48.6689, -0.789792, 7.7028, 11.1089, 12.6576, 0.180196),
+        # (`no_match.py ... --fit --read`, 2026-12-06); keyed by the reader's digest
+        "read:0847d5326aab": (-31.4059, -5.11161, 48.6689, -0.789792, 7.7028, 11.1089,
+                              12.6576, 0.180196),
     },
     # stage room, epoch 28 (shipped as rnn-piano.pt from 2026-12-05, late, until stage
     # unheard; `git show b27517c:src/scorelink/weights/rnn-piano.pt`); refitted
@@ -272,10 +275,14 @@ def judge(fingerprint: str, features: dict[str, dict[str, float]]) -> Verdict:
     """The verdict of the model's calibration on a query's features: the notes' where the
     query has notes features, else the read notes' where it has those and the model a read
     calibration, else the image's."""
+    from scorelink.models.reader import reader_digest
+
     model = fingerprint[:16]
-    entry = CALIBRATION.get(model, {})
+    entry = dict(CALIBRATION.get(model, {}))
+    if features.get("read"):
+        entry["read"] = entry.get(f"read:{reader_digest()}")
     kind = ("notes" if features.get("notes") else
-            "read" if features.get("read") and "read" in entry else "image")
+            "read" if entry.get("read") is not None else "image")
     coef = entry.get(kind)
     if coef is None or not features.get(kind):
         return Verdict(None, None, kind, None, model)
