@@ -532,28 +532,29 @@ def _append(db: sqlite3.Connection, index, table: str, rows: list[dict],
 
 def _append_notes(db: sqlite3.Connection, first: int, pending: Pending) -> None:
     pending._pad()
-    rows = []
-    for k, notes in enumerate(pending.system_notes):
-        if notes is None or not len(notes):
-            continue
-        notes = np.asarray(notes, np.float64)
-        if notes.ndim != 2 or notes.shape[1] != 3:
-            raise SearchIndexError(f"notes of shape {notes.shape}; (n, 3) expected")
-        rows += [(first + k, float(a), float(b), int(p)) for a, b, p in notes]
-    db.executemany("INSERT INTO notes (system, onset, offset, pitch) VALUES (?, ?, ?, ?)", rows)
+    _append_arrays(db, first, pending.system_notes, "notes", ("onset", "offset", "pitch"))
 
 
 def _append_heads(db: sqlite3.Connection, first: int, pending: Pending) -> None:
     pending._pad()
+    _append_arrays(db, first, pending.system_heads, "heads", ("x", "pitch"))
+
+
+def _append_arrays(db: sqlite3.Connection, first: int, arrays: list[np.ndarray | None],
+                   table: str, columns: tuple[str, ...]) -> None:
+    """Rows (system id, *columns) of per-system arrays (n, len(columns)), the last column an
+    integer (the MIDI pitch); systems with None or nothing are left out."""
     rows = []
-    for k, heads in enumerate(pending.system_heads):
-        if heads is None or not len(heads):
+    for k, values in enumerate(arrays):
+        if values is None or not len(values):
             continue
-        heads = np.asarray(heads, np.float64)
-        if heads.ndim != 2 or heads.shape[1] != 2:
-            raise SearchIndexError(f"noteheads of shape {heads.shape}; (n, 2) expected")
-        rows += [(first + k, float(x), int(p)) for x, p in heads]
-    db.executemany("INSERT INTO heads (system, x, pitch) VALUES (?, ?, ?)", rows)
+        values = np.asarray(values, np.float64)
+        if values.ndim != 2 or values.shape[1] != len(columns):
+            raise SearchIndexError(f"{table} of shape {values.shape}; (n, {len(columns)}) "
+                                   "expected")
+        rows += [(first + k, *map(float, v[:-1]), int(v[-1])) for v in values]
+    marks = ", ".join("?" * (len(columns) + 1))
+    db.executemany(f"INSERT INTO {table} (system, {', '.join(columns)}) VALUES ({marks})", rows)
 
 
 def _rename_clashes(pending: Pending, db: sqlite3.Connection) -> Pending:
