@@ -198,8 +198,8 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--split", default="test", choices=["test", "valid", "train"],
                     help="which split of --data (its evaluation rendition)")
     ix.add_argument("--scores", nargs="+", metavar="PATH", default=[],
-                    help="score files or folders: MusicXML/MXL/kern/MEI/LilyPond, PNG/JPG, "
-                         "PDF")
+                    help="score files or folders: MusicXML/MXL/kern/MEI/LilyPond (their notes "
+                         "are kept), PNG/JPG, PDF (their noteheads are read: docs/reader.md)")
     ix.add_argument("--recordings", nargs="+", metavar="PATH", default=[],
                     help="audio files or folders: WAV/FLAC/OGG/MP3")
     ix.add_argument("--add", action="store_true", help="append to an existing index")
