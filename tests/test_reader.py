@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -123,3 +125,26 @@ def test_page_images_keep_read_noteheads_that_find_the_recording(chorale_dataset
     best = query.fuse(index, query.audio_evidence(index, embedder, clip), top=3)[0]
     assert best["piece"] == "pages/a" and best["evidence"] in ("notes", "both")
     index.close()
+
+
+def test_training_writes_resumable_state_and_ships_half_precision(chorale_dataset, tmp_path):
+    """Two short runs: the second resumes the first's epoch count and optimizer; --ship writes
+    float16 weights that load as the same reader, up to float16 rounding."""
+    from scorelink.models.reader import load_reader
+    from scorelink.train.reader import main, ship
+
+    run = tmp_path / "run"
+    args = ["--data", str(chorale_dataset), "--out", str(run), "--minutes", "0.01",
+            "--threads", "1"]
+    assert main(args) == 0
+    assert main([*args, "--resume"]) == 0
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in log] == [1, 2] and all(np.isfinite(r["loss"]) for r in log)
+    shipped = ship(run / "best.pt", tmp_path / "reader.pt")
+    assert shipped.stat().st_size < 0.6 * (run / "best.pt").stat().st_size
+    strips = [np.full((STRIP_HEIGHT, 200), 255, np.uint8)]
+    strips[0][60:64, 40:48] = 0  # a blot of ink
+    with torch.no_grad():
+        a = load_reader(str(run / "best.pt"))(as_input(strips))
+        b = load_reader(str(shipped))(as_input(strips))
+    torch.testing.assert_close(a, b, atol=0.05, rtol=0.01)

@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     while time.time() < end:
         t0, losses = time.time(), []
         order = rng.permutation(len(train))
-        for k in range(0, len(train) - BATCH + 1, BATCH):
+        for k in range(0, len(train), BATCH):
             items = [augment(*train[i], rng) for i in order[k:k + BATCH]]
             x, y, mask = batch_tensors(items)
             loss = (loss_fn(model(x), y).mean(-1) * mask).sum() / mask.sum()
