@@ -94,16 +94,10 @@ def _notes_only(args) -> None:
         ds, records, args.read)
     keys = sorted(notes)
     if args.read:  # the read timeline at each of its scales; a system's cost: its lowest
-        from scorelink.search.reading import READ_SCALES, timeline
-        matchers = []
-        for scale in READ_SCALES:
-            timed = {}
-            for piece in sorted({k[0] for k in keys}):
-                own = [k for k in keys if k[0] == piece]
-                timed.update(zip(own, timeline([notes[k] for k in own], scale=scale),
-                                 strict=True))
-            matchers.append(NoteMatcher({i: timed[k] for i, k in enumerate(keys)},
-                                        {i: k[0] for i, k in enumerate(keys)}))
+        from scorelink.search.reading import read_matchers
+
+        matchers = read_matchers({i: notes[k] for i, k in enumerate(keys)},
+                                 {i: k[0] for i, k in enumerate(keys)})
     else:
         matchers = [NoteMatcher({i: notes[k] for i, k in enumerate(keys)},
                                 {i: k[0] for i, k in enumerate(keys)})]
@@ -183,12 +177,9 @@ def _read_notes(ds: Dataset, records: list[dict], read: str) -> dict[tuple[str, 
             table = ds.rendition_notes(first[k])[a:b]
             out[k] = np.stack([table["x"], table["pitch"]], axis=1).astype(np.float64)
         return out
-    import torch
+    from scorelink.models.reader import load_reader, read_strips
 
-    from scorelink.models.reader import NoteReader, read_strips
-
-    model = NoteReader.from_payload(torch.load(read, weights_only=False, map_location="cpu"))
-    heads = read_strips(model, [ds.strip(first[k]) for k in keys])
+    heads = read_strips(load_reader(read), [ds.strip(first[k]) for k in keys])
     return dict(zip(keys, heads, strict=True))
 
 

@@ -389,23 +389,12 @@ class Index:
         `notes.NoteMatcher` per READ_SCALES (built on first use and kept); [] when no system
         has heads."""
         if getattr(self, "_read_matchers", None) is None:
-            from scorelink.search.notes import NoteMatcher
-            from scorelink.search.reading import READ_SCALES, timeline
+            from scorelink.search.reading import read_matchers
 
             heads = self.heads()
-            rows = [r for r in self.db.execute("SELECT id, piece FROM systems ORDER BY id")
-                    if r["id"] in heads]
-            piece = {r["id"]: r["piece"] for r in rows}
-            by_piece: dict[str, list[int]] = {}
-            for r in rows:  # ids ascend in reading order within a piece
-                by_piece.setdefault(r["piece"], []).append(r["id"])
-            self._read_matchers = []
-            for scale in READ_SCALES if heads else ():
-                timed = {}
-                for ids in by_piece.values():
-                    timed.update(zip(ids, timeline([heads[i] for i in ids], scale=scale),
-                                     strict=True))
-                self._read_matchers.append(NoteMatcher(timed, piece))
+            piece = {r["id"]: r["piece"] for r in self.db.execute("SELECT id, piece FROM systems")
+                     if r["id"] in heads}
+            self._read_matchers = read_matchers(heads, piece)
         return self._read_matchers
 
     def system_matrix(self) -> tuple[np.ndarray, np.ndarray]:

@@ -54,3 +54,21 @@ def timeline(heads: list[np.ndarray], *, scale: float = 1.0) -> list[np.ndarray]
                              (offset + t0) / PX_PER_SECOND * scale, h[:, 1]], axis=1))
         at += distinct[-1] - distinct[0] + gap
     return out
+
+
+def read_matchers(heads: dict[int, np.ndarray], piece: dict[int, str]) -> list:
+    """`notes.NoteMatcher`s of read noteheads, one per READ_SCALES: heads {system id: (n, 2)
+    [x px, MIDI pitch]}, piece {system id: its piece}; a piece's systems are read in the order
+    of their ids (reading order, as indexes number them)."""
+    from scorelink.search.notes import NoteMatcher
+
+    by_piece: dict[str, list[int]] = {}
+    for i in sorted(heads):
+        by_piece.setdefault(piece[i], []).append(i)
+    out = []
+    for scale in READ_SCALES if heads else ():
+        timed = {}
+        for ids in by_piece.values():
+            timed.update(zip(ids, timeline([heads[i] for i in ids], scale=scale), strict=True))
+        out.append(NoteMatcher(timed, {i: piece[i] for i in timed}))
+    return out
