@@ -231,7 +231,7 @@ def measure(args) -> dict:
 def _reader_key(read: bool | str) -> str:
     """The reader's weights (the shipped one's or the checkpoint's digest): the cache key, and
     the key of the read calibration's entry."""
-    from scorelink.models.reader import reader_digest
+    from scorelink.models.reader_file import reader_digest
 
     return reader_digest(read if isinstance(read, str) else None)
 

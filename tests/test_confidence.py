@@ -84,7 +84,7 @@ def test_verdict_uses_the_models_calibration_and_its_threshold(monkeypatch):
     # notes read off scans: their own calibration where the model has one, else the image's
     v = confidence.judge(fp, {"image": image, "notes": {}, "read": notes})
     assert v.evidence == "image" and v.match
-    from scorelink.models.reader import reader_digest
+    from scorelink.models.reader_file import reader_digest
 
     table[fp[:16]]["read:000000000000"] = table[fp[:16]]["notes"]  # another reader's: not used
     v = confidence.judge(fp, {"image": image, "notes": {}, "read": notes})

@@ -18,18 +18,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 import torch
 from torch import nn
 
 from scorelink.constants import STRIP_HEIGHT
+from scorelink.models.reader_file import shipped_reader_path
 
 LOWEST = 21  # MIDI A0: pitch row 0
 PITCHES = 88
 READER_STRIDE = 4  # strip columns per output column
-SHIPPED_READER = "reader.pt"  # in scorelink/weights
 READ_THRESHOLD = 0.7  # a notehead where its pitch's probability reaches this: the F1 of pitches
 # on the validation systems was highest at 0.7 of 0.5, 0.6, 0.7 (chorales 67.2 / 70.2 / 71.8 %,
 # MSMD 63.7 / 66.2 / 67.1 %; docs/reader.md)
@@ -122,24 +121,13 @@ def read_strips(model: NoteReader, strips: list[np.ndarray], *, batch: int = 8,
     return out
 
 
-@lru_cache(maxsize=4)
-def reader_digest(path: str | None = None) -> str:
-    """The first 12 hex digits of the SHA-256 of a reader's checkpoint file (by default the
-    shipped one): what a read calibration was fitted with (`search/confidence.py`)."""
-    import hashlib
-    from pathlib import Path
-
-    path = path or str(resources.files("scorelink") / "weights" / SHIPPED_READER)
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-
-
 @lru_cache(maxsize=2)
 def load_reader(path: str | None = None) -> NoteReader:
     """A trained note reader: the checkpoint at `path` (`scorelink.train.reader` writes
     best.pt), by default the one shipped with the package."""
     from scorelink.errors import CheckpointError
 
-    path = path or str(resources.files("scorelink") / "weights" / SHIPPED_READER)
+    path = path or str(shipped_reader_path())
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError) as exc:

@@ -17,7 +17,7 @@ music is in the index, and compares it with a threshold:
   answer's piece), and the clip's chroma change and spread as above (they need no notes);
 - evidence "read" (an index of scans or page images whose noteheads the note reader read,
   `search/reading.py`): the features of "notes", from the costs of the read notes; its entry
-  is keyed "read:" + the shipped reader's digest (`models.reader.reader_digest`), so that a
+  is keyed "read:" + the shipped reader's digest (`models.reader_file.reader_digest`), so that a
   retrained reader is never judged by a calibration fitted to another one;
 - all: the clip's attacks (`attack`, capped at ATTACK_CAP): struck notes rise in a frame and
   die away slowly, while a hum, a tone or a voice rises and falls alike.
@@ -275,7 +275,7 @@ def judge(fingerprint: str, features: dict[str, dict[str, float]]) -> Verdict:
     """The verdict of the model's calibration on a query's features: the notes' where the
     query has notes features, else the read notes' where it has those and the model a read
     calibration, else the image's."""
-    from scorelink.models.reader import reader_digest
+    from scorelink.models.reader_file import reader_digest
 
     model = fingerprint[:16]
     entry = dict(CALIBRATION.get(model, {}))

@@ -152,14 +152,12 @@ def evaluate(path: str, folders: list[str], split: str, thresholds: list[float])
 def ship(source: str | Path, dest: str | Path | None = None) -> Path:
     """Write a trained reader's checkpoint as the package ships it: its weights in float16
     (half the size; `NoteReader.from_payload` reads them back as float32)."""
-    from importlib import resources
-
-    from scorelink.models.reader import SHIPPED_READER
+    from scorelink.models.reader_file import shipped_reader_path
 
     payload = torch.load(source, map_location="cpu", weights_only=False)
     payload["state"] = {k: v.half() if v.is_floating_point() else v
                         for k, v in payload["state"].items()}
-    dest = Path(dest or resources.files("scorelink") / "weights" / SHIPPED_READER)
+    dest = Path(dest or shipped_reader_path())
     torch.save(payload, dest)
     return dest
 
