@@ -112,7 +112,7 @@ class PassageSnippets(TorchDataset):
         shift = 0
         if self.augment:
             shift = int(torch.randint(-SHEET_SHIFT, SHEET_SHIFT + 1, ()))
-            strip = _shift_rows(strip, shift)
+            strip = shift_rows(strip, shift)
         spec = ds.spec(r)
         if (self.timbre or self.tempo > 1.0 or self.crop > 0 or self.scan > 0 or self.join > 0
                 or self.room > 0 or self.piano > 0 or self.fine_eq > 0):
@@ -126,7 +126,7 @@ class PassageSnippets(TorchDataset):
                 nxt = self.records[following]
                 strip_b = ds.strip(nxt)
                 if self.augment:  # the same shift: one line of music across the join
-                    strip_b = _shift_rows(strip_b, shift)
+                    strip_b = shift_rows(strip_b, shift)
                 spec_b = ds.spec(nxt)
                 if piano is not None:  # the same piano plays on
                     spec_b = replay(spec_b, ds.notes(nxt), piano, rng)
@@ -388,7 +388,7 @@ def dynamics(spec: np.ndarray, power: float) -> np.ndarray:
     return np.log10(1.0 + magnitude).astype(np.float32)
 
 
-def _shift_rows(strip: np.ndarray, shift: int) -> np.ndarray:
+def shift_rows(strip: np.ndarray, shift: int) -> np.ndarray:
     """Move the strip content down by `shift` rows (up if negative), filling with white."""
     if shift == 0:
         return strip

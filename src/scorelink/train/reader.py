@@ -73,20 +73,14 @@ def augment(strip: np.ndarray, notes: np.ndarray, rng: np.random.Generator
             ) -> tuple[np.ndarray, np.ndarray]:
     from scipy.ndimage import zoom
 
+    from scorelink.train.batches import shift_rows
     from scorelink.train.scanlike import scan_like
 
     if rng.random() < 0.5:
         strip = scan_like(strip, rng)
     f = rng.uniform(*STRETCH)
     strip = np.clip(zoom(strip.astype(np.float32), (1.0, f), order=1), 0, 255).astype(np.uint8)
-    shift = int(rng.integers(-SHIFT_PX, SHIFT_PX + 1))
-    if shift:
-        moved = np.full_like(strip, 255)
-        if shift > 0:
-            moved[shift:] = strip[:-shift]
-        else:
-            moved[:shift] = strip[-shift:]
-        strip = moved
+    strip = shift_rows(strip, int(rng.integers(-SHIFT_PX, SHIFT_PX + 1)))
     return strip, notes * [f, 1.0]
 
 
