@@ -85,6 +85,11 @@ class NoteReader(nn.Module):
         return model.eval()
 
 
+def output_columns(width: int) -> int:
+    """The output columns that cover a strip `width` px wide (the last one maybe in part)."""
+    return -(-width // READER_STRIDE)
+
+
 def as_input(strips: list[np.ndarray]) -> torch.Tensor:
     """uint8 strips (STRIP_HEIGHT, W_k) -> (B, 1, STRIP_HEIGHT, W) float ink, right-padded
     with paper to the widest (a multiple of READER_STRIDE)."""
@@ -117,7 +122,7 @@ def read_strips(model: NoteReader, strips: list[np.ndarray], *, batch: int = 8,
         group = strips[k:k + batch]
         probs = torch.sigmoid(model(as_input(group))).numpy()
         for s, p in zip(group, probs, strict=True):
-            out.append(peaks(p[:-(-s.shape[1] // READER_STRIDE) or None], threshold=threshold))
+            out.append(peaks(p[:output_columns(s.shape[1])], threshold=threshold))
     return out
 
 

@@ -49,10 +49,11 @@ if TYPE_CHECKING:
     from scorelink.search.index import Index
 
 KEEP = 0.95  # the threshold keeps this share of true (indexed) validation queries
+_NOTES_FEATURES = ("cost", "piece_gap", "change", "spread", "image_best", "attack")
 FEATURES = {
     "image": ("best", "piece_gap", "agreement", "change", "spread", "attack"),
-    "notes": ("cost", "piece_gap", "change", "spread", "image_best", "attack"),
-    "read": ("cost", "piece_gap", "change", "spread", "image_best", "attack"),
+    "notes": _NOTES_FEATURES,
+    "read": _NOTES_FEATURES,  # the same, from the costs of the notes read off scans
 }
 # fingerprint[:16] -> {evidence: (b0, b1, ..., threshold)}, printed by
 # `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches"). An entry with fewer

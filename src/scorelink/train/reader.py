@@ -27,7 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scorelink.models.reader import LOWEST, PITCHES, READER_STRIDE, NoteReader, as_input
+from scorelink.models.reader import (
+    LOWEST,
+    PITCHES,
+    READER_STRIDE,
+    NoteReader,
+    as_input,
+    output_columns,
+)
 
 MATCH_PX = 8.0  # a read notehead within this many px of an engraved one of its pitch: right
 HEAD_PX = 5.0  # output columns whose centre lies this near a notehead are its targets
@@ -92,7 +99,7 @@ def batch_tensors(items: list[tuple[np.ndarray, np.ndarray]]
     y = np.stack([targets(n, columns) for _, n in items])
     mask = np.zeros((len(items), columns), np.float32)
     for k, (s, _) in enumerate(items):
-        mask[k, :-(-s.shape[1] // READER_STRIDE)] = 1.0
+        mask[k, :output_columns(s.shape[1])] = 1.0
     return x, torch.from_numpy(y), torch.from_numpy(mask)
 
 
