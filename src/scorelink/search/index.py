@@ -290,9 +290,13 @@ class Index:
         piece's score time, sorted by onset; only systems engraved from a symbolic score."""
         if not self.has_notes:
             return {}
-        rows = np.array(self.db.execute(
-            "SELECT system, onset, offset, pitch FROM notes ORDER BY system, onset, pitch"
-        ).fetchall(), dtype=np.float64).reshape(-1, 4)
+        return self._per_system(
+            "SELECT system, onset, offset, pitch FROM notes ORDER BY system, onset, pitch", 3)
+
+    def _per_system(self, sql: str, width: int) -> dict[int, np.ndarray]:
+        """Rows (system, `width` values) of a query ordered by system -> {system id: (n, width)
+        float64}."""
+        rows = np.array(self.db.execute(sql).fetchall(), dtype=np.float64).reshape(-1, width + 1)
         cuts = np.flatnonzero(np.diff(rows[:, 0])) + 1
         return {int(part[0, 0]): part[:, 1:] for part in np.split(rows, cuts) if len(part)}
 
@@ -379,10 +383,7 @@ class Index:
         if self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
                            "name='heads'").fetchone() is None:
             return {}
-        rows = np.array(self.db.execute("SELECT system, x, pitch FROM heads ORDER BY system, x"
-                                        ).fetchall(), dtype=np.float64).reshape(-1, 3)
-        cuts = np.flatnonzero(np.diff(rows[:, 0])) + 1
-        return {int(part[0, 0]): part[:, 1:] for part in np.split(rows, cuts) if len(part)}
+        return self._per_system("SELECT system, x, pitch FROM heads ORDER BY system, x", 2)
 
     def read_matchers(self) -> list:
         """The read noteheads as notes on the timeline of x (`reading.timeline`), one
