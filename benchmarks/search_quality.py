@@ -213,22 +213,23 @@ def main() -> None:
             n = spec.shape[1]
             c0 = time.process_time()
             spans_n = parts.clip_spans(n)
+            weights = parts.span_weights(spans_n)
             vectors = embedder.audio(spec, spans_n)
             scores = {"image": vectors[0] @ system_vectors.T}
             for m in mixes:
                 scores[f"image + parts, mix {m:g}"] = parts.system_scores(
-                    vectors, system_vectors, part_set, weights=parts.span_weights(spans_n),
-                    mix=m, system_shift=shift)
+                    vectors, system_vectors, part_set, weights=weights, mix=m,
+                    system_shift=shift)
             if shift is not None:
                 plain = parts.Parts(part_set.vectors, part_set.owner)
                 scores["image + parts, no hubness"] = parts.system_scores(
-                    vectors, system_vectors, plain, weights=parts.span_weights(spans_n))
-            if args.ensemble:
-                vectors2 = other.audio(spec, spans_n)
-                scores["ensemble (image + parts)"] = (scores[f"image + parts, mix {mixes[0]:g}"]
-                                                      + parts.system_scores(
-                    vectors2, system_vectors2, part_set2, weights=parts.span_weights(spans_n),
-                    mix=mixes[0], system_shift=shift2)) / 2
+                    vectors, system_vectors, plain, weights=weights)
+            if args.ensemble:  # the second model's own image + parts, at the first mix
+                second = parts.system_scores(
+                    other.audio(spec, spans_n), system_vectors2, part_set2, weights=weights,
+                    mix=mixes[0], system_shift=shift2)
+                scores["ensemble (image + parts)"] = (
+                    scores[f"image + parts, mix {mixes[0]:g}"] + second) / 2
             ranked = {name: np.argsort(-s, kind="stable").tolist() for name, s in scores.items()}
             if not args.no_fused:
                 evidence = query.audio_evidence(index, embedder, spec)
