@@ -8,7 +8,7 @@ proportion, but monotonically), so x is a rough clock; the notes matcher's DTW b
 double, and the timeline is also offered at READ_SCALES (the piece read as slower and faster)
 because a piece's px per second varies too: on the engraved training systems of the chorales
 the median px per second of score time between successive onsets was 76 (10-90 % of pieces:
-68-85), on MSMD's 79 (43-137).
+68-85), on MSMD's 79 (43-136; `benchmarks/reader_stats.py`, docs/reader.md).
 
 A read note lasts until the next onset of its system (the reader gives no durations).
 """
