@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The note reader's training, resumable on any machine (docs/reader.md).
 #
-#   campaigns/reader/run.sh MINUTES
+#   campaigns/reader/run.sh MINUTES [LR]
 #
 # Trains on the engraved training systems of the built-in chorales and of MSMD (their
 # noteheads' positions come from the engraving) and is judged on their validation systems after
@@ -12,7 +12,8 @@
 # best.pt is what this machine's epochs bettered; the shipped reader is the best before them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-MINUTES=${1:?usage: run.sh MINUTES}
+MINUTES=${1:?usage: run.sh MINUTES [LR]}
+LR=${2:-1e-3}  # a lower rate for a run's last epochs
 WORK=${SCORELINK_WORK:-$HOME/scorelink-work}
 MSMD=${MSMD:-$WORK/data/msmd}  # built as campaigns/piano/run.sh builds it
 CHORALES=${CHORALES:-$WORK/data/chorales}
@@ -32,5 +33,5 @@ if [ ! -f "$RUN/last.pt" ] && [ -f "$STATE/last.pt" ]; then
   cp "$STATE/last.pt" "$STATE/log.jsonl" "$RUN/"
 fi
 $BIN/python -m scorelink.train.reader --data "$CHORALES" --data "$MSMD" --out "$RUN" \
-    --minutes "$MINUTES" --resume
+    --minutes "$MINUTES" --lr "$LR" --resume
 cp "$RUN/last.pt" "$RUN/log.jsonl" "$STATE/"

@@ -2,7 +2,7 @@
 engraving placed.
 
     python -m scorelink.train.reader --data DIR [--data DIR ...] --out RUN [--minutes M]
-        [--resume] [--seed 0]
+        [--resume] [--lr 1e-3] [--seed 0]
     python -m scorelink.train.reader --ship RUN/best.pt   # -> scorelink/weights/reader.pt
     python -m scorelink.train.reader --data DIR [--data DIR ...] --evaluate CKPT \
         [--split valid] [--thresholds 0.3,0.5,0.7]
@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--thresholds", default="0.5")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--lr", type=float, default=LR,
+                   help="learning rate; also replaces a resumed optimizer's (to end a run lower)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -195,13 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     valid = [s for d in args.data for s in systems(d, "valid")]
     print(f"{len(train)} training systems, {len(valid)} validation systems", flush=True)
     model = NoteReader()
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     epoch, best = 0, -1.0
     if args.resume and (out / "last.pt").exists():
         state = torch.load(out / "last.pt", weights_only=False)
         model.load_state_dict(state["model"]["state"])
         opt.load_state_dict(state["optimizer"])
         epoch, best = state["epoch"], state["best"]
+        for group in opt.param_groups:
+            group["lr"] = args.lr
         rng = np.random.default_rng(args.seed + epoch)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(POS_WEIGHT), reduction="none")
     end = time.time() + 60 * args.minutes
@@ -221,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                 break
         epoch += 1
         metrics = validate(model, valid)
-        row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0,
+        row = {"epoch": epoch, "lr": args.lr, "loss": float(np.mean(losses)),
+               "seconds": time.time() - t0,
                **{k: round(v, 4) for k, v in metrics.items()}}
         print(json.dumps(row), flush=True)
         with open(out / "log.jsonl", "a") as f:
