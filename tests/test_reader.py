@@ -151,3 +151,21 @@ def test_training_writes_resumable_state_and_ships_half_precision(chorale_datase
         a = load_reader(str(run / "best.pt"))(as_input(strips))
         b = load_reader(str(shipped))(as_input(strips))
     torch.testing.assert_close(a, b, atol=0.05, rtol=0.01)
+
+
+def test_place_puts_written_chords_in_order_where_the_reader_sees_them():
+    """Time runs left to right: a chord cannot sit before the one written before it, even where
+    its pitch is read more strongly there."""
+    from scorelink.train.scan_targets import place
+
+    probs = np.full((60, PITCHES), 0.01)
+    probs[5, 62 - LOWEST] = 0.99  # 62 read early (a head of another chord, misread)
+    probs[10, [60 - LOWEST, 64 - LOWEST]] = 0.9
+    probs[25, 62 - LOWEST] = 0.8
+    probs[40, 67 - LOWEST] = 0.02  # the last chord's head not read: placed, but not found
+    chords = [np.array([60, 64]), np.array([62]), np.array([67])]
+    cols, found = place(chords, probs)
+    assert list(cols[:2]) == [10, 25] and cols[2] > 25
+    np.testing.assert_allclose(found[:3], [0.9, 0.9, 0.8])
+    assert found[3] < 0.3
+    assert len(place(chords, probs[:2])[0]) == 0  # fewer columns than chords: nothing placed

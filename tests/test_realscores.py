@@ -392,6 +392,19 @@ def test_build_with_bad_files_goes_on_and_resumes(tmp_path):
     again = build(beethoven_sources(root), out, config=config, workers=1, progress=False)
     assert again.skipped == 1 and again.built == 0 and len(again.failed) == 1  # retried
     assert len((out / "failures.jsonl").read_text().splitlines()) == 2  # both still listed
+    # the note reader's training places each system's written notes on its scanned strip
+    from scorelink.models.reader import NoteReader
+    from scorelink.train.scan_targets import scan_systems, written_chords
+
+    split = records[0]["split"]
+    placed, counts = scan_systems(out, split, NoteReader(), root / "kern", keep=0.0)
+    assert counts["systems"] == counts["kept"] == 3
+    kern = read_kern(root / "kern" / "sonata01-1.krn")
+    for system, (strip, notes) in enumerate(placed):
+        written = np.concatenate(written_chords(kern.measures, system))
+        assert sorted(notes[:, 1]) == sorted(written)
+        assert (notes[:, 0] > 0).all() and (notes[:, 0] < strip.shape[1]).all()
+        assert (np.diff(notes[:, 0]) >= 0).all()  # chords left to right in time order
 
 
 def test_a_scan_whose_count_disagrees_fails_the_movement(tmp_path):

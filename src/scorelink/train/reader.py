@@ -2,7 +2,7 @@
 engraving placed.
 
     python -m scorelink.train.reader --data DIR [--data DIR ...] --out RUN [--minutes M]
-        [--resume] [--lr 1e-3] [--seed 0]
+        [--scans DIR --kern KERN_DIR] [--epochs N] [--resume] [--lr 1e-3] [--seed 0]
     python -m scorelink.train.reader --ship RUN/best.pt   # -> scorelink/weights/reader.pt
     python -m scorelink.train.reader --data DIR [--data DIR ...] --evaluate CKPT \
         [--split valid] [--thresholds 0.3,0.5,0.7]
@@ -15,6 +15,12 @@ epoch (model and optimizer), RUN/best.pt when validation F1 rises; RUN/log.jsonl
 epoch. Augmentation: half the strips made to look scanned (`scanlike.scan_like`), every strip
 stretched in width by 0.8-1.25 (engravers space notes differently) and shifted up or down by
 up to SHIFT_PX.
+
+`--scans DIR` adds a real-scan dataset's training systems (scanned pages with their written
+notes, no notehead places): at every epoch the model being trained places each system's
+written notes on its strip, and the systems it can place teach too
+(`scorelink.train.scan_targets`); the log adds F1 on the scans' validation systems against the
+places it gives them (a check that reading scans improves, not a score against truth).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from scorelink.models.reader import (
     as_input,
     output_columns,
 )
+from scorelink.train.scan_targets import scan_systems
 
 MATCH_PX = 8.0  # a read notehead within this many px of an engraved one of its pitch: right
 HEAD_PX = 5.0  # output columns whose centre lies this near a notehead are its targets
@@ -172,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="valid")
     p.add_argument("--thresholds", default="0.5")
     p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--scans", action="append", default=[],
+                   help="a real-scan dataset folder: its training systems teach too, their "
+                        "noteheads placed by the model at every epoch (train/scan_targets.py)")
+    p.add_argument("--kern", default="../shared/data/beethoven/kern",
+                   help="the kern files the --scans datasets were built from")
+    p.add_argument("--epochs", type=int, default=0,
+                   help="stop after this many epochs of this run (0: only --minutes stops it)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--lr", type=float, default=LR,
                    help="learning rate; also replaces a resumed optimizer's (to end a run lower)")
@@ -210,11 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(POS_WEIGHT), reduction="none")
     end = time.time() + 60 * args.minutes
     model.train()
-    while time.time() < end:
-        t0, losses = time.time(), []
-        order = rng.permutation(len(train))
-        for k in range(0, len(train), BATCH):
-            items = [augment(*train[i], rng) for i in order[k:k + BATCH]]
+    stop = epoch + args.epochs if args.epochs else None
+    while time.time() < end and epoch != stop:
+        t0, losses, pool, placed = time.time(), [], train, {}
+        for folder in args.scans:
+            scans, placed = scan_systems(folder, "train", model, args.kern)
+            print(f"{folder}: {placed}", flush=True)
+            pool = pool + scans
+        order = rng.permutation(len(pool))
+        for k in range(0, len(pool), BATCH):
+            items = [augment(*pool[i], rng) for i in order[k:k + BATCH]]
             x, y, mask = batch_tensors(items)
             loss = (loss_fn(model(x), y).mean(-1) * mask).sum() / mask.sum()
             opt.zero_grad()
@@ -225,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
                 break
         epoch += 1
         metrics = validate(model, valid)
+        if args.scans:  # judged against the places the model itself gives the written notes
+            held = [s for folder in args.scans
+                    for s in scan_systems(folder, "valid", model, args.kern, keep=0.0)[0]]
+            metrics.update({f"scan_{k}": v for k, v in validate(model, held).items()
+                            if k.startswith("pitch")})
+            metrics["scan_train_kept"] = placed.get("kept", 0) / max(placed.get("systems", 1), 1)
         row = {"epoch": epoch, "lr": args.lr, "loss": float(np.mean(losses)),
                "seconds": time.time() - t0,
                **{k: round(v, 4) for k, v in metrics.items()}}
