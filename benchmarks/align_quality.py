@@ -281,8 +281,28 @@ def plain_dtw(spec: np.ndarray, systems: list[dict]) -> list[tuple[int, float]]:
     return out
 
 
+READ: dict[int, list[dict]] = {}  # id(systems) -> the systems as read notes (method `read`)
+READER: list[str | None] = [None]  # --reader
+
+
+def read_systems(systems: list[dict]) -> list[dict]:
+    """The systems as a scan gives them to `align`: the noteheads the note reader reads off
+    their strips, timed by x (`search.reading.timeline`), each system played once."""
+    if id(systems) not in READ:
+        from scorelink.models.reader import load_reader, read_strips
+        from scorelink.search.reading import timeline
+
+        heads = read_strips(load_reader(READER[0]), [s["strip"] for s in systems])
+        READ[id(systems)] = [{"notes": n, "passes": [(n[0, 0], n[:, 1].max())] if len(n) else []}
+                             for n in timeline(heads)]
+    return READ[id(systems)]
+
+
 def run_method(method: str, spec, systems, sheet, embedder,
                **options) -> list[tuple[int, float]]:
+    if method == "read":
+        found = follow.align_notes(spec, read_systems(systems), **options)
+        return [(s.system, s.start) for s in found.systems]
     if method == "notes":
         found = follow.align_notes(spec, systems, **options)
         truth = MEASURE_TRUTH.get(id(spec))
@@ -347,9 +367,11 @@ def main() -> None:
     p.add_argument("--cache", help="keep the renditions made here (--rubato, --jumps)")
     p.add_argument("--renditions", type=int, help="at most this many renditions a piece and "
                    "tempo (the real-scan corpus: performances a piece)")
+    p.add_argument("--reader", help="method read: this note reader (default: the shipped one)")
     p.add_argument("--jump-penalty", type=float, default=follow.JUMP_PENALTY,
                    help="the notes decoder's (default: the shipped one)")
     args = p.parse_args()
+    READER[0] = args.reader
 
     root = Path(args.data)
     meta = json.loads((root / "dataset.json").read_text())
@@ -394,7 +416,7 @@ def main() -> None:
                 try:
                     found = run_method(method, spec, systems, sheet, embedder,
                                        **({"jump_penalty": args.jump_penalty}
-                                          if method == "notes" else {}))
+                                          if method in ("notes", "read") else {}))
                 except align.AlignError as exc:
                     print(f"<!-- {piece} {label} {method}: {exc} -->", flush=True)
                     found = []
