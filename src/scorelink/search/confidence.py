@@ -68,10 +68,11 @@ CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
         "image": (-18.8662, 4.76582, 6.56435, 0.337745, 0.188227, -5.28326, 15.2652, 0.346746),
         "notes": (-5.06181, -21.3852, 37.8111, -0.755751, 3.39429, 5.91108, 2.40947,
                   0.829187),
-        # the same clips, indexed as scans with the noteheads the shipped note reader read
-        # (`no_match.py ... --fit --read`, 2026-12-06); keyed by the reader's digest
-        "read:0847d5326aab": (-31.4059, -5.11161, 48.6689, -0.789792, 7.7028, 11.1089,
-                              12.6576, 0.180196),
+        # the same clips, indexed as scans with the noteheads the shipped note reader (epoch
+        # 11, trained on real scans too) read (`no_match.py ... --fit --read`, 2026-12-06);
+        # keyed by the reader's digest
+        "read:3d18e1a47ae2": (-22.8456, -8.18478, 51.2384, -1.66175, 5.40927, 8.70962,
+                              9.86433, 0.192801),
     },
     # stage room, epoch 28 (shipped as rnn-piano.pt from 2026-12-05, late, until stage
     # unheard; `git show b27517c:src/scorelink/weights/rnn-piano.pt`); refitted
