@@ -1,5 +1,5 @@
 """Train the note reader (`scorelink.models.reader`) on engraved systems whose noteheads the
-engraving placed.
+engraving placed, and on real scans whose written notes it places itself.
 
     python -m scorelink.train.reader --data DIR [--data DIR ...] --out RUN [--minutes M]
         [--scans DIR --kern KERN_DIR] [--epochs N] [--resume] [--lr 1e-3] [--seed 0]
@@ -226,11 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     model.train()
     stop = epoch + args.epochs if args.epochs else None
     while time.time() < end and epoch != stop:
-        t0, losses, pool, placed = time.time(), [], train, {}
+        t0, losses, pool, placed = time.time(), [], train, {"systems": 0, "kept": 0}
         for folder in args.scans:
-            scans, placed = scan_systems(folder, "train", model, args.kern)
-            print(f"{folder}: {placed}", flush=True)
+            scans, counts = scan_systems(folder, "train", model, args.kern)
+            print(f"{folder}: {counts}", flush=True)
             pool = pool + scans
+            placed = {k: placed[k] + counts[k] for k in placed}
         order = rng.permutation(len(pool))
         for k in range(0, len(pool), BATCH):
             items = [augment(*pool[i], rng) for i in order[k:k + BATCH]]
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                     for s in scan_systems(folder, "valid", model, args.kern, keep=0.0)[0]]
             metrics.update({f"scan_{k}": v for k, v in validate(model, held).items()
                             if k.startswith("pitch")})
-            metrics["scan_train_kept"] = placed.get("kept", 0) / max(placed.get("systems", 1), 1)
+            metrics["scan_train_kept"] = placed["kept"] / max(placed["systems"], 1)
         row = {"epoch": epoch, "lr": args.lr, "loss": float(np.mean(losses)),
                "seconds": time.time() - t0,
                **{k: round(v, 4) for k, v in metrics.items()}}
