@@ -9,6 +9,9 @@ Methods, each on the same recordings and systems:
 - `notes`: the notes decoder (`search/follow.py`), what `align` runs for a score with notes;
 - `image`: the passage model's embeddings of the system images (`search/align.py`), what
   `align` runs for scans and page images and with `--image-only`;
+- `image+read`: `image`, then each system's start sharpened by the notes the note reader reads
+  off its strip (`reading.refine_starts`), what `align` runs for scans and page images;
+- `read`: the read notes alone through the notes decoder (exploratory);
 - `dtw`: the usual baseline on a symbolic score: plain DTW of the recording's chroma against
   the whole score's chroma in playing order (repeats as written), steps (1, 1), (1, 0), (0, 1)
   from the first frames to the last (librosa.sequence.dtw's defaults), on the same chroma
@@ -289,17 +292,22 @@ def read_systems(systems: list[dict]) -> list[dict]:
     """The systems as a scan gives them to `align`: the noteheads the note reader reads off
     their strips, timed by x (`search.reading.timeline`), each system played once."""
     if id(systems) not in READ:
-        from scorelink.models.reader import load_reader, read_strips
-        from scorelink.search.reading import timeline
+        from scorelink.search.reading import read_systems as read
 
-        heads = read_strips(load_reader(READER[0]), [s["strip"] for s in systems])
         READ[id(systems)] = [{"notes": n, "passes": [(n[0, 0], n[:, 1].max())] if len(n) else []}
-                             for n in timeline(heads)]
+                             for n in read([s["strip"] for s in systems], READER[0])]
     return READ[id(systems)]
 
 
 def run_method(method: str, spec, systems, sheet, embedder,
                **options) -> list[tuple[int, float]]:
+    if method == "image+read":
+        from scorelink.search.reading import refine_starts
+
+        found = align.align(spec, sheet[0], embedder, halves=sheet[1:])
+        read = [s["notes"] for s in read_systems(systems)]
+        return [(s.system, s.start) for s in refine_starts(spec, found.segments, read)
+                if s.system >= 0]
     if method == "read":
         found = follow.align_notes(spec, read_systems(systems), **options)
         return [(s.system, s.start) for s in found.systems]
@@ -379,7 +387,7 @@ def main() -> None:
     real = meta["config"].get("source", "") == "corpus:beethoven"
     methods = args.methods.split(",")
     embedder = None
-    if "image" in methods:
+    if "image" in methods or "image+read" in methods:
         from scorelink.search.embed import Embedder
 
         embedder = Embedder.load(args.checkpoint)

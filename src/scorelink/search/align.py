@@ -385,7 +385,9 @@ def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder 
     Where the score has notes (a score file) they decide the systems and measures
     (`follow.align_notes`); scans and page images, or image_only=True, use the passage model's
     embeddings (`align`; `embedder` needed), with measure times from the notes where the score
-    has them (`measures.refine`)."""
+    has them (`measures.refine`). Scans and page images (not with image_only) then have their
+    systems' starts sharpened by the notes the note reader reads off them
+    (`reading.refine_starts`)."""
     from scorelink.data.spectrogram import spectrogram
     from scorelink.search.collect import score_systems
     from scorelink.search.follow import align_notes, has_notes
@@ -401,6 +403,11 @@ def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder 
         raise ValueError("aligning by the image needs an embedder")
     sheet, *halves = embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
     alignment = align(spec, sheet, embedder, halves=tuple(halves), **options)
+    if not image_only and all(s.get("notes") is None for s in systems):  # scans, page images
+        from scorelink.search.reading import read_systems, refine_starts
+
+        read = read_systems([s["strip"] for s in systems])
+        alignment.segments = refine_starts(spec, alignment.segments, read)
     alignment.measures = refine(spec, alignment, systems)
     return alignment, systems
 
