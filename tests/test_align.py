@@ -481,3 +481,23 @@ def test_steps_off_the_diagonal_pay(monkeypatch):
     costs, _, _ = subsequence_dtw(slow, score)
     # the path lands on the clip's even frames, score frames 10, 11, ..., 19: 9 (2, 1) steps
     assert costs.min() == pytest.approx(9 * penalty / 19, abs=1e-5)
+
+
+def test_read_notes_sharpen_late_image_starts(measured):
+    """Image segments that start 1 s late (the decoder's grid) move back to where the systems'
+    notes begin: 0, 10 and 25 s at 0.8 x the tempo (the repeat included), to 0.3 s; the
+    segment before ends where the next begins."""
+    from scorelink.search.reading import refine_starts
+
+    _, _, systems, spec = measured
+    first_pass = [(0.0, 8.0), (20.0, 32.0)]  # score seconds: each system's notes played once
+    notes = []
+    for s, (a, b) in zip(systems, first_pass, strict=True):
+        n = s["notes"][(s["notes"][:, 0] >= a) & (s["notes"][:, 0] < b)]
+        notes.append(n - [a, a, 0])  # a timeline of their own, as a reader gives
+    late = [align.Segment(0, 1.0, 11.0, 0.5, 0.5), align.Segment(0, 11.0, 26.0, 0.5, 0.5),
+            align.Segment(1, 26.0, 40.0, 0.5, 0.5)]
+    found = refine_starts(spec, late, notes)
+    assert [s.system for s in found] == [0, 0, 1]
+    np.testing.assert_allclose([s.start for s in found], [0.0, 10.0, 25.0], atol=0.3)
+    assert [a.end for a in found[:-1]] == [b.start for b in found[1:]]
