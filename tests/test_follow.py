@@ -58,7 +58,10 @@ def two_pages(tmp_path_factory, chorale_dataset, embedder) -> dict:
     strips = np.stack([ds.strip(r) for r in systems])
     pending = Pending()
     whole, *halves = embedder.sheet_with_halves(strips)
-    pending.add_systems(rows, whole, halves=tuple(halves))
+    from scorelink.models.reader import load_reader, read_strips
+
+    heads = read_strips(load_reader(), list(strips))  # as `index --scores` reads page images
+    pending.add_systems(rows, whole, halves=tuple(halves), heads=heads)
     pending.pages = {"pages/chorale/page-001.png": upper, "pages/chorale/page-002.png": lower}
     spec = ds.rendition_spec(records[0])
     pending.add_windows([{"recording": "take", "start": 0.0, "end": 10.8,
@@ -67,7 +70,7 @@ def two_pages(tmp_path_factory, chorale_dataset, embedder) -> dict:
     root = tmp_path_factory.mktemp("follow") / "idx"
     Index.write(root, pending, model_name="shipped:rnn-piano.pt",
                 fingerprint=embedder.fingerprint, dim=embedder.dim)
-    return {"index": root, "flac": flac, "strips": strips, "layout": layout}
+    return {"index": root, "flac": flac, "strips": strips, "layout": layout, "heads": heads}
 
 
 def test_follow_uses_the_notes_the_index_keeps(two_pages, chorale_dataset, embedder, tmp_path):
@@ -126,10 +129,14 @@ def test_follow_answers_as_align_does_and_caches(app, two_pages, embedder):
     assert part.status_code == 206 and part.content == whole.content[100:200]
 
     answer = client.post("/api/follow", data={"piece": "chorale", "recording": "take"}).json()
-    # the same alignment `align` makes from the score's strips and the file, numbered per page
+    # the same alignment `align` makes from the score's strips and the file, numbered per page:
+    # the images' segments, their starts sharpened by the noteheads read off the systems
+    from scorelink.search.reading import refine_starts, timeline
+
     whole, *halves = embedder.sheet_with_halves(two_pages["strips"])
-    expected = align.align(spectrogram(read_audio(two_pages["flac"])), whole, embedder,
-                           halves=tuple(halves))  # the index keeps the systems' halves
+    spec = spectrogram(read_audio(two_pages["flac"]))
+    expected = align.align(spec, whole, embedder, halves=tuple(halves))  # the index keeps halves
+    expected.segments = refine_starts(spec, expected.segments, timeline(two_pages["heads"]))
     layout = two_pages["layout"]
     assert [(s["page"], s["system"], s["start"], s["end"]) for s in answer["systems"]] == [
         (*layout[s.system], round(s.start, 2), round(s.end, 2)) for s in expected.systems]

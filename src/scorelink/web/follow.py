@@ -4,8 +4,9 @@ shows (which system sounds when, on which page, where its box is).
 The score's systems come from the index (no page is read or embedded again) and are aligned as
 `scorelink align` aligns a score: by their notes (`search.follow.align_notes`) where the index
 keeps the piece's notes (a score engraved from a symbolic file), else by the index's vectors
-(`align.align`); an `AlignmentCache` keeps the answers, so that a recording followed again (or
-by another visitor) is aligned once.
+(`align.align`), with the systems' starts sharpened by the noteheads read off them where the
+index keeps those (`reading.refine_starts`); an `AlignmentCache` keeps the answers, so that a
+recording followed again (or by another visitor) is aligned once.
 """
 
 from __future__ import annotations
@@ -93,6 +94,12 @@ def follow(index: Index, embedder: Embedder, piece: str, samples: np.ndarray) ->
     else:
         halves = index.halves([r["id"] for r in rows])  # None in indexes made before 2026-12-05
         result = align.align(spec, vectors, embedder, halves=halves)
+        heads = index.heads()  # scans and page images: their starts sharpened by read notes
+        if any(r["id"] in heads for r in rows):
+            from scorelink.search.reading import refine_starts, timeline
+
+            read = timeline([heads.get(r["id"], np.zeros((0, 2))) for r in rows])
+            result.segments = refine_starts(spec, result.segments, read)
     systems, pages = [], {}
     for r in rows:  # `system` in the index counts a piece's systems; here, its page's
         page = pages.setdefault(r["page"], {"page": r["page"] + 1, "url": f"/{r['page_image']}",
