@@ -97,6 +97,10 @@ def test_page_images_keep_read_noteheads_that_find_the_recording(chorale_dataset
     assert set(heads) == {r["id"] for r in rows if r["piece"] != "pages/a"}
     assert set(notes) == {r["id"] for r in rows if r["piece"] == "pages/a"}
     assert len(index.read_matchers()) == len(READ_SCALES)
+    some = sorted(heads)[:2] + sorted(notes)[:1]  # only the systems asked for, of each table
+    assert set(index.heads(some)) == set(some) & set(heads)
+    assert all(np.array_equal(index.heads(some)[i], heads[i]) for i in index.heads(some))
+    assert set(index.notes(some)) == set(some) & set(notes) and index.heads([]) == {}
 
     # the first page's systems as read, against the engraving's noteheads
     mine = [r for r in records if r["page"] == 0 and not r["occurrence"]]

@@ -285,18 +285,24 @@ class Index:
         table = "systems" if side == "sheet" else "windows"
         return [dict(r) for r in self.db.execute(f"SELECT * FROM {table} ORDER BY id")]
 
-    def notes(self) -> dict[int, np.ndarray]:
+    def notes(self, ids: list[int] | None = None) -> dict[int, np.ndarray]:
         """System id -> its notes, (n, 3) float64 [onset s, offset s, MIDI pitch] in the
-        piece's score time, sorted by onset; only systems engraved from a symbolic score."""
+        piece's score time, sorted by onset; only systems engraved from a symbolic score (of
+        `ids` only, if given)."""
         if not self.has_notes:
             return {}
-        return self._per_system(
-            "SELECT system, onset, offset, pitch FROM notes ORDER BY system, onset, pitch", 3)
+        return self._per_system("notes", ("onset", "offset", "pitch"), "onset, pitch", ids)
 
-    def _per_system(self, sql: str, width: int) -> dict[int, np.ndarray]:
-        """Rows (system, `width` values) of a query ordered by system -> {system id: (n, width)
-        float64}."""
-        rows = np.array(self.db.execute(sql).fetchall(), dtype=np.float64).reshape(-1, width + 1)
+    def _per_system(self, table: str, columns: tuple[str, ...], order: str,
+                    ids: list[int] | None) -> dict[int, np.ndarray]:
+        """Rows (system, *columns) of a per-system table, ordered by system then `order`, of
+        the systems `ids` (None: all) -> {system id: (n, len(columns)) float64}."""
+        where = f" WHERE system IN ({','.join('?' * len(ids))})" if ids is not None else ""
+        if ids is not None and not ids:
+            return {}
+        rows = np.array(self.db.execute(
+            f"SELECT system, {', '.join(columns)} FROM {table}{where} ORDER BY system, {order}",
+            list(ids or ())).fetchall(), dtype=np.float64).reshape(-1, len(columns) + 1)
         cuts = np.flatnonzero(np.diff(rows[:, 0])) + 1
         return {int(part[0, 0]): part[:, 1:] for part in np.split(rows, cuts) if len(part)}
 
@@ -377,13 +383,14 @@ class Index:
             self._matcher = NoteMatcher(self.notes(), piece)
         return self._matcher
 
-    def heads(self) -> dict[int, np.ndarray]:
+    def heads(self, ids: list[int] | None = None) -> dict[int, np.ndarray]:
         """System id -> the noteheads read off its image, (n, 2) float64 [x px, MIDI pitch];
-        only systems without notes, in an index made since heads were kept."""
+        only systems without notes (of `ids` only, if given), in an index made since heads
+        were kept."""
         if self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
                            "name='heads'").fetchone() is None:
             return {}
-        return self._per_system("SELECT system, x, pitch FROM heads ORDER BY system, x", 2)
+        return self._per_system("heads", ("x", "pitch"), "x", ids)
 
     def read_matchers(self) -> list:
         """The read noteheads as notes on the timeline of x (`reading.timeline`), one

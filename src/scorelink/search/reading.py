@@ -81,9 +81,9 @@ REFINE_MIN_NOTES = 4  # a system with fewer read notes keeps the image's start
 def read_systems(strips: list[np.ndarray], reader: str | None = None) -> list[np.ndarray]:
     """A score's system strips in reading order -> each system's read notes (n, 3) [onset s,
     offset s, MIDI pitch] on one x timeline (`timeline`)."""
-    from scorelink.models.reader import load_reader, read_strips
+    from scorelink.search.collect import read_heads
 
-    return timeline(read_strips(load_reader(reader), strips))
+    return timeline(read_heads(strips, reader=reader))
 
 
 def refine_starts(spec: np.ndarray, segments: list, notes: list[np.ndarray]) -> list:

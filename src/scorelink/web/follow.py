@@ -87,18 +87,19 @@ def follow(index: Index, embedder: Embedder, piece: str, samples: np.ndarray) ->
 
     rows, vectors = piece_systems(index, piece)
     spec = spectrogram(samples)
-    notes = piece_notes(index, [r["id"] for r in rows])
+    ids = [r["id"] for r in rows]
+    notes = index.notes(ids)
     if notes:
         empty = np.zeros((0, 3))
         result = align_notes(spec, [{"notes": notes.get(r["id"], empty)} for r in rows])
     else:
-        halves = index.halves([r["id"] for r in rows])  # None in indexes made before 2026-12-05
+        halves = index.halves(ids)  # None in indexes made before 2026-12-05
         result = align.align(spec, vectors, embedder, halves=halves)
-        heads = index.heads()  # scans and page images: their starts sharpened by read notes
-        if any(r["id"] in heads for r in rows):
+        heads = index.heads(ids)  # scans and page images: their starts sharpened by read notes
+        if heads:
             from scorelink.search.reading import refine_starts, timeline
 
-            read = timeline([heads.get(r["id"], np.zeros((0, 2))) for r in rows])
+            read = timeline([heads.get(i, np.zeros((0, 2))) for i in ids])
             result.segments = refine_starts(spec, result.segments, read)
     systems, pages = [], {}
     for r in rows:  # `system` in the index counts a piece's systems; here, its page's
@@ -111,19 +112,6 @@ def follow(index: Index, embedder: Embedder, piece: str, samples: np.ndarray) ->
               for row, s in zip(align.rows(result, systems), result.systems, strict=True)]
     return {"piece": piece, "seconds": round(spec.shape[1] / FPS, 2), "systems": played,
             "pages": [pages[p] for p in sorted(pages)]}
-
-
-def piece_notes(index: Index, ids: list[int]) -> dict[int, np.ndarray]:
-    """System id -> its notes (n, 3) [onset s, offset s, MIDI pitch] for the given systems that
-    have notes in the index ({} for scans, or an index that keeps no notes)."""
-    if not index.has_notes or not ids:
-        return {}
-    marks = ",".join("?" * len(ids))
-    rows = np.array(index.db.execute(
-        f"SELECT system, onset, offset, pitch FROM notes WHERE system IN ({marks}) "
-        "ORDER BY system, onset, pitch", ids).fetchall(), np.float64).reshape(-1, 4)
-    cuts = np.flatnonzero(np.diff(rows[:, 0])) + 1
-    return {int(part[0, 0]): part[:, 1:] for part in np.split(rows, cuts) if len(part)}
 
 
 def upload_key(data: bytes) -> str:
