@@ -114,16 +114,22 @@ def peaks(probs: np.ndarray, *, threshold: float = READ_THRESHOLD) -> np.ndarray
 
 
 @torch.no_grad()
-def read_strips(model: NoteReader, strips: list[np.ndarray], *, batch: int = 8,
-                threshold: float = READ_THRESHOLD) -> list[np.ndarray]:
-    """The noteheads (n, 2) [x px, MIDI pitch] of each uint8 strip (STRIP_HEIGHT, W)."""
+def probabilities(model: NoteReader, strips: list[np.ndarray], *, batch: int = 8
+                  ) -> list[np.ndarray]:
+    """Each uint8 strip's (output_columns(W), PITCHES) notehead probabilities, in batches of
+    `batch` strips (the model is used as it is: call .eval() first for reading)."""
     out = []
     for k in range(0, len(strips), batch):
         group = strips[k:k + batch]
         probs = torch.sigmoid(model(as_input(group))).numpy()
-        for s, p in zip(group, probs, strict=True):
-            out.append(peaks(p[:output_columns(s.shape[1])], threshold=threshold))
+        out += [p[:output_columns(s.shape[1])] for s, p in zip(group, probs, strict=True)]
     return out
+
+
+def read_strips(model: NoteReader, strips: list[np.ndarray], *, batch: int = 8,
+                threshold: float = READ_THRESHOLD) -> list[np.ndarray]:
+    """The noteheads (n, 2) [x px, MIDI pitch] of each uint8 strip (STRIP_HEIGHT, W)."""
+    return [peaks(p, threshold=threshold) for p in probabilities(model, strips, batch=batch)]
 
 
 @lru_cache(maxsize=2)

@@ -22,10 +22,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.ndimage import maximum_filter1d
 
-from scorelink.models.reader import LOWEST, PITCHES, READER_STRIDE, NoteReader, as_input
+from scorelink.models.reader import LOWEST, PITCHES, READER_STRIDE, NoteReader, probabilities
 
 MIN_GAP = 1  # output columns between successive chords' heads (4 px)
 FOUND = 0.3  # a placed note the reader gives at least this probability is found there
@@ -80,7 +79,6 @@ def place(chords: list[np.ndarray], probs: np.ndarray) -> tuple[np.ndarray, np.n
     return cols, found
 
 
-@torch.no_grad()
 def scan_systems(root: str | Path, split: str, model: NoteReader, kern_dir: str | Path, *,
                  keep: float = KEEP_FOUND, batch: int = 8
                  ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
@@ -105,19 +103,16 @@ def scan_systems(root: str | Path, split: str, model: NoteReader, kern_dir: str 
                 items.append((ds.strip(record), chords))
     was_training = model.training
     model.eval()
-    out, notes_total, notes_found = [], 0, 0
-    for k in range(0, len(items), batch):
-        group = items[k:k + batch]
-        probs = torch.sigmoid(model(as_input([s for s, _ in group]))).numpy()
-        for (strip, chords), p in zip(group, probs, strict=True):
-            p = p[:-(-strip.shape[1] // READER_STRIDE)]
-            cols, found = place(chords, p)
-            notes_total += sum(len(c) for c in chords)
-            if len(found) == 0 or np.mean(found >= FOUND) < keep:
-                continue
-            notes_found += int((found >= FOUND).sum())
-            x = (np.repeat(cols, [len(c) for c in chords]) + 0.5) * READER_STRIDE
-            out.append((strip, np.stack([x, np.concatenate(chords)], axis=1).astype(np.float64)))
+    probs = probabilities(model, [s for s, _ in items], batch=batch)
     model.train(was_training)
+    out, notes_total, notes_found = [], 0, 0
+    for (strip, chords), p in zip(items, probs, strict=True):
+        cols, found = place(chords, p)
+        notes_total += sum(len(c) for c in chords)
+        if len(found) == 0 or np.mean(found >= FOUND) < keep:
+            continue
+        notes_found += int((found >= FOUND).sum())
+        x = (np.repeat(cols, [len(c) for c in chords]) + 0.5) * READER_STRIDE
+        out.append((strip, np.stack([x, np.concatenate(chords)], axis=1).astype(np.float64)))
     return out, {"systems": len(items), "kept": len(out), "notes": notes_total,
                  "found_in_kept": notes_found}
