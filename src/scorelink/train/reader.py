@@ -5,7 +5,7 @@ engraving placed, and on real scans whose written notes it places itself.
         [--scans DIR --kern KERN_DIR] [--epochs N] [--resume] [--lr 1e-3] [--seed 0]
     python -m scorelink.train.reader --ship RUN/best.pt   # -> scorelink/weights/reader.pt
     python -m scorelink.train.reader --data DIR [--data DIR ...] --evaluate CKPT \
-        [--split valid] [--thresholds 0.3,0.5,0.7]
+        [--split valid] [--thresholds 0.3,0.5,0.7] [--scans DIR --kern KERN_DIR]
 
 Every dataset folder's training systems (one strip per system, its notes' x and pitch from the
 engraving: `x` in the notes tables) teach it, their validation systems judge it after each
@@ -141,14 +141,18 @@ def validate(model: NoteReader, valid: list[tuple[np.ndarray, np.ndarray]], *,
     return score(read, [n for _, n in valid])
 
 
-def evaluate(path: str, folders: list[str], split: str, thresholds: list[float]) -> None:
-    """Print the reader's scores on the folders' split at each threshold (Markdown)."""
+def evaluate(path: str, folders: list[str], split: str, thresholds: list[float], *,
+             scans: tuple[str, ...] = (), kern: str | None = None) -> None:
+    """Print the reader's scores on the folders' split at each threshold (Markdown); scans:
+    real-scan folders, scored against the places the reader gives their written notes."""
     from scorelink.models.reader import load_reader
 
     model = load_reader(path)
     print("| data | threshold | pitch P / R / F1 | pitch class P / R / F1 |\n|---|---|---|---|")
-    for folder in folders:
-        held = systems(folder, split)
+    sets = [(folder, systems(folder, split)) for folder in folders]
+    sets += [(f"{folder} (placed by the reader)",
+              scan_systems(folder, split, model, kern, keep=0.0)[0]) for folder in scans]
+    for folder, held in sets:
         for t in thresholds:
             m = validate(model, held, threshold=t)
             print(f"| {Path(folder).name} {split} ({len(held)} systems) | {t:g} | "
@@ -195,10 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.ship:
         print(f"shipped {args.ship} as {ship(args.ship)}")
         return 0
-    if args.evaluate and args.data:
+    if args.evaluate and (args.data or args.scans):
         torch.set_num_threads(args.threads)
-        evaluate(args.evaluate, args.data, args.split,
-                 [float(t) for t in args.thresholds.split(",")])
+        evaluate(args.evaluate, args.data or [], args.split,
+                 [float(t) for t in args.thresholds.split(",")], scans=args.scans,
+                 kern=args.kern)
         return 0
     if not args.data or not args.out:
         p.error("--data and --out are needed to train")
