@@ -260,9 +260,9 @@ def main() -> None:
             else:
                 image, proposed = images[len(clips)]
             spans: dict = {}
-            evidence.append({"image": image, "with_notes": with_notes,
-                             "notes": query.notes_evidence(matcher, clip["spec"], proposed,
-                                                           spans=spans),
+            costs = query.notes_evidence(matcher, query.span_features(clip["spec"]), proposed,
+                                         spans=spans)
+            evidence.append({"image": image, "with_notes": with_notes, "notes": costs,
                              "proposed": proposed, "spans": spans})
             seconds.append(time.perf_counter() - t)
             clips.append({k: v for k, v in clip.items() if k != "spec"})

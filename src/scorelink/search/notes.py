@@ -320,13 +320,17 @@ class NoteMatcher:
                 pitch[:, at] = notes_pitch(p.notes, lo, hi, p.frames)[:, local - lo]
         return _weighted(chroma.astype(np.float32), pitch)
 
-    def match(self, spec: np.ndarray, *, extra: list[tuple[int, int]] | None = None,
-              exhaustive: bool = False, spans: dict | None = None) -> dict[int, float]:
-        """{system id: cost} for a (N_BINS, T) spectrogram: the lowest mean cosine distance of
-        an alignment whose middle lies in the system, over the candidate regions (or over
-        every score with exhaustive=True). `spans`, if given, receives {system id: (first,
-        last)}: the timeline frames where that alignment starts and ends (`same_music`)."""
-        query = audio_features(spec)
+    def match(self, spec: np.ndarray, **kwargs) -> dict[int, float]:
+        """`match_features` of a (N_BINS, T) spectrogram's `audio_features`."""
+        return self.match_features(audio_features(spec), **kwargs)
+
+    def match_features(self, query: np.ndarray, *, extra: list[tuple[int, int]] | None = None,
+                       exhaustive: bool = False, spans: dict | None = None) -> dict[int, float]:
+        """{system id: cost} for a clip's `audio_features` (computed once for every matcher
+        of an index): the lowest mean cosine distance of an alignment whose middle lies in the
+        system, over the candidate regions (or over every score with exhaustive=True).
+        `spans`, if given, receives {system id: (first, last)}: the timeline frames where that
+        alignment starts and ends (`same_music`)."""
         if query.shape[1] < 2 or not self.pieces:
             return {}
         if exhaustive:

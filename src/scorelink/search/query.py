@@ -96,10 +96,11 @@ def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
     spans: dict[int, tuple[int, int]] = {}
     read: dict[int, float] = {}
     readers = index.read_matchers() if notes else []
+    features = span_features(spec) if matcher is not None or readers else []
     for reader in readers:
-        for i, c in notes_evidence(reader, spec, proposed).items():
+        for i, c in notes_evidence(reader, features, proposed).items():
             read[i] = min(c, read.get(i, np.inf))
-    return {"image": image, "notes": notes_evidence(matcher, spec, proposed, spans=spans),
+    return {"image": image, "notes": notes_evidence(matcher, features, proposed, spans=spans),
             "with_notes": matcher.systems if matcher is not None else set(), "spans": spans,
             "read": read, "with_heads": set().union(*(r.systems for r in readers))}
 
@@ -172,18 +173,26 @@ def parts_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *, depth:
     return scores, proposed
 
 
-def notes_evidence(matcher, spec: np.ndarray, proposed: list[list[int]], *,
+def span_features(spec: np.ndarray) -> list[np.ndarray]:
+    """The notes matcher's `audio_features` of each query span (`query_spans`), computed once
+    for the index's matchers (its notes and the read notes at each scale)."""
+    from scorelink.search.notes import audio_features
+
+    return [audio_features(spec[:, a:b]) for a, b in query_spans(spec.shape[1])]
+
+
+def notes_evidence(matcher, features: list[np.ndarray], proposed: list[list[int]], *,
                    spans: dict | None = None) -> dict[int, float]:
     """The notes' side of `audio_evidence`: {system id: lowest alignment cost} over the query
-    spans, each aligned to the shingle candidates and the systems the model proposed for it;
-    {} without a matcher (an index without notes). `spans` receives the timeline frames of
-    each system's lowest-cost alignment."""
+    spans (their `span_features`), each aligned to the shingle candidates and the systems the
+    model proposed for it; {} without a matcher (an index without notes). `spans` receives the
+    timeline frames of each system's lowest-cost alignment."""
     costs: dict[int, float] = {}
     if matcher is None or not len(matcher):
         return costs
-    for (a, b), ids in zip(query_spans(spec.shape[1]), proposed, strict=True):
+    for query, ids in zip(features, proposed, strict=True):
         where: dict[int, tuple[int, int]] = {}
-        found = matcher.match(spec[:, a:b], extra=matcher.system_regions(ids), spans=where)
+        found = matcher.match_features(query, extra=matcher.system_regions(ids), spans=where)
         for i, c in found.items():
             if c < costs.get(i, np.inf):
                 costs[i] = c
