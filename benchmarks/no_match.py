@@ -22,7 +22,9 @@ package has, with 95 % intervals (cluster bootstrap: clips grouped by piece, noi
 on their own).
 
 --read [READER]: the systems indexed as scans would be: no notes, the noteheads the note
-reader reads off their images (evidence "read" in place of "notes"; --fit prints its entry).
+reader reads off their images (evidence "read" in place of "notes"; --fit prints its entry);
+`--read engraved`: the noteheads where the engraving put them (a reader that never errs: what
+reading better could gain).
 
 --tempi: renditions at these tempo ratios where the dataset has them (test); --stretch: the
 spectrogram resampled in time by these ratios (valid has tempo 1.0 only). Dataset clips are
@@ -230,9 +232,11 @@ def measure(args) -> dict:
 
 def _reader_key(read: bool | str) -> str:
     """The reader's weights (the shipped one's or the checkpoint's digest): the cache key, and
-    the key of the read calibration's entry."""
+    the key of the read calibration's entry; "engraved" for the engraving's own noteheads)."""
     from scorelink.models.reader_file import reader_digest
 
+    if read == "engraved":
+        return read
     return reader_digest(read if isinstance(read, str) else None)
 
 
@@ -282,7 +286,8 @@ def main() -> None:
     p.add_argument("--fit", action="store_true", help="fit and print the CALIBRATION entry")
     p.add_argument("--cache", help="a folder for the index and the clips' features")
     p.add_argument("--read", nargs="?", const=True, default=False, metavar="READER",
-                   help="index the systems as scans: read noteheads in place of notes")
+                   help="index the systems as scans: read noteheads in place of notes (a "
+                        "reader checkpoint, or 'engraved': the engraving's noteheads)")
     p.add_argument("--features", type=int, default=0,
                    help="with --fit: fit on the first N features of each evidence (default all; "
                         "an ablation of the later ones on the same clips)")

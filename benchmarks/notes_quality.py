@@ -171,15 +171,11 @@ def _read_notes(ds: Dataset, records: list[dict], read: str) -> dict[tuple[str, 
         first.setdefault((r["piece"], r["system"]), r)
     keys = sorted(first)
     if read == "engraved":
-        out = {}
-        for k in keys:
-            a, b = first[k]["notes"]
-            table = ds.rendition_notes(first[k])[a:b]
-            out[k] = np.stack([table["x"], table["pitch"]], axis=1).astype(np.float64)
-        return out
-    from scorelink.models.reader import load_reader, read_strips
+        heads = [ds.noteheads(first[k]) for k in keys]
+    else:
+        from scorelink.models.reader import load_reader, read_strips
 
-    heads = read_strips(load_reader(read), [ds.strip(first[k]) for k in keys])
+        heads = read_strips(load_reader(read), [ds.strip(first[k]) for k in keys])
     return dict(zip(keys, heads, strict=True))
 
 

@@ -75,6 +75,8 @@ def test_noteheads_inside_system_box_and_on_ink(chorale_dataset):
         assert np.all((notes["x"] >= left) & (notes["x"] <= right))
         assert np.all((page_y >= top) & (page_y <= bottom))
         assert np.all((notes["y"] >= 0) & (notes["y"] < STRIP_HEIGHT))
+        heads = ds.noteheads(r)  # what the note reader learns to read: the same heads
+        assert np.array_equal(heads, np.c_[notes["x"], notes["pitch"]])
         strip = ds.strip(r)
         for x, y in zip(notes["x"], notes["y"], strict=True):  # a notehead is drawn there
             xi, yi = int(round(x)), int(round(y))

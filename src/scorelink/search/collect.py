@@ -35,7 +35,8 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     recordings=False: the systems only); pieces: only these pieces of the split; records: these
     passages (one rendition of each piece) in place of the evaluation rendition's; read: the
     systems as scans would be indexed, with the noteheads the shipped note reader (or the one
-    in the checkpoint `read` names) reads off their images in place of their notes."""
+    in the checkpoint `read` names; "engraved": where the engraving put them, a reader that
+    never errs) reads off their images in place of their notes."""
     from scorelink.data.store import Dataset
     from scorelink.evaluate.retrieval import eval_records
 
@@ -68,7 +69,9 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
         whole, [None] * len(systems) if read else [notes.get((r["piece"], r["system"]))
                                                    for r in systems],
         tuple(halves), held,
-        read_heads(strips, reader=read if isinstance(read, str) else None) if read else None)
+        [ds.noteheads(r) for r in systems] if read == "engraved"
+        else read_heads(strips, reader=read if isinstance(read, str) else None) if read
+        else None)
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
         pending.pages[page_path(piece, page)] = ds.page(piece, page)
     by_rendition: dict[tuple[str, str], list[dict]] = {}

@@ -64,12 +64,9 @@ def systems(root: str | Path, split: str) -> list[tuple[np.ndarray, np.ndarray]]
     for r in ds.records(split=split):
         if first.setdefault(r["piece"], r["rendition"]) != r["rendition"] or r["occurrence"]:
             continue
-        a, b = r["notes"]
-        table = ds.rendition_notes(r)[a:b]
-        ok = np.isfinite(table["x"]) & (table["pitch"] >= LOWEST) & (
-            table["pitch"] < LOWEST + PITCHES)
-        notes = np.stack([table["x"][ok], table["pitch"][ok]], axis=1).astype(np.float64)
-        out.append((ds.strip(r), notes))
+        heads = ds.noteheads(r)
+        readable = (heads[:, 1] >= LOWEST) & (heads[:, 1] < LOWEST + PITCHES)
+        out.append((ds.strip(r), heads[readable]))
     return out
 
 
