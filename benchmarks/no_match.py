@@ -26,6 +26,12 @@ reader reads off their images (evidence "read" in place of "notes"; --fit prints
 `--read engraved`: the noteheads where the engraving put them (a reader that never errs: what
 reading better could gain).
 
+--solo: every indexed piece in an index of its own (a user's index of one score): a true clip
+asks its own piece's index, any other clip a random indexed piece's. Its queries have no other
+piece to compare with, so they are judged by the calibrations of one-piece queries (keys
+evidence + "/solo", features without the piece gap and the sub-window agreement); --fit prints
+those.
+
 --tempi: renditions at these tempo ratios where the dataset has them (test); --stretch: the
 spectrogram resampled in time by these ratios (valid has tempo 1.0 only). Dataset clips are
 spectrograms read from the dataset (no samples), so the silence check applies to noise only.
@@ -151,13 +157,14 @@ def measure(args) -> dict:
                     # the features computed: a cache of fewer is computed afresh
                     f"f{len(confidence.FEATURES['image'])}{len(confidence.FEATURES['notes'])}"
                     f"a{confidence.ATTACK_CAP:g}",
-                    *([f"read-{_reader_key(args.read)}"] if args.read else [])])
+                    *([f"read-{_reader_key(args.read)}"] if args.read else []),
+                    *(["solo"] if args.solo else [])])
     cache = Path(args.cache) / f"no-match-{key}.pkl" if args.cache else None
     if cache and cache.exists():
         return pickle.loads(cache.read_bytes())
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
-    pending = Pending()
+    pending: dict[Path, Pending] = {}  # index folder -> what goes into it
     sets = []  # (dataset, {tempo: records}, indexed pieces, other pieces)
     for root in args.data:
         ds = Dataset(root)
@@ -167,14 +174,24 @@ def measure(args) -> dict:
         pieces = sorted({r["piece"] for r in tempi[1.0]})
         order = rng.permutation(len(pieces))
         half = {pieces[i] for i in order[: len(pieces) // 2]}
-        pending.extend(collect.from_dataset(root, embedder, split=args.split, recordings=False,
-                                            pieces=half, read=args.read))
         sets.append((ds, tempi, sorted(half), sorted(set(pieces) - half)))
     work = Path(args.cache or "/tmp") / f"no-match-index-{key}"
-    if not (work / "index.json").exists():
-        Index.write(work, pending, model_name=embedder.name, fingerprint=embedder.fingerprint,
+    # --solo: an index of each indexed piece alone; else one index of them all
+    groups = ([(root, {p}, work / p) for root, (_, _, half, _) in zip(args.data, sets,
+                                                                       strict=True)
+               for p in half] if args.solo else
+              [(root, set(half), work) for root, (_, _, half, _) in zip(args.data, sets,
+                                                                         strict=True)])
+    for root, pieces, folder in groups:
+        if not (folder / "index.json").exists():
+            pending[folder] = pending.get(folder) or Pending()
+            pending[folder].extend(collect.from_dataset(
+                root, embedder, split=args.split, recordings=False, pieces=pieces,
+                read=args.read))
+    for folder, items in pending.items():
+        Index.write(folder, items, model_name=embedder.name, fingerprint=embedder.fingerprint,
                     dim=embedder.dim)
-    index = Index(work)
+    indexes = {folder: Index(folder) for folder in {folder for _, _, folder in groups}}
     build_s = time.perf_counter() - t0
 
     seconds = [float(s) for s in args.seconds.split(",")]
@@ -203,27 +220,35 @@ def measure(args) -> dict:
             clips.append({"kind": kind, "group": f"{kind}-{k}", "seconds": seconds[k % 3],
                           "spec": spectrogram(samples), "samples": samples})
 
+    # --solo: a true clip asks its own piece's index, any other clip a random piece's (drawn
+    # apart, so that the clips are those of a run without --solo)
+    pick = np.random.default_rng(args.seed + 1)
+    indexed = [folder for _, _, folder in groups]
     rows, cpu = [], []
     for c in clips:
+        index = indexes[work / c["group"] if args.solo and c["kind"] == "true"
+                        else indexed[pick.integers(len(indexed))] if args.solo else work]
         c0 = time.process_time()
         row = {k: v for k, v in c.items() if k not in ("spec", "samples")}
+        row["index"] = index.root.name
         row["flatness"] = confidence.spectral_flatness(c["spec"])
         row["dbfs"] = confidence.rms_dbfs(c["samples"]) if "samples" in c else None
         evidence = query.audio_evidence(index, embedder, c["spec"], notes=True)
         feats = confidence.query_features(index, embedder, c["spec"], evidence)
         row["features"] = feats
         for path in (_paths(args)):
-            hits = query.fuse(index, evidence, top=1, paths="image" if path == "image"
-                              else "fused")
+            hits = query.fuse(index, evidence, top=1, paths="image"
+                              if _evidence(path) == "image" else "fused")
             row[f"top_{path}"] = ((hits[0]["piece"], hits[0]["system_in_piece"] - 1) if hits
                                   else None)
         rows.append(row)
         cpu.append(time.process_time() - c0)
     out = {"rows": rows, "build_s": build_s, "cpu_ms": 1000 * float(np.median(cpu)),
-           "systems": index.sheet.ntotal, "model": embedder.name,
-           "fingerprint": embedder.fingerprint,
+           "systems": sum(i.sheet.ntotal for i in indexes.values()), "indexes": len(indexes),
+           "model": embedder.name, "fingerprint": embedder.fingerprint,
            "names": [f"{Path(d).name} {args.split}" for d in args.data]}
-    index.close()
+    for index in indexes.values():
+        index.close()
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps(out))
@@ -240,16 +265,31 @@ def _reader_key(read: bool | str) -> str:
     return reader_digest(read if isinstance(read, str) else None)
 
 
+def _read_key(args, path: str) -> str:
+    """The CALIBRATION key of a calibration: the read notes' is keyed by the reader."""
+    if _evidence(path) != "read":
+        return path
+    return f"read:{_reader_key(args.read)}{path.removeprefix('read')}"
+
+
 def _paths(args) -> tuple[str, str]:
-    """The evidences judged: the notes (or the read notes, --read) and the image."""
-    return ("read" if args.read else "notes", "image")
+    """The calibrations judged: the notes' (or the read notes', --read) and the image's; with
+    --solo, those of one-piece queries (evidence + confidence.SOLO)."""
+    solo = confidence.SOLO if args.solo else ""
+    return ("read" + solo if args.read else "notes" + solo, "image" + solo)
+
+
+def _evidence(path: str) -> str:
+    """A calibration's evidence: "notes", "read" or "image"."""
+    return path.removesuffix(confidence.SOLO)
 
 
 def feature_matrix(rows: list[dict], path: str, coef=None, count: int = 0) -> np.ndarray:
     """The features a calibration entry `coef` weighs (all, or the first `count`, without)."""
     names = (confidence.feature_names(path, coef) if coef is not None
              else confidence.FEATURES[path][:count or None])
-    return np.array([[r["features"][path][n] for n in names] for r in rows], np.float64)
+    return np.array([[r["features"][_evidence(path)][n] for n in names] for r in rows],
+                    np.float64)
 
 
 def verdicts(rows: list[dict], path: str, coef) -> np.ndarray:
@@ -288,6 +328,10 @@ def main() -> None:
     p.add_argument("--read", nargs="?", const=True, default=False, metavar="READER",
                    help="index the systems as scans: read noteheads in place of notes (a "
                         "reader checkpoint, or 'engraved': the engraving's noteheads)")
+    p.add_argument("--solo", action="store_true",
+                   help="an index of each indexed piece alone: true clips ask their own "
+                        "piece's, the others a random piece's (the calibrations of one-piece "
+                        "queries, evidence + /solo)")
     p.add_argument("--features", type=int, default=0,
                    help="with --fit: fit on the first N features of each evidence (default all; "
                         "an ablation of the later ones on the same clips)")
@@ -311,7 +355,8 @@ def main() -> None:
                     *(["--fit"] if args.fit else []),
                     *([f"--read {args.read}" if isinstance(args.read, str) else "--read"]
                       if args.read else []),
-                    *([f"--features {args.features}"] if args.features else [])])
+                    *([f"--features {args.features}"] if args.features else []),
+                    *(["--solo"] if args.solo else [])])
     true = [r for r in rows if r["kind"] == "true"]
     print(f"### No match: {args.split} ({date.today()})\n")
     print(f"- machine: {machine()}; model {m['model']} (fingerprint {fp})")
@@ -319,13 +364,17 @@ def main() -> None:
     kinds = ", ".join(f"{sum(r['kind'] == k for r in rows)} {k}"
                       for k in ("true", "not indexed", *NOISES))
     print(f"- index: {m['systems']} systems (with notes) of the indexed half of "
-          f"{', '.join(m['names'])}, built in {m['build_s']:.0f} s; {len(rows)} clips of "
+          f"{', '.join(m['names'])}"
+          + (f", one index a piece ({m['indexes']}): a true clip asks its own piece's, the others"
+             " a random one's" if args.solo else "")
+          + f", built in {m['build_s']:.0f} s; {len(rows)} clips of "
           f"{args.seconds} s: {kinds}; features CPU time p50 {m['cpu_ms']:.0f} ms a clip")
     for path in _paths(args):
         right = np.mean([r[f"top_{path}"] is not None and r[f"top_{path}"][0] == r["truth"][0]
                          for r in true])
         system = np.mean([r[f"top_{path}"] == r["truth"] for r in true])
-        print(f"- true clips, {'image only' if path == 'image' else f'fused ({path})'}: the best "
+        print(f"- true clips, {'image only' if _evidence(path) == 'image' else f'fused ({path})'}"
+              ": the best "
               f"answer's piece right {100 * right:.1f} %, its system {100 * system:.1f} %")
     refused = [r for r in rows if r["refused"]]
     print(f"- refused as no music (input check: RMS under {confidence.SILENT_DBFS:g} dBFS or "
@@ -339,9 +388,10 @@ def main() -> None:
 
     table = dict(confidence.CALIBRATION.get(fp, {}))
     if args.read:  # the entry fitted with this reader
-        table.pop("read", None)
-        if f"read:{_reader_key(args.read)}" in table:
-            table["read"] = table[f"read:{_reader_key(args.read)}"]
+        for path in ("read", "read" + confidence.SOLO):
+            table.pop(path, None)
+            if _read_key(args, path) in table:
+                table[path] = table[_read_key(args, path)]
     if args.fit:
         y = np.array([r["kind"] == "true" for r in rows], float)
         fitted = {}
@@ -358,8 +408,7 @@ def main() -> None:
         print(f"\n    \"{fp}\": {{  # {m['model']}, {date.today()}, "
               f"fitted on {', '.join(m['names'])}")
         for path in _paths(args)[::-1]:
-            key = f"read:{_reader_key(args.read)}" if path == "read" else path
-            print(f"        \"{key}\": {fitted[path]},")
+            print(f"        \"{_read_key(args, path)}\": {fitted[path]},")
         print("    },\n")
         table = fitted
     if not table:

@@ -108,6 +108,38 @@ def test_an_entry_fitted_before_a_feature_was_added_weighs_the_earlier_ones(monk
         confidence.feature_names("image", (0.0,) * 12)
 
 
+def test_a_query_of_a_one_piece_index_is_judged_without_comparing_pieces(
+        data_index, tiny_ckpt, chorale_dataset, monkeypatch):
+    """With one piece indexed there is no other piece to be far from: the features that compare
+    pieces are left out (a gap to "no cost" made speech look certain), and the calibration of
+    one-piece queries (evidence + SOLO) judges; a model without one says it has none."""
+    from scorelink.search import query
+    from scorelink.search.recordings import read_audio
+
+    index, emb = Index(data_index), Embedder.load(tiny_ckpt)
+    assert len({r["piece"] for r in index.rows("sheet", range(index.sheet.ntotal))}) == 1
+    flac = next(chorale_dataset.rglob("musescore-grand@1.00.flac"))
+    spec = spectrogram(read_audio(flac, end=8.0))
+    features = confidence.query_features(index, emb, spec, query.audio_evidence(index, emb, spec))
+    assert features["notes"] and features["image"]
+    for kind in ("notes", "image"):
+        assert "piece_gap" not in features[kind] and "agreement" not in features[kind]
+        assert confidence.evidence_key(kind, features[kind]) == kind + confidence.SOLO
+        assert set(confidence.FEATURES[kind + confidence.SOLO]) <= set(features[kind])
+    fp = index.fingerprint
+    full = {kind: (50.0, *[0.0] * len(names), 0.5) for kind, names in confidence.FEATURES.items()
+            if confidence.SOLO not in kind}
+    monkeypatch.setattr(confidence, "CALIBRATION", {fp[:16]: full})
+    assert confidence.judge(fp, features).confidence is None  # no one-piece calibration
+    solo = {"notes" + confidence.SOLO: (-50.0, *[0.0] * 5, 0.5)}
+    monkeypatch.setattr(confidence, "CALIBRATION", {fp[:16]: {**full, **solo}})
+    v = confidence.judge(fp, features)
+    assert v.evidence == "notes" and v.match is False
+    # a query whose candidates hold two pieces is judged as before
+    two = {**features["notes"], "piece_gap": 0.1}
+    assert confidence.judge(fp, {"image": {}, "notes": two}).match is True
+
+
 def test_attacks_tell_struck_notes_from_hums_and_voices():
     """Struck notes rise at once and die slowly; a hum never changes; a voice-like tone
     swells and fades alike: only the notes' attack feature is well above 1."""

@@ -55,6 +55,15 @@ FEATURES = {
     "notes": _NOTES_FEATURES,
     "read": _NOTES_FEATURES,  # the same, from the costs of the notes read off scans
 }
+# A query whose candidates hold one piece only (an index of one score) has no gap to another
+# piece, and its sub-windows cannot disagree about the piece: the features that compare pieces
+# say nothing there (with a gap to "no cost" such a query looked certain, speech included). It
+# is judged by a calibration fitted on one-piece indexes without them, keyed evidence + SOLO
+# (`benchmarks/no_match.py --solo --fit`).
+SOLO = "/solo"
+_COMPARE_PIECES = ("piece_gap", "agreement")
+FEATURES.update({kind + SOLO: tuple(n for n in names if n not in _COMPARE_PIECES)
+                 for kind, names in list(FEATURES.items())})
 # fingerprint[:16] -> {evidence: (b0, b1, ..., threshold)}, printed by
 # `benchmarks/no_match.py --fit` (docs/search.md, "When nothing matches"). An entry with fewer
 # coefficients than FEATURES names was fitted before the later features were added and uses the
@@ -246,26 +255,36 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
              "attack": min(attack(spec), ATTACK_CAP)}
     if best_image:
         top = best_image[0]
+        out["image"] = {"best": image[top], **audio}
         other = [image[i] for i in best_image if pieces[i] != pieces[top]]
-        floor = min(image.values())
-        spans = sub_spans(spec.shape[1])
-        _, ids = index.nearest("sheet", embedder.audio(spec, spans), 1)
-        sub_pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(
-            {int(i) for i in ids[:, 0] if i >= 0}))}
-        agree = [sub_pieces.get(int(i)) == pieces[top] for i in ids[:, 0]]
-        out["image"] = {"best": image[top], "piece_gap": image[top] - max(other, default=floor),
-                        "agreement": float(np.mean(agree)), **audio}
+        if other:  # else one piece only: judged without comparing pieces (SOLO)
+            spans = sub_spans(spec.shape[1])
+            _, ids = index.nearest("sheet", embedder.audio(spec, spans), 1)
+            sub_pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(
+                {int(i) for i in ids[:, 0] if i >= 0}))}
+            agree = [sub_pieces.get(int(i)) == pieces[top] for i in ids[:, 0]]
+            out["image"].update(piece_gap=image[top] - max(other),
+                                agreement=float(np.mean(agree)))
     for kind, ids in best.items():
         if ids:
             costs, top = evidence[kind], ids[0]
+            out[kind] = {"cost": costs[top], **audio,
+                         "image_best": out["image"].get("best", 0.0)}
             other = [costs[i] for i in ids if pieces[i] != pieces[top]]
-            out[kind] = {"cost": costs[top], "piece_gap": min(other, default=NO_COST) - costs[top],
-                         **audio, "image_best": out["image"].get("best", 0.0)}
+            if other:
+                out[kind]["piece_gap"] = min(other) - costs[top]
     return out
 
 
+def evidence_key(kind: str, features: dict[str, float]) -> str:
+    """The calibration that judges `features` of evidence `kind`: kind, or kind + SOLO where
+    the query's candidates held one piece (no piece_gap)."""
+    return kind if "piece_gap" in features else kind + SOLO
+
+
 def feature_names(kind: str, coef: tuple[float, ...]) -> tuple[str, ...]:
-    """The features a calibration entry weighs: the first len(coef) - 2 of FEATURES[kind]."""
+    """The features a calibration entry weighs: the first len(coef) - 2 of FEATURES[kind]
+    (kind: an evidence, with SOLO for a one-piece query's)."""
     names = FEATURES[kind][:len(coef) - 2]
     if len(names) != len(coef) - 2:
         raise ValueError(f"a {kind} calibration of {len(coef) - 2} features; there are "
@@ -282,13 +301,15 @@ def judge(fingerprint: str, features: dict[str, dict[str, float]]) -> Verdict:
     model = fingerprint[:16]
     entry = dict(CALIBRATION.get(model, {}))
     if features.get("read"):
-        entry["read"] = entry.get(f"read:{reader_digest()}")
+        for solo in ("", SOLO):
+            entry["read" + solo] = entry.get(f"read:{reader_digest()}{solo}")
     kind = ("notes" if features.get("notes") else
             "read" if entry.get("read") is not None else "image")
-    coef = entry.get(kind)
+    key = evidence_key(kind, features.get(kind) or {})
+    coef = entry.get(key)
     if coef is None or not features.get(kind):
         return Verdict(None, None, kind, None, model)
-    conf = confidence(coef, [features[kind][name] for name in feature_names(kind, coef)])
+    conf = confidence(coef, [features[kind][name] for name in feature_names(key, coef)])
     threshold = coef[-1]
     return Verdict(round(conf, 4), threshold, kind, bool(conf >= threshold), model)
 
