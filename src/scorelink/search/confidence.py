@@ -82,6 +82,10 @@ CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
         # keyed by the reader's digest
         "read:3d18e1a47ae2": (-22.8456, -8.18478, 51.2384, -1.66175, 5.40927, 8.70962,
                               9.86433, 0.192801),
+        # queries of an index of one piece (SOLO): the same clips, each piece indexed alone
+        # (`no_match.py ... --fit --solo`, 2026-12-06)
+        "image/solo": (-18.5442, 14.2067, -1.11106, 0.0392543, 7.74622, 0.291535),
+        "notes/solo": (6.16414, -27.4924, -0.699351, 2.37739, 7.0356, 0.439152, 0.929878),
     },
     # stage room, epoch 28 (shipped as rnn-piano.pt from 2026-12-05, late, until stage
     # unheard; `git show b27517c:src/scorelink/weights/rnn-piano.pt`); refitted
