@@ -288,8 +288,10 @@ def feature_matrix(rows: list[dict], path: str, coef=None, count: int = 0) -> np
     """The features a calibration entry `coef` weighs (all, or the first `count`, without)."""
     names = (confidence.feature_names(path, coef) if coef is not None
              else confidence.FEATURES[path][:count or None])
-    return np.array([[r["features"][_evidence(path)][n] for n in names] for r in rows],
-                    np.float64)
+    # a clip the evidence found nowhere (a noise clip the notes aligned to nothing in a small
+    # index): NaN, never flagged by this calibration (search would judge it by the image's)
+    return np.array([[r["features"][_evidence(path)].get(n, np.nan) for n in names]
+                     for r in rows], np.float64)
 
 
 def verdicts(rows: list[dict], path: str, coef) -> np.ndarray:
@@ -397,9 +399,10 @@ def main() -> None:
         fitted = {}
         for path in _paths(args)[::-1]:
             x = feature_matrix(rows, path, count=args.features)
-            coef = [float(f"{c:.6g}") for c in confidence.fit(x, y)]  # as printed
+            found = ~np.isnan(x).any(axis=1)
+            coef = [float(f"{c:.6g}") for c in confidence.fit(x[found], y[found])]  # as printed
             conf = np.array([confidence.confidence((*coef, 0.0), list(v)) for v in x])
-            thr = np.floor(confidence.keep_threshold(conf[y == 1]) * 1e6) / 1e6
+            thr = np.floor(confidence.keep_threshold(conf[(y == 1) & found]) * 1e6) / 1e6
             fitted[path] = (*coef, float(thr))
             flagged = verdicts(rows, path, fitted[path])
             print(f"- {path}: at the threshold {thr:.4f}, {100 * np.mean(~flagged[y == 1]):.1f} "
