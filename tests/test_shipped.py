@@ -79,3 +79,20 @@ def test_shipped_models_load_by_name(tmp_path):
         checkpoint.load_model("no-such-model")
     with pytest.raises(CheckpointError, match="does not exist"):
         checkpoint.read(tmp_path / "missing.pt")
+
+
+def test_the_default_model_is_calibrated_for_every_evidence_and_the_shipped_reader():
+    """A retrained model or reader must be fitted again (benchmarks/no_match.py --fit): the
+    default model's calibration has every evidence, for collections and for one-piece indexes,
+    and its read entries are the shipped reader's."""
+    from scorelink.models.reader_file import reader_digest
+    from scorelink.search import confidence
+    from scorelink.search.embed import Embedder
+
+    entry = confidence.CALIBRATION[Embedder.load(None).fingerprint[:16]]
+    keys = {"notes": "notes", "image": "image", "read": f"read:{reader_digest()}"}
+    for evidence, key in keys.items():
+        for solo in ("", confidence.SOLO):
+            coef = entry[key + solo]  # b0, one coefficient a feature, the threshold
+            assert len(coef) == len(confidence.FEATURES[evidence + solo]) + 2, key + solo
+            assert 0 < coef[-1] < 1
