@@ -184,8 +184,7 @@ def measure(args) -> dict:
                                                                          strict=True)])
     for root, pieces, folder in groups:
         if not (folder / "index.json").exists():
-            pending[folder] = pending.get(folder) or Pending()
-            pending[folder].extend(collect.from_dataset(
+            pending.setdefault(folder, Pending()).extend(collect.from_dataset(
                 root, embedder, split=args.split, recordings=False, pieces=pieces,
                 read=args.read))
     for folder, items in pending.items():
