@@ -32,6 +32,9 @@ piece to compare with, so they are judged by the calibrations of one-piece queri
 evidence + "/solo", features without the piece gap and the sub-window agreement); --fit prints
 those.
 
+--per-index K: the indexed pieces in indexes of K pieces each (a small library), judged as
+search judges them: a clip whose candidates held one piece by the one-piece calibrations.
+
 --tempi: renditions at these tempo ratios where the dataset has them (test); --stretch: the
 spectrogram resampled in time by these ratios (valid has tempo 1.0 only). Dataset clips are
 spectrograms read from the dataset (no samples), so the silence check applies to noise only.
@@ -158,7 +161,8 @@ def measure(args) -> dict:
                     f"f{len(confidence.FEATURES['image'])}{len(confidence.FEATURES['notes'])}"
                     f"a{confidence.ATTACK_CAP:g}",
                     *([f"read-{_reader_key(args.read)}"] if args.read else []),
-                    *(["solo"] if args.solo else [])])
+                    *(["solo"] if args.solo else []),
+                    *([f"k{args.per_index}"] if args.per_index else [])])
     cache = Path(args.cache) / f"no-match-{key}.pkl" if args.cache else None
     if cache and cache.exists():
         return pickle.loads(cache.read_bytes())
@@ -176,12 +180,14 @@ def measure(args) -> dict:
         half = {pieces[i] for i in order[: len(pieces) // 2]}
         sets.append((ds, tempi, sorted(half), sorted(set(pieces) - half)))
     work = Path(args.cache or "/tmp") / f"no-match-index-{key}"
-    # --solo: an index of each indexed piece alone; else one index of them all
-    groups = ([(root, {p}, work / p) for root, (_, _, half, _) in zip(args.data, sets,
-                                                                       strict=True)
-               for p in half] if args.solo else
-              [(root, set(half), work) for root, (_, _, half, _) in zip(args.data, sets,
-                                                                         strict=True)])
+    # --solo: an index of each indexed piece alone; --per-index K: of K pieces (in their
+    # order); else one index of them all
+    k = 1 if args.solo else args.per_index
+    groups = [(root, set(half[i:i + k]), work / f"{Path(root).name}-{i}")
+              for root, (_, _, half, _) in zip(args.data, sets, strict=True)
+              for i in range(0, len(half), k)] if k else [
+        (root, set(half), work) for root, (_, _, half, _) in zip(args.data, sets, strict=True)]
+    home = {p: folder for _, pieces, folder in groups for p in pieces}
     for root, pieces, folder in groups:
         if not (folder / "index.json").exists():
             pending.setdefault(folder, Pending()).extend(collect.from_dataset(
@@ -219,14 +225,14 @@ def measure(args) -> dict:
             clips.append({"kind": kind, "group": f"{kind}-{k}", "seconds": seconds[k % 3],
                           "spec": spectrogram(samples), "samples": samples})
 
-    # --solo: a true clip asks its own piece's index, any other clip a random piece's (drawn
-    # apart, so that the clips are those of a run without --solo)
+    # several indexes: a true clip asks its own piece's, any other clip a random one's (drawn
+    # apart, so that the clips are those of a run with one index)
     pick = np.random.default_rng(args.seed + 1)
-    indexed = [folder for _, _, folder in groups]
+    folders = sorted(indexes)
     rows, cpu = [], []
     for c in clips:
-        index = indexes[work / c["group"] if args.solo and c["kind"] == "true"
-                        else indexed[pick.integers(len(indexed))] if args.solo else work]
+        index = indexes[home[c["group"]] if c["kind"] == "true"
+                        else folders[pick.integers(len(folders))]]
         c0 = time.process_time()
         row = {k: v for k, v in c.items() if k not in ("spec", "samples")}
         row["index"] = index.root.name
@@ -293,12 +299,25 @@ def feature_matrix(rows: list[dict], path: str, coef=None, count: int = 0) -> np
                      for r in rows], np.float64)
 
 
-def verdicts(rows: list[dict], path: str, coef) -> np.ndarray:
+def judged(rows: list[dict], path: str, table: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Each clip's confidence and threshold, as search judges it: by `path`'s calibration, or
+    by its one-piece calibration (path + SOLO) where the clip's candidates held one piece."""
+    conf, thr = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    for i, r in enumerate(rows):
+        key = path if confidence.SOLO in path else confidence.evidence_key(
+            path, r["features"][_evidence(path)])
+        if key in table:
+            conf[i] = confidence.confidence(table[key], list(feature_matrix([r], key,
+                                                                            table[key])[0]))
+            thr[i] = table[key][-1]
+    return conf, thr
+
+
+def verdicts(rows: list[dict], path: str, table: dict) -> np.ndarray:
     """True where a clip is flagged (refused, or confidence under the threshold)."""
-    x = feature_matrix(rows, path, coef)
-    conf = np.array([confidence.confidence(coef, list(v)) for v in x])
+    conf, thr = judged(rows, path, table)
     refused = np.array([r["refused"] for r in rows])
-    return refused | (conf < coef[-1])
+    return refused | (conf < thr)
 
 
 def interval(flags: np.ndarray, groups: list[str], rng, n: int = 2000) -> tuple[float, float]:
@@ -329,6 +348,10 @@ def main() -> None:
     p.add_argument("--read", nargs="?", const=True, default=False, metavar="READER",
                    help="index the systems as scans: read noteheads in place of notes (a "
                         "reader checkpoint, or 'engraved': the engraving's noteheads)")
+    p.add_argument("--per-index", type=int, default=0, metavar="K",
+                   help="indexes of K of the indexed pieces each (a small library): true clips "
+                        "ask their piece's, the others a random one's; judged as search judges "
+                        "(one-piece queries by the /solo calibrations)")
     p.add_argument("--solo", action="store_true",
                    help="an index of each indexed piece alone: true clips ask their own "
                         "piece's, the others a random piece's (the calibrations of one-piece "
@@ -342,6 +365,9 @@ def main() -> None:
 
     torch.set_num_threads(1)  # one query at a time, as a user's: CPU time of one thread
 
+    if args.fit and args.per_index:
+        raise SystemExit("--per-index measures the calibrations fitted with one index "
+                         "(and with --solo); it fits none")
     m = measure(args)
     rows = m["rows"]
     for r in rows:  # the input check, from the measured level and flatness (as check_clip)
@@ -357,7 +383,8 @@ def main() -> None:
                     *([f"--read {args.read}" if isinstance(args.read, str) else "--read"]
                       if args.read else []),
                     *([f"--features {args.features}"] if args.features else []),
-                    *(["--solo"] if args.solo else [])])
+                    *(["--solo"] if args.solo else []),
+                    *([f"--per-index {args.per_index}"] if args.per_index else [])])
     true = [r for r in rows if r["kind"] == "true"]
     print(f"### No match: {args.split} ({date.today()})\n")
     print(f"- machine: {machine()}; model {m['model']} (fingerprint {fp})")
@@ -366,8 +393,9 @@ def main() -> None:
                       for k in ("true", "not indexed", *NOISES))
     print(f"- index: {m['systems']} systems (with notes) of the indexed half of "
           f"{', '.join(m['names'])}"
-          + (f", one index a piece ({m['indexes']}): a true clip asks its own piece's, the others"
-             " a random one's" if args.solo else "")
+          + (f", in {m['indexes']} indexes of {1 if args.solo else args.per_index} piece(s): a "
+             "true clip asks its own piece's, the others a random one's"
+             if m["indexes"] > 1 else "")
           + f", built in {m['build_s']:.0f} s; {len(rows)} clips of "
           f"{args.seconds} s: {kinds}; features CPU time p50 {m['cpu_ms']:.0f} ms a clip")
     for path in _paths(args):
@@ -403,7 +431,7 @@ def main() -> None:
             conf = np.array([confidence.confidence((*coef, 0.0), list(v)) for v in x])
             thr = np.floor(confidence.keep_threshold(conf[(y == 1) & found]) * 1e6) / 1e6
             fitted[path] = (*coef, float(thr))
-            flagged = verdicts(rows, path, fitted[path])
+            flagged = verdicts(rows, path, {path: fitted[path]})
             print(f"- {path}: at the threshold {thr:.4f}, {100 * np.mean(~flagged[y == 1]):.1f} "
                   f"% of true clips kept, {100 * np.mean(flagged[y == 0]):.1f} % of the others "
                   "flagged")
@@ -420,9 +448,8 @@ def main() -> None:
     y = np.array([r["kind"] == "true" for r in rows])
     # what the shipped threshold keeps, and the target's wording
     for path in (p for p in _paths(args) if p in table):
-        flagged = verdicts(rows, path, table[path])
-        conf = np.array([confidence.confidence(table[path], list(v))
-                         for v in feature_matrix(rows, path, table[path])])
+        flagged = verdicts(rows, path, table)
+        conf = judged(rows, path, table)[0]
         own = confidence.keep_threshold(conf[y])
         others = np.array([r["refused"] for r in rows]) | (conf < own)
         tempi = sorted({r["tempo"] for r in rows if r["kind"] == "true"})
@@ -439,7 +466,7 @@ def main() -> None:
     print("| evidence | queries | n | flagged \"no confident match\" % [95 % interval] |")
     print("|---|---|---|---|")
     for path in (p for p in _paths(args) if p in table):
-        flagged = verdicts(rows, path, table[path])
+        flagged = verdicts(rows, path, table)
         for kind in ("true", "not indexed", *NOISES, "all but true"):
             pick = [i for i, r in enumerate(rows)
                     if (r["kind"] != "true" if kind == "all but true" else r["kind"] == kind)]
