@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The note reader's training, resumable on any machine (docs/reader.md).
 #
-#   campaigns/reader/run.sh MINUTES [LR]
+#   [EPOCHS=N] campaigns/reader/run.sh MINUTES [LR]
 #
 # Trains on the engraved training systems of the built-in chorales and of MSMD (their
 # noteheads' positions come from the engraving) and on the real scans' training systems (their
@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 MINUTES=${1:?usage: run.sh MINUTES [LR]}
 LR=${2:-1e-3}  # a lower rate for a run's last epochs
+EPOCHS=${EPOCHS:-0}  # stop after this many whole epochs (0: MINUTES alone stops it, mid-epoch)
 WORK=${SCORELINK_WORK:-$HOME/scorelink-work}
 MSMD=${MSMD:-$WORK/data/msmd}  # built as campaigns/piano/run.sh builds it
 CHORALES=${CHORALES:-$WORK/data/chorales}
@@ -49,5 +50,5 @@ if [ ! -f "$RUN/last.pt" ] && [ -f "$STATE/last.pt" ]; then
   cp "$STATE/last.pt" "$STATE/log.jsonl" "$RUN/"
 fi
 $BIN/python -m scorelink.train.reader --data "$CHORALES" --data "$MSMD" --out "$RUN" \
-    --minutes "$MINUTES" --lr "$LR" --resume "${SCAN_ARGS[@]}"
+    --minutes "$MINUTES" --epochs "$EPOCHS" --lr "$LR" --resume "${SCAN_ARGS[@]}"
 cp "$RUN/last.pt" "$RUN/log.jsonl" "$STATE/"
