@@ -78,16 +78,16 @@ CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
         "notes": (-5.06181, -21.3852, 37.8111, -0.755751, 3.39429, 5.91108, 2.40947,
                   0.829187),
         # the same clips, indexed as scans with the noteheads the shipped note reader (epoch
-        # 13, trained on real scans too) read (`no_match.py ... --fit --read`, 2026-12-06);
+        # 16, trained on real scans too) read (`no_match.py ... --fit --read`, 2026-12-07);
         # keyed by the reader's digest
-        "read:74c1623f33c9": (-19.4273, -12.098, 49.8621, -1.35373, 4.22573, 9.31738, 9.01076,
-                              0.324545),
+        "read:e264d5d7f3fc": (-16.4513, -11.7368, 46.5115, -1.05768, 3.0634, 7.72109, 8.2163,
+                              0.363044),
         # queries of an index of one piece (SOLO): the same clips, each piece indexed alone
-        # (`no_match.py ... --fit --solo [--read]`, 2026-12-06)
+        # (`no_match.py ... --fit --solo [--read]`, 2026-12-06; the read entry 2026-12-07)
         "image/solo": (-18.5442, 14.2067, -1.11106, 0.0392543, 7.74622, 0.291535),
         "notes/solo": (6.16414, -27.4924, -0.699351, 2.37739, 7.0356, 0.439152, 0.929878),
-        "read:74c1623f33c9/solo": (-1.19184, -30.0903, -0.634452, 9.94193, 9.11074, 1.0304,
-                                   0.759347),
+        "read:e264d5d7f3fc/solo": (3.07563, -29.4242, -1.28124, 2.68441, 8.96532, 3.22981,
+                                   0.787011),
     },
     # stage room, epoch 28 (shipped as rnn-piano.pt from 2026-12-05, late, until stage
     # unheard; `git show b27517c:src/scorelink/weights/rnn-piano.pt`); refitted
