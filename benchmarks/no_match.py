@@ -35,6 +35,11 @@ those.
 --per-index K: the indexed pieces in indexes of K pieces each (a small library), judged as
 search judges them: a clip whose candidates held one piece by the one-piece calibrations.
 
+--distractors DIR:SPLIT:N (repeatable): also index N pieces of dataset DIR's split SPLIT
+(drawn, seeded), never asked for: a larger index, as a user's collection is (their clips are
+neither true nor "not indexed"). The test split's index holds 445 systems, validation's 278;
+training pieces as distractors make validation's as large (pieces the reader was trained on).
+
 --tempi: renditions at these tempo ratios where the dataset has them (test); --stretch: the
 spectrogram resampled in time by these ratios (valid has tempo 1.0 only). Dataset clips are
 spectrograms read from the dataset (no samples), so the silence check applies to noise only.
@@ -50,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 from _machine import machine  # benchmarks/_machine.py
+from search_quality import first_renditions  # benchmarks/search_quality.py
 
 from scorelink.constants import FPS, SAMPLE_RATE
 from scorelink.data.spectrogram import spectrogram
@@ -162,7 +168,8 @@ def measure(args) -> dict:
                     f"a{confidence.ATTACK_CAP:g}",
                     *([f"read-{_reader_key(args.read)}"] if args.read else []),
                     *(["solo"] if args.solo else []),
-                    *([f"k{args.per_index}"] if args.per_index else [])])
+                    *([f"k{args.per_index}"] if args.per_index else []),
+                    *("d" + Path(d).name for d in args.distractors)])
     cache = Path(args.cache) / f"no-match-{key}.pkl" if args.cache else None
     if cache and cache.exists():
         return pickle.loads(cache.read_bytes())
@@ -188,6 +195,19 @@ def measure(args) -> dict:
               for i in range(0, len(half), k)] if k else [
         (root, set(half), work) for root, (_, _, half, _) in zip(args.data, sets, strict=True)]
     home = {p: folder for _, pieces, folder in groups for p in pieces}
+    if args.distractors:  # more pieces in the one index, never asked for
+        if k:
+            raise SystemExit("--distractors goes with one index (not --solo or --per-index)")
+        draw = np.random.default_rng(args.seed + 2)  # apart: the clips stay those without
+        for spec in args.distractors:
+            root, split, count = spec.rsplit(":", 2)
+            records = Dataset(root).records(split=split)
+            extra = sorted({r["piece"] for r in records})
+            drawn = {extra[i] for i in draw.permutation(len(extra))[:int(count)]}
+            if not (work / "index.json").exists():  # one rendition a piece: its systems
+                pending.setdefault(work, Pending()).extend(collect.from_dataset(
+                    root, embedder, split=split, recordings=False, pieces=drawn,
+                    records=first_renditions(records), read=args.read))
     for root, pieces, folder in groups:
         if not (folder / "index.json").exists():
             pending.setdefault(folder, Pending()).extend(collect.from_dataset(
@@ -352,6 +372,9 @@ def main() -> None:
                    help="indexes of K of the indexed pieces each (a small library): true clips "
                         "ask their piece's, the others a random one's; judged as search judges "
                         "(one-piece queries by the /solo calibrations)")
+    p.add_argument("--distractors", action="append", default=[], metavar="DIR:SPLIT:N",
+                   help="also index N pieces of dataset DIR's split SPLIT, never asked for "
+                        "(a larger index); repeatable")
     p.add_argument("--solo", action="store_true",
                    help="an index of each indexed piece alone: true clips ask their own "
                         "piece's, the others a random piece's (the calibrations of one-piece "
@@ -384,6 +407,7 @@ def main() -> None:
                       if args.read else []),
                     *([f"--features {args.features}"] if args.features else []),
                     *(["--solo"] if args.solo else []),
+                    *(f"--distractors {d}" for d in args.distractors),
                     *([f"--per-index {args.per_index}"] if args.per_index else [])])
     true = [r for r in rows if r["kind"] == "true"]
     print(f"### No match: {args.split} ({date.today()})\n")
