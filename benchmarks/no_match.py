@@ -195,19 +195,17 @@ def measure(args) -> dict:
               for i in range(0, len(half), k)] if k else [
         (root, set(half), work) for root, (_, _, half, _) in zip(args.data, sets, strict=True)]
     home = {p: folder for _, pieces, folder in groups for p in pieces}
-    if args.distractors:  # more pieces in the one index, never asked for
-        if k:
-            raise SystemExit("--distractors goes with one index (not --solo or --per-index)")
+    if args.distractors and not (work / "index.json").exists():  # more pieces in the one
+        # index, never asked for (one rendition a piece: its systems)
         draw = np.random.default_rng(args.seed + 2)  # apart: the clips stay those without
         for spec in args.distractors:
             root, split, count = spec.rsplit(":", 2)
             records = Dataset(root).records(split=split)
             extra = sorted({r["piece"] for r in records})
             drawn = {extra[i] for i in draw.permutation(len(extra))[:int(count)]}
-            if not (work / "index.json").exists():  # one rendition a piece: its systems
-                pending.setdefault(work, Pending()).extend(collect.from_dataset(
-                    root, embedder, split=split, recordings=False, pieces=drawn,
-                    records=first_renditions(records), read=args.read))
+            pending.setdefault(work, Pending()).extend(collect.from_dataset(
+                root, embedder, split=split, recordings=False, pieces=drawn,
+                records=first_renditions(records), read=args.read))
     for root, pieces, folder in groups:
         if not (folder / "index.json").exists():
             pending.setdefault(folder, Pending()).extend(collect.from_dataset(
@@ -391,6 +389,8 @@ def main() -> None:
     if args.fit and args.per_index:
         raise SystemExit("--per-index measures the calibrations fitted with one index "
                          "(and with --solo); it fits none")
+    if args.distractors and (args.solo or args.per_index):
+        raise SystemExit("--distractors goes with one index (not --solo or --per-index)")
     m = measure(args)
     rows = m["rows"]
     for r in rows:  # the input check, from the measured level and flatness (as check_clip)
@@ -417,6 +417,7 @@ def main() -> None:
                       for k in ("true", "not indexed", *NOISES))
     print(f"- index: {m['systems']} systems (with notes) of the indexed half of "
           f"{', '.join(m['names'])}"
+          + (f" and distractors ({', '.join(args.distractors)})" if args.distractors else "")
           + (f", in {m['indexes']} indexes of {1 if args.solo else args.per_index} piece(s): a "
              "true clip asks its own piece's, the others a random one's"
              if m["indexes"] > 1 else "")
