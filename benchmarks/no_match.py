@@ -39,6 +39,9 @@ search judges them: a clip whose candidates held one piece by the one-piece cali
 (drawn, seeded), never asked for: a larger index, as a user's collection is (their clips are
 neither true nor "not indexed"). The test split's index holds 445 systems, validation's 278;
 training pieces as distractors make validation's as large (pieces the reader was trained on).
+DIR:SPLIT:N1,N2,... measures the same clips with indexes of several sizes (N1 pieces, then N2,
+...; 0 for none; every dataset as many counts), reported size by size; --fit fits on them all
+together (the calibrations weigh the index's size, confidence.index_size).
 
 --tempi: renditions at these tempo ratios where the dataset has them (test); --stretch: the
 spectrogram resampled in time by these ratios (valid has tempo 1.0 only). Dataset clips are
@@ -165,7 +168,7 @@ def measure(args) -> dict:
                     embedder.fingerprint[:16], str(len(NOISES)),
                     # the features computed: a cache of fewer is computed afresh
                     f"f{len(confidence.FEATURES['image'])}{len(confidence.FEATURES['notes'])}"
-                    f"a{confidence.ATTACK_CAP:g}",
+                    f"a{confidence.ATTACK_CAP:g}s",  # s: with the index's size
                     *([f"read-{_reader_key(args.read)}"] if args.read else []),
                     *(["solo"] if args.solo else []),
                     *([f"k{args.per_index}"] if args.per_index else []),
@@ -259,6 +262,15 @@ def measure(args) -> dict:
         evidence = query.audio_evidence(index, embedder, c["spec"], notes=True)
         feats = confidence.query_features(index, embedder, c["spec"], evidence)
         row["features"] = feats
+        # each evidence's 50 best candidates (score or cost, piece): for studying new features
+        # on the cached clips
+        ids = {kind: sorted(evidence.get(kind) or {}, key=lambda i, k=kind: (
+            -evidence[k][i] if k == "image" else evidence[k][i]))[:50]
+            for kind in ("image", "notes", "read")}
+        pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(set().union(
+            *ids.values())))}
+        row["ranked"] = {kind: [(float(evidence[kind][i]), pieces[i]) for i in found]
+                         for kind, found in ids.items()}
         for path in (_paths(args)):
             hits = query.fuse(index, evidence, top=1, paths="image"
                               if _evidence(path) == "image" else "fused")
@@ -372,7 +384,7 @@ def main() -> None:
                         "(one-piece queries by the /solo calibrations)")
     p.add_argument("--distractors", action="append", default=[], metavar="DIR:SPLIT:N",
                    help="also index N pieces of dataset DIR's split SPLIT, never asked for "
-                        "(a larger index); repeatable")
+                        "(a larger index); repeatable; N1,N2,...: indexes of several sizes")
     p.add_argument("--solo", action="store_true",
                    help="an index of each indexed piece alone: true clips ask their own "
                         "piece's, the others a random piece's (the calibrations of one-piece "
@@ -391,11 +403,17 @@ def main() -> None:
                          "(and with --solo); it fits none")
     if args.distractors and (args.solo or args.per_index):
         raise SystemExit("--distractors goes with one index (not --solo or --per-index)")
-    m = measure(args)
-    rows = m["rows"]
-    for r in rows:  # the input check, from the measured level and flatness (as check_clip)
-        r["refused"] = bool((r["dbfs"] is not None and r["dbfs"] < confidence.SILENT_DBFS)
-                            or r["flatness"] > confidence.FLAT_SPECTRUM)
+    sizes = distractor_sizes(args.distractors)
+    runs = []  # one a size of the index: the same clips, more distractors
+    for specs in sizes:
+        m = measure(argparse.Namespace(**{**vars(args), "distractors": specs}))
+        for r in m["rows"]:  # the input check, from the measured level and flatness (as
+            # check_clip)
+            r["refused"] = bool((r["dbfs"] is not None and r["dbfs"] < confidence.SILENT_DBFS)
+                                or r["flatness"] > confidence.FLAT_SPECTRUM)
+            r["systems"] = m["systems"]
+        runs.append((specs, m))
+    m, rows = runs[0][1], runs[0][1]["rows"]
     fp = m["fingerprint"][:16]
     cmd = " ".join(["python benchmarks/no_match.py", *(f"--data {d}" for d in args.data),
                     f"--split {args.split} --clips {args.clips} --noise {args.noise}",
@@ -409,27 +427,28 @@ def main() -> None:
                     *(["--solo"] if args.solo else []),
                     *(f"--distractors {d}" for d in args.distractors),
                     *([f"--per-index {args.per_index}"] if args.per_index else [])])
-    true = [r for r in rows if r["kind"] == "true"]
     print(f"### No match: {args.split} ({date.today()})\n")
     print(f"- machine: {machine()}; model {m['model']} (fingerprint {fp})")
     print(f"- `{cmd}`")
     kinds = ", ".join(f"{sum(r['kind'] == k for r in rows)} {k}"
                       for k in ("true", "not indexed", *NOISES))
-    print(f"- index: {m['systems']} systems (with notes) of the indexed half of "
-          f"{', '.join(m['names'])}"
-          + (f" and distractors ({', '.join(args.distractors)})" if args.distractors else "")
-          + (f", in {m['indexes']} indexes of {1 if args.solo else args.per_index} piece(s): a "
-             "true clip asks its own piece's, the others a random one's"
-             if m["indexes"] > 1 else "")
-          + f", built in {m['build_s']:.0f} s; {len(rows)} clips of "
-          f"{args.seconds} s: {kinds}; features CPU time p50 {m['cpu_ms']:.0f} ms a clip")
-    for path in _paths(args):
-        right = np.mean([r[f"top_{path}"] is not None and r[f"top_{path}"][0] == r["truth"][0]
-                         for r in true])
-        system = np.mean([r[f"top_{path}"] == r["truth"] for r in true])
-        print(f"- true clips, {'image only' if _evidence(path) == 'image' else f'fused ({path})'}"
-              ": the best "
-              f"answer's piece right {100 * right:.1f} %, its system {100 * system:.1f} %")
+    for specs, m in runs:
+        true = [r for r in m["rows"] if r["kind"] == "true"]
+        print(f"- index: {m['systems']} systems (with notes) of the indexed half of "
+              f"{', '.join(m['names'])}"
+              + (f" and distractors ({', '.join(specs)})" if specs else "")
+              + (f", in {m['indexes']} indexes of {1 if args.solo else args.per_index} piece(s):"
+                 " a true clip asks its own piece's, the others a random one's"
+                 if m["indexes"] > 1 else "")
+              + f", built in {m['build_s']:.0f} s; {len(rows)} clips of "
+              f"{args.seconds} s: {kinds}; features CPU time p50 {m['cpu_ms']:.0f} ms a clip")
+        for path in _paths(args):
+            right = np.mean([r[f"top_{path}"] is not None
+                             and r[f"top_{path}"][0] == r["truth"][0] for r in true])
+            system = np.mean([r[f"top_{path}"] == r["truth"] for r in true])
+            print(f"  - true clips, "
+                  f"{'image only' if _evidence(path) == 'image' else f'fused ({path})'}: the "
+                  f"best answer's piece right {100 * right:.1f} %, its system {100 * system:.1f} %")
     refused = [r for r in rows if r["refused"]]
     print(f"- refused as no music (input check: RMS under {confidence.SILENT_DBFS:g} dBFS or "
           f"spectral flatness over {confidence.FLAT_SPECTRUM:g}): {len(refused)} clips: "
@@ -446,32 +465,61 @@ def main() -> None:
             table.pop(path, None)
             if _read_key(args, path) in table:
                 table[path] = table[_read_key(args, path)]
-    if args.fit:
-        y = np.array([r["kind"] == "true" for r in rows], float)
-        fitted = {}
-        for path in _paths(args)[::-1]:
-            x = feature_matrix(rows, path, count=args.features)
-            found = ~np.isnan(x).any(axis=1)
-            coef = [float(f"{c:.6g}") for c in confidence.fit(x[found], y[found])]  # as printed
-            conf = np.array([confidence.confidence((*coef, 0.0), list(v)) for v in x])
-            thr = np.floor(confidence.keep_threshold(conf[(y == 1) & found]) * 1e6) / 1e6
-            fitted[path] = (*coef, float(thr))
-            flagged = verdicts(rows, path, {path: fitted[path]})
-            print(f"- {path}: at the threshold {thr:.4f}, {100 * np.mean(~flagged[y == 1]):.1f} "
-                  f"% of true clips kept, {100 * np.mean(flagged[y == 0]):.1f} % of the others "
-                  "flagged")
-        print(f"\n    \"{fp}\": {{  # {m['model']}, {date.today()}, "
-              f"fitted on {', '.join(m['names'])}")
-        for path in _paths(args)[::-1]:
-            print(f"        \"{_read_key(args, path)}\": {fitted[path]},")
-        print("    },\n")
-        table = fitted
+    if args.fit:  # on the clips of every size of the index together
+        table = fitted(args, [r for _, m in runs for r in m["rows"]], fp, m)
     if not table:
         print(f"(no calibration for {fp}: run with --fit on a validation split first)")
         return
+    for specs, m in runs:
+        if len(runs) > 1:
+            print(f"#### An index of {m['systems']} systems"
+                  f" ({', '.join(specs) if specs else 'no distractors'})\n")
+        report(args, m["rows"], table)
+
+
+def distractor_sizes(specs: list[str]) -> list[list[str]]:
+    """--distractors DIR:SPLIT:N[,N2...] -> the distractors of each size of the index (one
+    list of DIR:SPLIT:N a size, counts of 0 left out; [[]] without distractors)."""
+    if not specs:
+        return [[]]
+    parsed = [spec.rsplit(":", 2) for spec in specs]
+    counts = [count.split(",") for _, _, count in parsed]
+    if len({len(c) for c in counts}) != 1:
+        raise SystemExit("--distractors: give every dataset as many counts (DIR:SPLIT:N1,N2)")
+    return [[f"{root}:{split}:{int(c[i])}" for (root, split, _), c in
+             zip(parsed, counts, strict=True) if int(c[i])] for i in range(len(counts[0]))]
+
+
+def fitted(args, rows: list[dict], fp: str, m: dict) -> dict:
+    """Fit each calibration on the clips (true clips against all the others), print its
+    `CALIBRATION` entry and return {path: coefficients and threshold}."""
+    y = np.array([r["kind"] == "true" for r in rows], float)
+    out = {}
+    for path in _paths(args)[::-1]:
+        x = feature_matrix(rows, path, count=args.features)
+        found = ~np.isnan(x).any(axis=1)
+        coef = [float(f"{c:.6g}") for c in confidence.fit(x[found], y[found])]  # as printed
+        conf = np.array([confidence.confidence((*coef, 0.0), list(v)) for v in x])
+        thr = np.floor(confidence.keep_threshold(conf[(y == 1) & found]) * 1e6) / 1e6
+        out[path] = (*coef, float(thr))
+        flagged = verdicts(rows, path, {path: out[path]})
+        print(f"- {path}: at the threshold {thr:.4f}, {100 * np.mean(~flagged[y == 1]):.1f} "
+              f"% of true clips kept, {100 * np.mean(flagged[y == 0]):.1f} % of the others "
+              "flagged" + (f" (every size of the index: {len(rows)} clips)"
+                           if len({r["systems"] for r in rows}) > 1 else ""))
+    print(f"\n    \"{fp}\": {{  # {m['model']}, {date.today()}, "
+          f"fitted on {', '.join(m['names'])}")
+    for path in _paths(args)[::-1]:
+        print(f"        \"{_read_key(args, path)}\": {out[path]},")
+    print("    },\n")
+    return out
+
+
+def report(args, rows: list[dict], table: dict) -> None:
+    """What each calibration flags: by the shipped threshold, and at the threshold that keeps
+    95 % of these true clips (the target's wording), with 95 % intervals by kind of query."""
     rng = np.random.default_rng(0)
     y = np.array([r["kind"] == "true" for r in rows])
-    # what the shipped threshold keeps, and the target's wording
     for path in (p for p in _paths(args) if p in table):
         flagged = verdicts(rows, path, table)
         conf = judged(rows, path, table)[0]
@@ -500,7 +548,7 @@ def main() -> None:
             f = flagged[pick]
             lo, hi = interval(f, [rows[i]["group"] for i in pick], rng)
             print(f"| {path} | {kind} | {len(pick)} | {100 * f.mean():.1f} [{lo:.1f}, {hi:.1f}] |")
-
+    print()
 
 if __name__ == "__main__":
     main()
