@@ -520,11 +520,12 @@ def report(args, rows: list[dict], table: dict) -> None:
     95 % of these true clips (the target's wording), with 95 % intervals by kind of query."""
     rng = np.random.default_rng(0)
     y = np.array([r["kind"] == "true" for r in rows])
+    refused = np.array([r["refused"] for r in rows])
     for path in (p for p in _paths(args) if p in table):
-        flagged = verdicts(rows, path, table)
-        conf = judged(rows, path, table)[0]
+        conf, thr = judged(rows, path, table)
+        flagged = refused | (conf < thr)  # as `verdicts`
         own = confidence.keep_threshold(conf[y])
-        others = np.array([r["refused"] for r in rows]) | (conf < own)
+        others = refused | (conf < own)
         tempi = sorted({r["tempo"] for r in rows if r["kind"] == "true"})
         kept = {t: [not f for f, r in zip(flagged, rows, strict=True)
                     if r["kind"] == "true" and r["tempo"] == t] for t in tempi}
