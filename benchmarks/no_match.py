@@ -41,7 +41,8 @@ neither true nor "not indexed"). The test split's index holds 445 systems, valid
 training pieces as distractors make validation's as large (pieces the reader was trained on).
 DIR:SPLIT:N1,N2,... measures the same clips with indexes of several sizes (N1 pieces, then N2,
 ...; 0 for none; every dataset as many counts), reported size by size; --fit fits on them all
-together (the calibrations weigh the index's size, confidence.index_size).
+together. Each row keeps every evidence's 50 best candidates (score or cost, piece), so that
+new features can be studied on the cached clips.
 
 --tempi: renditions at these tempo ratios where the dataset has them (test); --stretch: the
 spectrogram resampled in time by these ratios (valid has tempo 1.0 only). Dataset clips are
@@ -168,7 +169,7 @@ def measure(args) -> dict:
                     embedder.fingerprint[:16], str(len(NOISES)),
                     # the features computed: a cache of fewer is computed afresh
                     f"f{len(confidence.FEATURES['image'])}{len(confidence.FEATURES['notes'])}"
-                    f"a{confidence.ATTACK_CAP:g}s",  # s: with the index's size
+                    f"a{confidence.ATTACK_CAP:g}",
                     *([f"read-{_reader_key(args.read)}"] if args.read else []),
                     *(["solo"] if args.solo else []),
                     *([f"k{args.per_index}"] if args.per_index else []),

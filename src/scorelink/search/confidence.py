@@ -258,7 +258,7 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
         "sheet", sorted(set(best_image).union(*best.values())))}
     out: dict[str, dict[str, float]] = {"image": {}, "notes": {}, "read": {}}
     audio = {"change": chroma_change(spec), "spread": chroma_spread(spec),
-             "attack": min(attack(spec), ATTACK_CAP), "size": index_size(index)}
+             "attack": min(attack(spec), ATTACK_CAP)}
     if best_image:
         top = best_image[0]
         out["image"] = {"best": image[top], **audio}
@@ -280,12 +280,6 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
             if other:
                 out[kind]["piece_gap"] = min(other) - costs[top]
     return out
-
-
-def index_size(index: Index) -> float:
-    """The feature "size": log10 of the number of systems indexed. The more systems, the closer
-    the best match of music that is not there (benchmarks/no_match.py --distractors)."""
-    return float(np.log10(max(index.sheet.ntotal, 1)))
 
 
 def evidence_key(kind: str, features: dict[str, float]) -> str:
