@@ -263,15 +263,6 @@ def measure(args) -> dict:
         evidence = query.audio_evidence(index, embedder, c["spec"], notes=True)
         feats = confidence.query_features(index, embedder, c["spec"], evidence)
         row["features"] = feats
-        # each evidence's 50 best candidates (score or cost, piece): for studying new features
-        # on the cached clips
-        ids = {kind: sorted(evidence.get(kind) or {}, key=lambda i, k=kind: (
-            -evidence[k][i] if k == "image" else evidence[k][i]))[:50]
-            for kind in ("image", "notes", "read")}
-        pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(set().union(
-            *ids.values())))}
-        row["ranked"] = {kind: [(float(evidence[kind][i]), pieces[i]) for i in found]
-                         for kind, found in ids.items()}
         for path in (_paths(args)):
             hits = query.fuse(index, evidence, top=1, paths="image"
                               if _evidence(path) == "image" else "fused")
@@ -279,6 +270,15 @@ def measure(args) -> dict:
                                   else None)
         rows.append(row)
         cpu.append(time.process_time() - c0)
+        # each evidence's 50 best candidates (score or cost, piece): for studying new features
+        # on the cached clips (not timed: search does not do it)
+        ids = {kind: sorted(evidence.get(kind) or {}, key=lambda i, k=kind: (
+            -evidence[k][i] if k == "image" else evidence[k][i]))[:50]
+            for kind in ("image", "notes", "read")}
+        pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(set().union(
+            *ids.values())))}
+        row["ranked"] = {kind: [(float(evidence[kind][i]), pieces[i]) for i in found]
+                         for kind, found in ids.items()}
     out = {"rows": rows, "build_s": build_s, "cpu_ms": 1000 * float(np.median(cpu)),
            "systems": sum(i.sheet.ntotal for i in indexes.values()), "indexes": len(indexes),
            "model": embedder.name, "fingerprint": embedder.fingerprint,
@@ -344,11 +344,9 @@ def judged(rows: list[dict], path: str, table: dict) -> tuple[np.ndarray, np.nda
     return conf, thr
 
 
-def verdicts(rows: list[dict], path: str, table: dict) -> np.ndarray:
-    """True where a clip is flagged (refused, or confidence under the threshold)."""
-    conf, thr = judged(rows, path, table)
-    refused = np.array([r["refused"] for r in rows])
-    return refused | (conf < thr)
+def verdicts(rows: list[dict], conf: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """True where a clip is flagged (refused, or its confidence `conf` under `thr`; `judged`)."""
+    return np.array([r["refused"] for r in rows]) | (conf < thr)
 
 
 def interval(flags: np.ndarray, groups: list[str], rng, n: int = 2000) -> tuple[float, float]:
@@ -503,7 +501,7 @@ def fitted(args, rows: list[dict], fp: str, m: dict) -> dict:
         conf = np.array([confidence.confidence((*coef, 0.0), list(v)) for v in x])
         thr = np.floor(confidence.keep_threshold(conf[(y == 1) & found]) * 1e6) / 1e6
         out[path] = (*coef, float(thr))
-        flagged = verdicts(rows, path, {path: out[path]})
+        flagged = verdicts(rows, *judged(rows, path, {path: out[path]}))
         print(f"- {path}: at the threshold {thr:.4f}, {100 * np.mean(~flagged[y == 1]):.1f} "
               f"% of true clips kept, {100 * np.mean(flagged[y == 0]):.1f} % of the others "
               "flagged" + (f" (every size of the index: {len(rows)} clips)"
@@ -521,12 +519,13 @@ def report(args, rows: list[dict], table: dict) -> None:
     95 % of these true clips (the target's wording), with 95 % intervals by kind of query."""
     rng = np.random.default_rng(0)
     y = np.array([r["kind"] == "true" for r in rows])
-    refused = np.array([r["refused"] for r in rows])
-    for path in (p for p in _paths(args) if p in table):
-        conf, thr = judged(rows, path, table)
-        flagged = refused | (conf < thr)  # as `verdicts`
+    paths = [p for p in _paths(args) if p in table]
+    scored = {path: judged(rows, path, table) for path in paths}  # (confidence, threshold)
+    flags = {path: verdicts(rows, *scored[path]) for path in paths}
+    for path in paths:
+        conf, flagged = scored[path][0], flags[path]
         own = confidence.keep_threshold(conf[y])
-        others = refused | (conf < own)
+        others = verdicts(rows, conf, own)
         tempi = sorted({r["tempo"] for r in rows if r["kind"] == "true"})
         kept = {t: [not f for f, r in zip(flagged, rows, strict=True)
                     if r["kind"] == "true" and r["tempo"] == t] for t in tempi}
@@ -540,8 +539,7 @@ def report(args, rows: list[dict], table: dict) -> None:
     print()
     print("| evidence | queries | n | flagged \"no confident match\" % [95 % interval] |")
     print("|---|---|---|---|")
-    for path in (p for p in _paths(args) if p in table):
-        flagged = verdicts(rows, path, table)
+    for path, flagged in flags.items():
         for kind in ("true", "not indexed", *NOISES, "all but true"):
             pick = [i for i, r in enumerate(rows)
                     if (r["kind"] != "true" if kind == "all but true" else r["kind"] == kind)]
@@ -551,6 +549,7 @@ def report(args, rows: list[dict], table: dict) -> None:
             lo, hi = interval(f, [rows[i]["group"] for i in pick], rng)
             print(f"| {path} | {kind} | {len(pick)} | {100 * f.mean():.1f} [{lo:.1f}, {hi:.1f}] |")
     print()
+
 
 if __name__ == "__main__":
     main()
