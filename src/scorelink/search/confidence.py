@@ -78,16 +78,16 @@ CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
         "notes": (-5.06181, -21.3852, 37.8111, -0.755751, 3.39429, 5.91108, 2.40947,
                   0.829187),
         # the same clips, indexed as scans with the noteheads the shipped note reader (epoch
-        # 16, trained on real scans too) read (`no_match.py ... --fit --read`, 2026-12-07);
+        # 18, trained on real scans too) read (`no_match.py ... --fit --read`, 2026-12-07);
         # keyed by the reader's digest
-        "read:e264d5d7f3fc": (-16.4513, -11.7368, 46.5115, -1.05768, 3.0634, 7.72109, 8.2163,
-                              0.363044),
+        "read:65657bc3ee97": (-19.2956, -13.0942, 41.5837, -0.658635, 3.90058, 8.83361, 9.4535,
+                              0.39248),
         # queries of an index of one piece (SOLO): the same clips, each piece indexed alone
         # (`no_match.py ... --fit --solo [--read]`, 2026-12-06; the read entry 2026-12-07)
         "image/solo": (-18.5442, 14.2067, -1.11106, 0.0392543, 7.74622, 0.291535),
         "notes/solo": (6.16414, -27.4924, -0.699351, 2.37739, 7.0356, 0.439152, 0.929878),
-        "read:e264d5d7f3fc/solo": (3.07563, -29.4242, -1.28124, 2.68441, 8.96532, 3.22981,
-                                   0.787011),
+        "read:65657bc3ee97/solo": (2.34182, -29.3581, -1.30684, 2.96375, 9.36063, 3.35732,
+                                   0.814191),
     },
     # stage room, epoch 28 (shipped as rnn-piano.pt from 2026-12-05, late, until stage
     # unheard; `git show b27517c:src/scorelink/weights/rnn-piano.pt`); refitted
