@@ -44,6 +44,10 @@ DIR:SPLIT:N1,N2,... measures the same clips with indexes of several sizes (N1 pi
 together. Each row keeps every evidence's 50 best candidates (score or cost, piece), so that
 new features can be studied on the cached clips.
 
+--against-read READER (with --read): the same clips and indexes, read by another note reader
+(measured, or taken from the cache): the true clips' fused piece right of both, paired, with a
+95 % interval by piece, at every size of the index (how two readers compare in a collection).
+
 --tempi: renditions at these tempo ratios where the dataset has them (test); --stretch: the
 spectrogram resampled in time by these ratios (valid has tempo 1.0 only). Dataset clips are
 spectrograms read from the dataset (no samples), so the silence check applies to noise only.
@@ -388,6 +392,9 @@ def main() -> None:
                    help="an index of each indexed piece alone: true clips ask their own "
                         "piece's, the others a random piece's (the calibrations of one-piece "
                         "queries, evidence + /solo)")
+    p.add_argument("--against-read", metavar="READER",
+                   help="with --read: the same clips and indexes read by this other reader "
+                        "(measured, or cached): true clips' fused piece right, paired")
     p.add_argument("--features", type=int, default=0,
                    help="with --fit: fit on the first N features of each evidence (default all; "
                         "an ablation of the later ones on the same clips)")
@@ -400,6 +407,8 @@ def main() -> None:
     if args.fit and args.per_index:
         raise SystemExit("--per-index measures the calibrations fitted with one index "
                          "(and with --solo); it fits none")
+    if args.against_read and not args.read:
+        raise SystemExit("--against-read compares two readers: give --read too")
     if args.distractors and (args.solo or args.per_index):
         raise SystemExit("--distractors goes with one index (not --solo or --per-index)")
     sizes = distractor_sizes(args.distractors)
@@ -448,6 +457,10 @@ def main() -> None:
             print(f"  - true clips, "
                   f"{'image only' if _evidence(path) == 'image' else f'fused ({path})'}: the "
                   f"best answer's piece right {100 * right:.1f} %, its system {100 * system:.1f} %")
+        if args.against_read:
+            other = measure(argparse.Namespace(**{**vars(args), "distractors": specs,
+                                                  "read": args.against_read}))
+            print(f"  - {paired_right(m['rows'], other['rows'], args.against_read)}")
     refused = [r for r in rows if r["refused"]]
     print(f"- refused as no music (input check: RMS under {confidence.SILENT_DBFS:g} dBFS or "
           f"spectral flatness over {confidence.FLAT_SPECTRUM:g}): {len(refused)} clips: "
@@ -474,6 +487,27 @@ def main() -> None:
             print(f"#### An index of {m['systems']} systems"
                   f" ({', '.join(specs) if specs else 'no distractors'})\n")
         report(args, m["rows"], table)
+
+
+def paired_right(rows: list[dict], other: list[dict], name: str) -> str:
+    """True clips' fused (read) piece right, this reader's `rows` against another's `other`
+    on the same clips: the difference in points with a 95 % interval by piece (clusters)."""
+    same = [(r["kind"], r["group"], r.get("truth"), r["seconds"]) for r in rows]
+    if same != [(r["kind"], r["group"], r.get("truth"), r["seconds"]) for r in other]:
+        raise SystemExit(f"--against-read {name}: not the same clips")
+
+    def right(r: dict) -> float:
+        return float(r["top_read"] is not None and r["top_read"][0] == r["truth"][0])
+
+    pairs = [(right(a), right(b), a["group"]) for a, b in zip(rows, other, strict=True)
+             if a["kind"] == "true"]
+    diff = np.array([a - b for a, b, _ in pairs])
+    lo, hi = interval(diff, [g for _, _, g in pairs], np.random.default_rng(0))
+    return (f"against {name} on the same clips, fused (read) piece right: "
+            f"{100 * np.mean([a for a, _, _ in pairs]):.1f} against "
+            f"{100 * np.mean([b for _, b, _ in pairs]):.1f} %, {100 * diff.mean():+.1f} "
+            f"[{lo:+.1f}, {hi:+.1f}] ({int((diff > 0).sum())} gained, "
+            f"{int((diff < 0).sum())} lost)")
 
 
 def distractor_sizes(specs: list[str]) -> list[list[str]]:
