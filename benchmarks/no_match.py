@@ -48,6 +48,10 @@ new features can be studied on the cached clips.
 (measured, or taken from the cache): the true clips' fused piece right of both, paired, with a
 95 % interval by piece, at every size of the index (how two readers compare in a collection).
 
+--rendition any: pieces with no evaluation rendition (a dataset_view.py view of the real-scan
+corpus's training sonatas, as search_quality.py --rendition any) give their first performance,
+at tempo 1; pieces that have one keep it.
+
 --tempi: renditions at these tempo ratios where the dataset has them (test); --stretch: the
 spectrogram resampled in time by these ratios (valid has tempo 1.0 only). Dataset clips are
 spectrograms read from the dataset (no samples), so the silence check applies to noise only.
@@ -177,7 +181,8 @@ def measure(args) -> dict:
                     *([f"read-{_reader_key(args.read)}"] if args.read else []),
                     *(["solo"] if args.solo else []),
                     *([f"k{args.per_index}"] if args.per_index else []),
-                    *("d" + Path(d).name for d in args.distractors)])
+                    *("d" + Path(d).name for d in args.distractors),
+                    *(["any"] if args.rendition == "any" else [])])
     cache = Path(args.cache) / f"no-match-{key}.pkl" if args.cache else None
     if cache and cache.exists():
         return pickle.loads(cache.read_bytes())
@@ -190,6 +195,11 @@ def measure(args) -> dict:
         tempi = {}
         for t in [float(x) for x in args.tempi.split(",")]:
             tempi[t] = eval_records(ds, split=args.split, tempo=t)
+        if args.rendition == "any":  # pieces with no evaluation rendition (the real-scan
+            # corpus's training sonatas in a view): each one's first performance, at tempo 1
+            have = {r["piece"] for r in tempi[1.0]}
+            tempi[1.0] = tempi[1.0] + [r for r in first_renditions(ds.records(split=args.split))
+                                       if r["piece"] not in have]
         pieces = sorted({r["piece"] for r in tempi[1.0]})
         order = rng.permutation(len(pieces))
         half = {pieces[i] for i in order[: len(pieces) // 2]}
@@ -214,11 +224,12 @@ def measure(args) -> dict:
             pending.setdefault(work, Pending()).extend(collect.from_dataset(
                 root, embedder, split=split, recordings=False, pieces=drawn,
                 records=first_renditions(records), read=args.read))
+    played = {root: tempi[1.0] for root, (_, tempi, _, _) in zip(args.data, sets, strict=True)}
     for root, pieces, folder in groups:
         if not (folder / "index.json").exists():
             pending.setdefault(folder, Pending()).extend(collect.from_dataset(
                 root, embedder, split=args.split, recordings=False, pieces=pieces,
-                read=args.read))
+                records=played[root] if args.rendition == "any" else None, read=args.read))
     for folder, items in pending.items():
         Index.write(folder, items, model_name=embedder.name, fingerprint=embedder.fingerprint,
                     dim=embedder.dim)
@@ -235,6 +246,8 @@ def measure(args) -> dict:
                 tempo = list(tempi)[k % len(tempi)]
                 piece = pieces[rng.integers(len(pieces))]
                 group = [r for r in tempi[tempo] if r["piece"] == piece]
+                if not group:  # a piece played at tempo 1 only (--rendition any)
+                    tempo, group = 1.0, [r for r in tempi[1.0] if r["piece"] == piece]
                 full = ds.rendition_spec(group[0])
                 need = int(round(sec * FPS * ratio))
                 length = min(need, full.shape[1])
@@ -376,6 +389,9 @@ def main() -> None:
     p.add_argument("--tempi", default="1", help="rendition tempo ratios (where the split has)")
     p.add_argument("--stretch", default="", help="time-stretch ratios, e.g. 0.5,0.66,1,1.33,2")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rendition", choices=("eval", "any"), default="eval",
+                   help="any: a dataset whose split has no evaluation rendition (a view of the "
+                        "real-scan corpus's training sonatas) gives each piece's first one")
     p.add_argument("--fit", action="store_true", help="fit and print the CALIBRATION entry")
     p.add_argument("--cache", help="a folder for the index and the clips' features")
     p.add_argument("--read", nargs="?", const=True, default=False, metavar="READER",
