@@ -224,12 +224,14 @@ def measure(args) -> dict:
             pending.setdefault(work, Pending()).extend(collect.from_dataset(
                 root, embedder, split=split, recordings=False, pieces=drawn,
                 records=first_renditions(records), read=args.read))
+    # the systems of the renditions the clips are cut from (the evaluation rendition at tempo
+    # 1, with --rendition any also the first performance of pieces that have none)
     played = {root: tempi[1.0] for root, (_, tempi, _, _) in zip(args.data, sets, strict=True)}
     for root, pieces, folder in groups:
         if not (folder / "index.json").exists():
             pending.setdefault(folder, Pending()).extend(collect.from_dataset(
                 root, embedder, split=args.split, recordings=False, pieces=pieces,
-                records=played[root] if args.rendition == "any" else None, read=args.read))
+                records=played[root], read=args.read))
     for folder, items in pending.items():
         Index.write(folder, items, model_name=embedder.name, fingerprint=embedder.fingerprint,
                     dim=embedder.dim)
@@ -467,8 +469,7 @@ def main() -> None:
               + f", built in {m['build_s']:.0f} s; {len(rows)} clips of "
               f"{args.seconds} s: {kinds}; features CPU time p50 {m['cpu_ms']:.0f} ms a clip")
         for path in _paths(args):
-            right = np.mean([r[f"top_{path}"] is not None
-                             and r[f"top_{path}"][0] == r["truth"][0] for r in true])
+            right = np.mean([piece_right(r, path) for r in true])
             system = np.mean([r[f"top_{path}"] == r["truth"] for r in true])
             print(f"  - true clips, "
                   f"{'image only' if _evidence(path) == 'image' else f'fused ({path})'}: the "
@@ -476,7 +477,8 @@ def main() -> None:
         if args.against_read:
             other = measure(argparse.Namespace(**{**vars(args), "distractors": specs,
                                                   "read": args.against_read}))
-            print(f"  - {paired_right(m['rows'], other['rows'], args.against_read)}")
+            paired = paired_right(m["rows"], other["rows"], _paths(args)[0], args.against_read)
+            print(f"  - {paired}")
     refused = [r for r in rows if r["refused"]]
     print(f"- refused as no music (input check: RMS under {confidence.SILENT_DBFS:g} dBFS or "
           f"spectral flatness over {confidence.FLAT_SPECTRUM:g}): {len(refused)} clips: "
@@ -505,21 +507,24 @@ def main() -> None:
         report(args, m["rows"], table)
 
 
-def paired_right(rows: list[dict], other: list[dict], name: str) -> str:
-    """True clips' fused (read) piece right, this reader's `rows` against another's `other`
-    on the same clips: the difference in points with a 95 % interval by piece (clusters)."""
+def piece_right(row: dict, path: str) -> bool:
+    """Whether a true clip's best answer by calibration path `path`'s ranking names its piece."""
+    top = row[f"top_{path}"]
+    return top is not None and top[0] == row["truth"][0]
+
+
+def paired_right(rows: list[dict], other: list[dict], path: str, name: str) -> str:
+    """True clips' piece right by `path`'s ranking (the fused read notes), this reader's `rows`
+    against another's `other` on the same clips: the difference in points with a 95 % interval
+    by piece (clusters)."""
     same = [(r["kind"], r["group"], r.get("truth"), r["seconds"]) for r in rows]
     if same != [(r["kind"], r["group"], r.get("truth"), r["seconds"]) for r in other]:
         raise SystemExit(f"--against-read {name}: not the same clips")
-
-    def right(r: dict) -> float:
-        return float(r["top_read"] is not None and r["top_read"][0] == r["truth"][0])
-
-    pairs = [(right(a), right(b), a["group"]) for a, b in zip(rows, other, strict=True)
-             if a["kind"] == "true"]
+    pairs = [(float(piece_right(a, path)), float(piece_right(b, path)), a["group"])
+             for a, b in zip(rows, other, strict=True) if a["kind"] == "true"]
     diff = np.array([a - b for a, b, _ in pairs])
     lo, hi = interval(diff, [g for _, _, g in pairs], np.random.default_rng(0))
-    return (f"against {name} on the same clips, fused (read) piece right: "
+    return (f"against {name} on the same clips, fused ({path}) piece right: "
             f"{100 * np.mean([a for a, _, _ in pairs]):.1f} against "
             f"{100 * np.mean([b for _, b, _ in pairs]):.1f} %, {100 * diff.mean():+.1f} "
             f"[{lo:+.1f}, {hi:+.1f}] ({int((diff > 0).sum())} gained, "
