@@ -487,6 +487,14 @@ def main() -> None:
     flat = {k: [r["flatness"] for r in rows if r["kind"] == k] for k in ("true", *NOISES)}
     print("- spectral flatness, min / median / max: " + "; ".join(
         f"{k} {min(v):.2f} / {np.median(v):.2f} / {max(v):.2f}" for k, v in flat.items() if v))
+    for path in ("notes", "read"):  # the reverse gap (`confidence.reverse_cost`)
+        gaps = {k: [r["features"][path]["reverse_gap"] for r in rows if r["kind"] == k
+                    and "reverse_gap" in (r["features"].get(path) or {})]
+                for k in ("true", "not indexed")}
+        if all(gaps.values()):
+            print(f"- {path}: the reverse gap, 5th / 50th / 95th percentile: " + "; ".join(
+                f"{k} " + " / ".join(f"{q:.2f}" for q in np.percentile(v, [5, 50, 95]))
+                for k, v in gaps.items()))
     print()
 
     table = dict(confidence.CALIBRATION.get(fp, {}))

@@ -74,7 +74,7 @@ def test_verdict_uses_the_models_calibration_and_its_threshold(monkeypatch):
     image = {"best": 0.3, "piece_gap": 0.0, "agreement": 0.0, "change": 0.5, "spread": 0.9,
              "attack": 1.5}
     notes = {"cost": 0.1, "piece_gap": 0.0, "change": 0.5, "spread": 0.9, "image_best": 0.3,
-             "attack": 1.5}
+             "attack": 1.5, "reverse_gap": 0.2}
     v = confidence.judge(fp, {"image": image, "notes": {}})  # sigmoid(3) > 0.5
     assert v.evidence == "image" and v.match and v.confidence == pytest.approx(0.9526, abs=1e-4)
     v = confidence.judge(fp, {"image": {**image, "best": -0.3}, "notes": {}})
@@ -92,6 +92,29 @@ def test_verdict_uses_the_models_calibration_and_its_threshold(monkeypatch):
     table[fp[:16]][f"read:{reader_digest()}"] = table[fp[:16]]["notes"]
     v = confidence.judge(fp, {"image": image, "notes": {}, "read": notes})
     assert v.evidence == "read" and v.match is False
+
+
+def test_the_reverse_gap_tells_the_indexed_order_from_the_same_pitches_in_another():
+    """Played as indexed, a melody aligns far better forwards than backwards; the same pitches
+    in another order (music that only resembles the indexed piece) align about as badly both
+    ways; played backwards, the gap turns negative."""
+    from scorelink.search import query
+    from scorelink.search.notes import NoteMatcher
+
+    melody = [60, 64, 62, 67, 65, 69, 72, 71, 76, 74, 79, 77, 81, 84, 83, 79, 74, 77]
+    notes = np.array([[0.5 * k, 0.5 * (k + 1), p] for k, p in enumerate(melody)], float)
+    matcher = NoteMatcher({1: notes}, {1: "a"})
+
+    def gap(pitches):
+        spec = spectrogram(_tones(pitches))
+        forward = min(query.notes_evidence(matcher, query.span_features(spec), [[]]).values())
+        return confidence.reverse_cost([matcher], spec) - forward
+
+    shuffled = [melody[i] for i in np.random.default_rng(0).permutation(len(melody))]
+    assert gap(melody) > 0.4
+    assert abs(gap(shuffled)) < 0.1
+    assert gap(melody[::-1]) < -0.4
+    assert confidence.reverse_cost([], spectrogram(_tones(melody))) == confidence.NO_COST
 
 
 def test_an_entry_fitted_before_a_feature_was_added_weighs_the_earlier_ones(monkeypatch):

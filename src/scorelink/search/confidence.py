@@ -21,6 +21,12 @@ music is in the index, and compares it with a threshold:
   retrained reader is never judged by a calibration fitted to another one;
 - all: the clip's attacks (`attack`, capped at ATTACK_CAP): struck notes rise in a frame and
   die away slowly, while a hum, a tone or a voice rises and falls alike.
+- "notes" and "read" also: the reverse gap (`reverse_cost`): the lowest cost of the clip's
+  features played backwards against the same notes, minus the clip's lowest cost. Music that
+  is in the index aligns to its notes in their order and far worse backwards; music that only
+  resembles an indexed piece (the same key, chords, figures) aligns about as well either way,
+  since what it shares is pitch content, not order. Unlike the piece gap, this null needs no
+  other piece in the index, and it grows no weaker as a collection grows.
 
 confidence = sigmoid(b0 + b . features), with coefficients fitted per model (a logistic
 regression, `fit`) on the validation splits by `benchmarks/no_match.py --fit`: clips of indexed
@@ -49,7 +55,8 @@ if TYPE_CHECKING:
     from scorelink.search.index import Index
 
 KEEP = 0.95  # the threshold keeps this share of true (indexed) validation queries
-_NOTES_FEATURES = ("cost", "piece_gap", "change", "spread", "image_best", "attack")
+_NOTES_FEATURES = ("cost", "piece_gap", "change", "spread", "image_best", "attack",
+                   "reverse_gap")
 FEATURES = {
     "image": ("best", "piece_gap", "agreement", "change", "spread", "attack"),
     "notes": _NOTES_FEATURES,
@@ -75,19 +82,22 @@ CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
     # speech by eSpeak NG)
     "907aa9c6be2d6a36": {
         "image": (-18.8662, 4.76582, 6.56435, 0.337745, 0.188227, -5.28326, 15.2652, 0.346746),
-        "notes": (-5.06181, -21.3852, 37.8111, -0.755751, 3.39429, 5.91108, 2.40947,
-                  0.829187),
+        # notes refitted 2026-12-07 with the reverse gap (the same clips)
+        "notes": (-6.52848, -14.6662, 25.6424, -1.33468, 0.612305, 7.03342, 2.40006, 22.7146,
+                  0.872477),
         # the same clips, indexed as scans with the noteheads the shipped note reader (epoch
-        # 18, trained on real scans too) read (`no_match.py ... --fit --read`, 2026-12-07);
-        # keyed by the reader's digest
-        "read:65657bc3ee97": (-19.2956, -13.0942, 41.5837, -0.658635, 3.90058, 8.83361, 9.4535,
-                              0.39248),
+        # 18, trained on real scans too) read (`no_match.py ... --fit --read`, 2026-12-07,
+        # with the reverse gap); keyed by the reader's digest
+        "read:65657bc3ee97": (-14.9114, -4.8069, 22.1579, -1.98322, 0.144214, 7.99469, 6.41191,
+                              43.8257, 0.621779),
         # queries of an index of one piece (SOLO): the same clips, each piece indexed alone
-        # (`no_match.py ... --fit --solo [--read]`, 2026-12-06; the read entry 2026-12-07)
+        # (`no_match.py ... --fit --solo [--read]`, 2026-12-06; notes/solo and the read entry
+        # refitted with the reverse gap 2026-12-07)
         "image/solo": (-18.5442, 14.2067, -1.11106, 0.0392543, 7.74622, 0.291535),
-        "notes/solo": (6.16414, -27.4924, -0.699351, 2.37739, 7.0356, 0.439152, 0.929878),
-        "read:65657bc3ee97/solo": (2.34182, -29.3581, -1.30684, 2.96375, 9.36063, 3.35732,
-                                   0.814191),
+        "notes/solo": (0.938874, -15.0954, -1.81259, -0.92933, 5.95644, 1.6013, 28.3203,
+                       0.958912),
+        "read:65657bc3ee97/solo": (-1.17192, -17.0266, -2.67393, 1.3529, 7.25616, 2.69535,
+                                   37.4519, 0.828029),
     },
     # stage room, epoch 28 (shipped as rnn-piano.pt from 2026-12-05, late, until stage
     # unheard; `git show b27517c:src/scorelink/weights/rnn-piano.pt`); refitted
@@ -274,12 +284,27 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
     for kind, ids in best.items():
         if ids:
             costs, top = evidence[kind], ids[0]
+            matchers = [index.note_matcher()] if kind == "notes" else index.read_matchers()
             out[kind] = {"cost": costs[top], **audio,
-                         "image_best": out["image"].get("best", 0.0)}
+                         "image_best": out["image"].get("best", 0.0),
+                         "reverse_gap": reverse_cost(matchers, spec) - costs[top]}
             other = [costs[i] for i in ids if pieces[i] != pieces[top]]
             if other:
                 out[kind]["piece_gap"] = min(other) - costs[top]
     return out
+
+
+def reverse_cost(matchers: list, spec: np.ndarray) -> float:
+    """The lowest alignment cost of the clip's notes-matcher features (`query.span_features`)
+    reversed in time, against any of `matchers` (an index's notes, or its read notes at each
+    scale), candidates by shingles alone (the model's candidates are for the clip played
+    forwards); NO_COST where nothing aligns."""
+    from scorelink.search import query
+
+    features = [np.ascontiguousarray(f[:, ::-1]) for f in query.span_features(spec)]
+    costs = [c for m in matchers if m is not None
+             for c in query.notes_evidence(m, features, [[]] * len(features)).values()]
+    return float(min(costs, default=NO_COST))
 
 
 def evidence_key(kind: str, features: dict[str, float]) -> str:
