@@ -72,6 +72,7 @@ from search_quality import first_renditions  # benchmarks/search_quality.py
 from scorelink.constants import FPS, SAMPLE_RATE
 from scorelink.data.spectrogram import spectrogram
 from scorelink.data.store import Dataset
+from scorelink.errors import DatasetError
 from scorelink.evaluate.retrieval import eval_records
 from scorelink.search import collect, confidence, query
 from scorelink.search.embed import Embedder
@@ -194,7 +195,12 @@ def measure(args) -> dict:
         ds = Dataset(root)
         tempi = {}
         for t in [float(x) for x in args.tempi.split(",")]:
-            tempi[t] = eval_records(ds, split=args.split, tempo=t)
+            try:
+                tempi[t] = eval_records(ds, split=args.split, tempo=t)
+            except DatasetError:  # a dataset without renditions at this tempo (the real-scan
+                if t == 1.0:  # corpus, beside datasets that have them): its clips at tempo 1
+                    raise
+                tempi[t] = []
         if args.rendition == "any":  # pieces with no evaluation rendition (the real-scan
             # corpus's training sonatas in a view): each one's first performance, at tempo 1
             have = {r["piece"] for r in tempi[1.0]}
@@ -248,7 +254,7 @@ def measure(args) -> dict:
                 tempo = list(tempi)[k % len(tempi)]
                 piece = pieces[rng.integers(len(pieces))]
                 group = [r for r in tempi[tempo] if r["piece"] == piece]
-                if not group:  # a piece played at tempo 1 only (--rendition any)
+                if not group:  # played at tempo 1 only (--rendition any; a dataset without tempi)
                     tempo, group = 1.0, [r for r in tempi[1.0] if r["piece"] == piece]
                 full = ds.rendition_spec(group[0])
                 need = int(round(sec * FPS * ratio))
