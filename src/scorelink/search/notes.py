@@ -449,16 +449,16 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
     for i in range(1, n):
         d = dist[i]
         # candidates: (1,1) from prev[j-1], (1,2) from prev[j-2], (2,1) from prev2[j-1] (x2)
-        c11 = np.r_[inf, prev[:-1]] + d
-        c12 = np.r_[inf, inf, prev[:-2]] + d + STEP_PENALTY
+        c11 = _shifted(prev, 1, inf) + d
+        c12 = _shifted(prev, 2, inf) + d + STEP_PENALTY
         c12[skips] = inf
-        c21 = np.r_[inf, prev2[:-1]] + 2 * d + STEP_PENALTY
-        s11 = np.r_[0, prev_start[:-1]]
-        s12 = np.r_[0, 0, prev_start[:-2]]
-        s21 = np.r_[0, prev2_start[:-1]]
-        m11 = here if i == half else np.r_[0, prev_mid[:-1]]
-        m12 = here if i == half else np.r_[0, 0, prev_mid[:-2]]
-        m21 = here if i - 1 <= half <= i else np.r_[0, prev2_mid[:-1]]
+        c21 = _shifted(prev2, 1, inf) + 2 * d + STEP_PENALTY
+        s11 = _shifted(prev_start, 1, 0)
+        s12 = _shifted(prev_start, 2, 0)
+        s21 = _shifted(prev2_start, 1, 0)
+        m11 = here if i == half else _shifted(prev_mid, 1, 0)
+        m12 = here if i == half else _shifted(prev_mid, 2, 0)
+        m21 = here if i - 1 <= half <= i else _shifted(prev2_mid, 1, 0)
         best = np.minimum(np.minimum(c11, c12), c21)
         pick11, pick12 = best == c11, best == c12
         start = np.where(pick11, s11, np.where(pick12, s12, s21))
@@ -466,3 +466,12 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
         prev2, prev2_start, prev2_mid = prev, prev_start, prev_mid
         prev, prev_start, prev_mid = best, start, mid
     return prev / n, prev_start, prev_mid
+
+
+def _shifted(a: np.ndarray, k: int, fill) -> np.ndarray:
+    """a moved k places to the right, the first k filled with `fill` (np.r_[[fill] * k,
+    a[:-k]], without np.r_'s parsing, which cost a third of the DTW's time)."""
+    out = np.empty_like(a)
+    out[:k] = fill
+    out[k:] = a[:len(a) - k]
+    return out
