@@ -106,15 +106,16 @@ def test_the_reverse_gap_tells_the_indexed_order_from_the_same_pitches_in_anothe
     matcher = NoteMatcher({1: notes}, {1: "a"})
 
     def gap(pitches):
-        spec = spectrogram(_tones(pitches))
-        forward = min(query.notes_evidence(matcher, query.span_features(spec), [[]]).values())
-        return confidence.reverse_cost([matcher], spec) - forward
+        features = query.span_features(spectrogram(_tones(pitches)))
+        forward = min(query.notes_evidence(matcher, features, [[]]).values())
+        return confidence.reverse_cost([matcher], features) - forward
 
     shuffled = [melody[i] for i in np.random.default_rng(0).permutation(len(melody))]
     assert gap(melody) > 0.4
     assert abs(gap(shuffled)) < 0.1
     assert gap(melody[::-1]) < -0.4
-    assert confidence.reverse_cost([], spectrogram(_tones(melody))) == confidence.NO_COST
+    assert confidence.reverse_cost(
+        [], query.span_features(spectrogram(_tones(melody)))) == confidence.NO_COST
 
 
 def test_an_entry_fitted_before_a_feature_was_added_weighs_the_earlier_ones(monkeypatch):

@@ -291,23 +291,25 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
             matchers = [index.note_matcher()] if kind == "notes" else index.read_matchers()
             out[kind] = {"cost": costs[top], **audio,
                          "image_best": out["image"].get("best", 0.0),
-                         "reverse_gap": reverse_cost(matchers, spec) - costs[top]}
+                         "reverse_gap": reverse_cost(matchers, evidence["span_features"])
+                         - costs[top]}
             other = [costs[i] for i in ids if pieces[i] != pieces[top]]
             if other:
                 out[kind]["piece_gap"] = min(other) - costs[top]
     return out
 
 
-def reverse_cost(matchers: list, spec: np.ndarray) -> float:
-    """The lowest alignment cost of the clip's notes-matcher features (`query.span_features`)
-    reversed in time, against any of `matchers` (an index's notes, or its read notes at each
-    scale), candidates by shingles alone (the model's candidates are for the clip played
-    forwards); NO_COST where nothing aligns."""
+def reverse_cost(matchers: list, features: list[np.ndarray]) -> float:
+    """The lowest alignment cost of the clip's notes-matcher features of each query span
+    (`query.span_features`, as `query.audio_evidence` keeps them) reversed in time, against
+    any of `matchers` (an index's notes, or its read notes at each scale), candidates by
+    shingles alone (the model's candidates are for the clip played forwards); NO_COST where
+    nothing aligns."""
     from scorelink.search import query
 
-    features = [np.ascontiguousarray(f[:, ::-1]) for f in query.span_features(spec)]
-    costs = [c for m in matchers if m is not None
-             for c in query.notes_evidence(m, features, [[]] * len(features)).values()]
+    backwards = [np.ascontiguousarray(f[:, ::-1]) for f in features]
+    costs = [c for m in matchers
+             for c in query.notes_evidence(m, backwards, [[]] * len(backwards)).values()]
     return float(min(costs, default=NO_COST))
 
 

@@ -90,7 +90,9 @@ def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
      "spans": {system id: the timeline frames its best alignment covers},
      "read": {system id: lowest alignment cost against the notes read off its image, over
      the timeline's scales} (systems without notes; empty when none was read),
-     "with_heads": the ids of systems with read noteheads}."""
+     "with_heads": the ids of systems with read noteheads,
+     "span_features": the notes matcher's features of each query span (`span_features`; []
+     without notes or read notes)}."""
     image, proposed = model_evidence(index, embedder, spec, depth=depth)
     matcher = index.note_matcher() if notes else None
     spans: dict[int, tuple[int, int]] = {}
@@ -102,7 +104,8 @@ def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
             read[i] = min(c, read.get(i, np.inf))
     return {"image": image, "notes": notes_evidence(matcher, features, proposed, spans=spans),
             "with_notes": matcher.systems if matcher is not None else set(), "spans": spans,
-            "read": read, "with_heads": set().union(*(r.systems for r in readers))}
+            "read": read, "with_heads": set().union(*(r.systems for r in readers)),
+            "span_features": features}
 
 
 def model_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
