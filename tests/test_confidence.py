@@ -314,3 +314,45 @@ def test_page_says_no_confident_match_in_headless_chromium(data_index, chorale_d
         assert page.text_content("#status").startswith("no confident match")
         assert page.locator(".hit").count() >= 1  # the closest answers, shown as such
         browser.close()
+
+
+def test_a_search_computes_only_the_features_its_verdict_weighs(tiny_ckpt, tmp_path, monkeypatch):
+    """`search_audio` asks `query_features` for the judged evidence only (the image's
+    sub-window agreement embeds the clip again, the reverse gap aligns it again): its verdict
+    is the one every feature would give, and a notes query skips the agreement."""
+    from scorelink.search import query
+    from scorelink.search.index import Pending
+
+    emb = Embedder.load(tiny_ckpt)
+    melody = [60, 64, 62, 67, 65, 69, 72, 71, 76, 74, 79, 77, 81, 84, 83, 79, 74, 77]
+    rng = np.random.default_rng(3)
+    rows, notes = [], []
+    for piece in range(3):
+        pitches = melody if piece == 0 else list(rng.integers(55, 85, len(melody)))
+        for s in range(2):
+            rows.append({"piece": f"p{piece}", "page": 0, "system": s, "top": 0.0, "left": 0.0,
+                         "bottom": 1.0, "right": 1.0})
+            half = pitches[9 * s: 9 * s + 9]
+            notes.append(np.array([[0.5 * (9 * s + k), 0.5 * (9 * s + k + 1), p]
+                                   for k, p in enumerate(half)], float))
+    vectors = rng.standard_normal((len(rows), emb.dim)).astype(np.float32)
+    pending = Pending()
+    pending.add_systems(rows, vectors / np.linalg.norm(vectors, axis=1, keepdims=True), notes)
+    index = Index.write(tmp_path / "idx", pending, model_name="m", fingerprint=emb.fingerprint,
+                        dim=emb.dim)
+    fp = index.fingerprint
+    table = {kind: (0.5, *np.linspace(-1, 1, len(names)), 0.5)
+             for kind, names in confidence.FEATURES.items()}
+    monkeypatch.setattr(confidence, "CALIBRATION", {fp[:16]: table})
+    clip = _tones(melody)
+    spec = spectrogram(clip)
+    for use_notes, kind in ((True, "notes"), (False, "image")):
+        evidence = query.audio_evidence(index, emb, spec, notes=use_notes)
+        every = confidence.query_features(index, emb, spec, evidence)
+        assert "agreement" in every["image"] and bool(every["notes"]) == use_notes
+        _, verdict = confidence.search_audio(index, emb, clip, notes=use_notes)
+        assert verdict.evidence == kind and verdict == confidence.judge(fp, every)
+    only = confidence.query_features(index, emb, spec, query.audio_evidence(index, emb, spec),
+                                     kinds=("notes",))
+    assert "agreement" not in only["image"] and "reverse_gap" in only["notes"]
+    index.close()

@@ -49,6 +49,7 @@ import numpy as np
 
 from scorelink.constants import FPS
 from scorelink.errors import QueryError
+from scorelink.threads import one_blas_thread
 
 if TYPE_CHECKING:
     from scorelink.search.embed import EmbedderBase as Embedder
@@ -260,10 +261,15 @@ def attack(spec: np.ndarray) -> float:
     return float(np.sort(rise)[-k:].mean() / top_fall) if top_fall > 1e-9 else 0.0
 
 
-def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
-                   evidence: dict) -> dict[str, dict[str, float]]:
-    """The features of every calibration for one query: {"image": {...}, "notes": {...},
-    "read": {...}} ("notes" and "read" empty when the evidence has no such costs)."""
+@one_blas_thread
+def query_features(index: Index, embedder: Embedder, spec: np.ndarray, evidence: dict, *,
+                   kinds: tuple[str, ...] = ("image", "notes", "read")
+                   ) -> dict[str, dict[str, float]]:
+    """The features of the calibrations `kinds` for one query: {"image": {...}, "notes": {...},
+    "read": {...}} ("notes" and "read" empty when the evidence has no such costs, or when not
+    asked for). Only asked-for kinds pay for their costly features (the image's sub-window
+    agreement embeds the clip again; the notes' and read notes' reverse gap aligns it again);
+    "image" always has its best score, which the others weigh."""
     image = evidence["image"]
     best_image = sorted(image, key=lambda i: -image[i])[:50]
     best = {kind: sorted(evidence.get(kind) or {}, key=(evidence.get(kind) or {}).get)[:50]
@@ -277,8 +283,8 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
         top = best_image[0]
         out["image"] = {"best": image[top], **audio}
         other = [image[i] for i in best_image if pieces[i] != pieces[top]]
-        if other:  # else one piece only: judged without comparing pieces (SOLO)
-            spans = sub_spans(spec.shape[1])
+        if other and "image" in kinds:  # else one piece only: judged without comparing
+            spans = sub_spans(spec.shape[1])  # pieces (SOLO)
             _, ids = index.nearest("sheet", embedder.audio(spec, spans), 1)
             sub_pieces = {r["id"]: r["piece"] for r in index.rows("sheet", sorted(
                 {int(i) for i in ids[:, 0] if i >= 0}))}
@@ -286,7 +292,7 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray,
             out["image"].update(piece_gap=image[top] - max(other),
                                 agreement=float(np.mean(agree)))
     for kind, ids in best.items():
-        if ids:
+        if ids and kind in kinds:
             costs, top = evidence[kind], ids[0]
             matchers = [index.note_matcher()] if kind == "notes" else index.read_matchers()
             out[kind] = {"cost": costs[top], **audio,
@@ -340,8 +346,8 @@ def judge(fingerprint: str, features: dict[str, dict[str, float]]) -> Verdict:
     if features.get("read"):
         for solo in ("", SOLO):
             entry["read" + solo] = entry.get(f"read:{reader_digest()}{solo}")
-    kind = ("notes" if features.get("notes") else
-            "read" if entry.get("read") is not None else "image")
+    kind = judged_kind(fingerprint, notes=bool(features.get("notes")),
+                       read=bool(features.get("read")))
     key = evidence_key(kind, features.get(kind) or {})
     coef = entry.get(key)
     if coef is None or not features.get(kind):
@@ -351,12 +357,25 @@ def judge(fingerprint: str, features: dict[str, dict[str, float]]) -> Verdict:
     return Verdict(round(conf, 4), threshold, kind, bool(conf >= threshold), model)
 
 
+def judged_kind(fingerprint: str, *, notes: bool, read: bool) -> str:
+    """The evidence whose calibration `judge` weighs for a query with notes costs (`notes`)
+    and read-notes costs (`read`): the notes' where it has them, else the read notes' where
+    it has those and the model a calibration for the shipped reader, else the image's."""
+    from scorelink.models.reader_file import reader_digest
+
+    if notes:
+        return "notes"
+    entry = CALIBRATION.get(fingerprint[:16], {})
+    return "read" if read and entry.get(f"read:{reader_digest()}") is not None else "image"
+
+
 def confidence(coef: tuple[float, ...], x: list[float]) -> float:
     """sigmoid(b0 + b . x) for coefficients (b0, b1, ..., threshold)."""
     z = coef[0] + float(np.dot(coef[1:-1], x))
     return float(1.0 / (1.0 + np.exp(-z)))
 
 
+@one_blas_thread
 def search_audio(index: Index, embedder: Embedder, samples: np.ndarray, *, top: int = 10,
                  notes: bool = True) -> tuple[list[dict], Verdict]:
     """`query.search_audio` and its verdict; QueryError for a clip with no music
@@ -368,7 +387,10 @@ def search_audio(index: Index, embedder: Embedder, samples: np.ndarray, *, top: 
     check_clip(samples, spec)
     evidence = query.audio_evidence(index, embedder, spec, notes=notes)
     hits = query.fuse(index, evidence, top=top)
-    verdict = judge(index.fingerprint, query_features(index, embedder, spec, evidence))
+    kind = judged_kind(index.fingerprint, notes=bool(evidence["notes"]),
+                       read=bool(evidence.get("read")))
+    verdict = judge(index.fingerprint,
+                    query_features(index, embedder, spec, evidence, kinds=(kind,)))
     return hits, verdict
 
 

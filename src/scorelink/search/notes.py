@@ -172,15 +172,24 @@ def notes_pitch(notes: np.ndarray, lo: int, hi: int, n_frames: int) -> np.ndarra
     stretch of a piece only (the matcher computes them for the frames it aligns)."""
     notes = np.asarray(notes, np.float64).reshape(-1, 3)
     a, b = _note_frames(notes, n_frames)
+    return _pitch_rows(a, b, notes[:, 2].astype(np.int64), lo, hi)
+
+
+def _pitch_rows(a: np.ndarray, b: np.ndarray, pitch: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """`notes_pitch` of notes given by their (first, end) frames and MIDI pitches."""
     here = (a < hi) & (b > lo)  # sounding in the stretch
-    a, b, pitch = np.maximum(a[here], lo) - lo, np.minimum(b[here], hi) - lo, notes[here, 2]
+    a, b, pitch = np.maximum(a[here], lo) - lo, np.minimum(b[here], hi) - lo, pitch[here]
     bottom, top = PITCH_RANGE
-    roll = np.zeros((top - bottom, hi - lo + 1), np.float64)
+    width = hi - lo + 1
+    cells, weights = [], []  # note on ... and off (as differences, summed below), per partial
     for above, weight in PARTIALS:
-        k = pitch.astype(np.int64) + above - bottom
+        k = pitch + above - bottom
         ok = (k >= 0) & (k < top - bottom)
-        np.add.at(roll, (k[ok], a[ok]), weight)  # note on ... (as differences, summed below)
-        np.add.at(roll, (k[ok], b[ok]), -weight)  # ... note off
+        cells += [k[ok] * width + a[ok], k[ok] * width + b[ok]]
+        weights += [np.full(ok.sum(), weight), np.full(ok.sum(), -weight)]
+    # one bincount, summing each cell in the order separate np.add.at calls would
+    roll = np.bincount(np.concatenate(cells), np.concatenate(weights),
+                       minlength=(top - bottom) * width).reshape(top - bottom, width)
     return _unit(np.cumsum(roll, axis=1)[:, :hi - lo])
 
 
@@ -199,6 +208,13 @@ class _Piece:
     systems: np.ndarray  # (frames,) system id sounding at each frame
     notes: np.ndarray  # (n, 3) its notes, time 0 at its frame 0
     t0: float = 0.0  # the score time of its frame 0 (its first onset), as the index keeps it
+
+    @cached_property
+    def note_frames(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first frame, end frame, MIDI pitch) of each note (`_note_frames`), kept: every
+        query's pitch rows (`NoteMatcher.features`) start from them."""
+        notes = np.asarray(self.notes, np.float64).reshape(-1, 3)
+        return (*_note_frames(notes, self.frames), notes[:, 2].astype(np.int64))
 
 
 class NoteMatcher:
@@ -311,13 +327,18 @@ class NoteMatcher:
         pitch = np.zeros((PITCH_RANGE[1] - PITCH_RANGE[0], len(columns)), np.float32)
         pieces = list(self.pieces.values())  # in timeline order
         owner = np.searchsorted([p.start for p in pieces], columns, side="right") - 1
-        for k in np.unique(owner[columns >= 0]):
-            p = pieces[k]
-            at = np.flatnonzero((owner == k) & (columns >= 0) & (columns < p.start + p.frames))
+        owner[columns < 0] = -1
+        order = np.argsort(owner, kind="stable")  # the columns of each piece, together
+        bounds = np.flatnonzero(np.diff(owner[order])) + 1
+        for at in np.split(order, bounds):
+            if not len(at) or owner[at[0]] < 0:
+                continue
+            p = pieces[owner[at[0]]]
+            at = at[columns[at] < p.start + p.frames]
             if len(at):
                 local = columns[at] - p.start
                 lo, hi = int(local.min()), int(local.max()) + 1
-                pitch[:, at] = notes_pitch(p.notes, lo, hi, p.frames)[:, local - lo]
+                pitch[:, at] = _pitch_rows(*p.note_frames, lo, hi)[:, local - lo]
         return _weighted(chroma.astype(np.float32), pitch)
 
     def match(self, spec: np.ndarray, **kwargs) -> dict[int, float]:
@@ -438,40 +459,47 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
     if barrier is not None:
         dist[:, barrier] = np.inf
         skips[1:] = barrier[:-1]
+    skip_at = np.flatnonzero(skips)
+    twice = dist + dist  # a (2, 1) step's cost (equal to 2 * dist, to the bit)
     inf = np.float32(np.inf)
     here = np.arange(m, dtype=np.int64)
-    prev2 = np.full(m, inf, np.float32)  # row n - 2
-    prev2_start = np.zeros(m, np.int64)
-    prev2_mid = np.zeros(m, np.int64)
-    prev = dist[0].copy()  # row 0: a path may start anywhere
-    prev_start = here.copy()
-    prev_mid = here.copy()  # meaningful from row `half` on
+    # Rows are updated in place (out= buffers, no temporaries): this loop is most of a notes
+    # query's time. Each path's start and middle frames travel packed in one int64 (start in
+    # the high 32 bits, middle in the low), so that one selection carries both.
+    prev2 = np.full(m, inf, np.float32)  # row i - 2
+    prev2_at = np.zeros(m, np.int64)
+    prev = dist[0].copy()  # row i - 1 (row 0: a path may start anywhere)
+    prev_at = (here << 32) | here  # the middle: meaningful from row `half` on
+    spare = np.empty(m, np.float32)  # the buffer row i is written into
+    c11, c12, c21 = (np.full(m, inf, np.float32) for _ in range(3))  # stay inf where no step
+    pick11, pick12 = np.empty(m, bool), np.empty(m, bool)
     for i in range(1, n):
-        d = dist[i]
         # candidates: (1,1) from prev[j-1], (1,2) from prev[j-2], (2,1) from prev2[j-1] (x2)
-        c11 = _shifted(prev, 1, inf) + d
-        c12 = _shifted(prev, 2, inf) + d + STEP_PENALTY
-        c12[skips] = inf
-        c21 = _shifted(prev2, 1, inf) + 2 * d + STEP_PENALTY
-        s11 = _shifted(prev_start, 1, 0)
-        s12 = _shifted(prev_start, 2, 0)
-        s21 = _shifted(prev2_start, 1, 0)
-        m11 = here if i == half else _shifted(prev_mid, 1, 0)
-        m12 = here if i == half else _shifted(prev_mid, 2, 0)
-        m21 = here if i - 1 <= half <= i else _shifted(prev2_mid, 1, 0)
-        best = np.minimum(np.minimum(c11, c12), c21)
-        pick11, pick12 = best == c11, best == c12
-        start = np.where(pick11, s11, np.where(pick12, s12, s21))
-        mid = np.where(pick11, m11, np.where(pick12, m12, m21))
-        prev2, prev2_start, prev2_mid = prev, prev_start, prev_mid
-        prev, prev_start, prev_mid = best, start, mid
-    return prev / n, prev_start, prev_mid
+        np.add(prev[:-1], dist[i, 1:], out=c11[1:])
+        np.add(prev[:-2], dist[i, 2:], out=c12[2:])
+        np.add(prev2[:-1], twice[i, 1:], out=c21[1:])
+        if STEP_PENALTY:
+            c12[2:] += STEP_PENALTY
+            c21[1:] += STEP_PENALTY
+        c12[skip_at] = inf
+        best = np.minimum(c11, c12, out=spare)
+        np.minimum(best, c21, out=best)
+        np.equal(best, c11, out=pick11)  # ties: (1,1) first, then (1,2), then (2,1)
+        np.equal(best, c12, out=pick12)
+        at = np.zeros(m, np.int64)
+        at[1:] = prev2_at[:-1]
+        np.copyto(at[2:], prev_at[:-2], where=pick12[2:])
+        at[:2][pick12[:2]] = 0
+        np.copyto(at[1:], prev_at[:-1], where=pick11[1:])
+        at[:1][pick11[:1]] = 0
+        # the step that reaches row `half` (a (2, 1) step over it: where it lands) sets the middle
+        new_middle = (pick11 | pick12) if i == half else np.zeros(m, bool)
+        if i - 1 <= half <= i:
+            new_middle |= ~(pick11 | pick12)
+        at[new_middle] = (at[new_middle] & ~_LOW) | here[new_middle]
+        spare, prev2, prev2_at = prev2, prev, prev_at  # row i - 2's buffer is free again
+        prev, prev_at = best, at
+    return prev / n, prev_at >> 32, prev_at & _LOW
 
 
-def _shifted(a: np.ndarray, k: int, fill) -> np.ndarray:
-    """a moved k places to the right, the first k filled with `fill` (np.r_[[fill] * k,
-    a[:-k]], without np.r_'s parsing, which cost a third of the DTW's time)."""
-    out = np.empty_like(a)
-    out[:k] = fill
-    out[k:] = a[:len(a) - k]
-    return out
+_LOW = np.int64(0xFFFFFFFF)  # the low 32 bits of a packed (start, middle)

@@ -27,6 +27,7 @@ import numpy as np
 
 from scorelink.constants import AUDIO_SNIPPET_HOP, FPS
 from scorelink.errors import QueryError
+from scorelink.threads import one_blas_thread
 
 if TYPE_CHECKING:  # imported by callers; a query imports no more than it uses
     from scorelink.search.embed import EmbedderBase as Embedder
@@ -70,6 +71,7 @@ def query_spans(n_frames: int) -> list[tuple[int, int]]:
     return [(a, a + length) for a in starts]
 
 
+@one_blas_thread
 def search_audio(index: Index, embedder: Embedder, samples: np.ndarray, *,
                  top: int = 10, notes: bool = True) -> list[dict]:
     """Systems for an audio clip (float mono samples at SAMPLE_RATE), best first.
@@ -81,6 +83,7 @@ def search_audio(index: Index, embedder: Embedder, samples: np.ndarray, *,
     return fuse(index, evidence, top=top)
 
 
+@one_blas_thread
 def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
                    notes: bool = True, depth: int = DEPTH) -> dict:
     """What an audio query's spectrogram (N_BINS, T) says about the indexed systems:

@@ -1,0 +1,38 @@
+"""One BLAS thread for a query's small matrix products.
+
+numpy's OpenBLAS (and the one FAISS bundles) keeps its worker threads spinning for a while
+after every call. A query's products are small (a clip's 100 frames against the few thousand
+score frames it is aligned to), and on a 2-core machine the spinning threads took the cores
+that PyTorch's embedding and FAISS's search needed next: with OpenBLAS held to one thread
+during a query, `benchmarks/search_speed.py --notes-only` at 10,000 systems went from p50 281
+to 190 ms, and this process's CPU time from 541 to 292 ms (docs/benchmarks.md). Indexing and
+training, whose products are large, keep every thread: the limit holds only inside a query.
+(threadpoolctl: the library scikit-learn uses for this; OpenBLAS has no per-call setting.)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+
+@functools.lru_cache(maxsize=1)
+def _openblas():
+    """The OpenBLAS libraries loaded in this process (found once: scanning takes ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(internal_api="openblas")
+
+
+def one_blas_thread(function: F) -> F:
+    """Run `function` with OpenBLAS held to one thread (restored after, also on errors)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with _openblas().limit(limits=1):
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
