@@ -492,11 +492,9 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
         at[:2][pick12[:2]] = 0
         np.copyto(at[1:], prev_at[:-1], where=pick11[1:])
         at[:1][pick11[:1]] = 0
-        # the step that reaches row `half` (a (2, 1) step over it: where it lands) sets the middle
-        new_middle = (pick11 | pick12) if i == half else np.zeros(m, bool)
-        if i - 1 <= half <= i:
-            new_middle |= ~(pick11 | pick12)
-        at[new_middle] = (at[new_middle] & ~_LOW) | here[new_middle]
+        if i - 1 <= half <= i:  # the step that reaches row `half` (a (2, 1) step over it:
+            lands = np.ones(m, bool) if i == half else ~(pick11 | pick12)  # where it lands)
+            at[lands] = (at[lands] & ~_LOW) | here[lands]  # sets the middle
         spare, prev2, prev2_at = prev2, prev, prev_at  # row i - 2's buffer is free again
         prev, prev_at = best, at
     return prev / n, prev_at >> 32, prev_at & _LOW
