@@ -77,6 +77,7 @@ from scorelink.evaluate.retrieval import eval_records
 from scorelink.search import collect, confidence, query
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index, Pending
+from scorelink.search.reading import READ_SHINGLE_HITS
 
 NOISES = ("white", "pink", "sine", "beeps", "speech-like", "hum", "speech")
 # speech: sentences of random words spoken by eSpeak NG (Debian's espeak-ng, installed by `make
@@ -179,7 +180,8 @@ def measure(args) -> dict:
                     # the features computed: a cache of fewer is computed afresh
                     f"f{len(confidence.FEATURES['image'])}{len(confidence.FEATURES['notes'])}"
                     f"a{confidence.ATTACK_CAP:g}",
-                    *([f"read-{_reader_key(args.read)}"] if args.read else []),
+                    *([f"read-{_reader_key(args.read)}-h{READ_SHINGLE_HITS}"]
+                      if args.read else []),
                     *(["solo"] if args.solo else []),
                     *([f"k{args.per_index}"] if args.per_index else []),
                     *("d" + Path(d).name for d in args.distractors),

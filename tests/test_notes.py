@@ -379,3 +379,23 @@ def test_answers_count_systems_on_their_page(tmp_path):
     assert (hit["id"], hit["page"], hit["system"], hit["system_in_piece"]) == (3, 2, 2, 4)
     assert [s["system"] for s in query.page_systems(index, "p", 2)] == [1, 2]
     index.close()
+
+
+def test_a_matcher_keeps_as_many_candidate_shingles_as_it_is_set_to():
+    """Candidates are the best `hits` shingles: the matcher's own number unless a call asks
+    for another; matchers of read notes keep READ_SHINGLE_HITS (more than SHINGLE_HITS: read
+    notes describe their shingles less faithfully)."""
+    from scorelink.search.notes import SHINGLE_HITS
+    from scorelink.search.reading import READ_SHINGLE_HITS, read_matchers
+
+    rng = np.random.default_rng(7)
+    pieces = [_random_piece(rng, 4) for _ in range(6)]
+    system_notes = {10 * p + s: n for p, piece in enumerate(pieces) for s, n in enumerate(piece)}
+    piece_of = {i: f"piece{i // 10}" for i in system_notes}
+    query = notes_features(pieces[2][1] - [pieces[2][1][0, 0], pieces[2][1][0, 0], 0])
+    few, default = NoteMatcher(system_notes, piece_of, hits=3), NoteMatcher(system_notes, piece_of)
+    assert default.hits == SHINGLE_HITS and len(few.candidates(query)) == 3
+    assert len(few.candidates(query, hits=5)) == 5
+    heads = {i: np.stack([n[:, 0] * 78.0, n[:, 2]], axis=1) for i, n in system_notes.items()}
+    assert READ_SHINGLE_HITS > SHINGLE_HITS
+    assert all(m.hits == READ_SHINGLE_HITS for m in read_matchers(heads, piece_of))

@@ -225,7 +225,9 @@ class NoteMatcher:
     so that an index of 10,000 systems keeps about 50 MB, not 400.
     """
 
-    def __init__(self, system_notes: dict[int, np.ndarray], system_piece: dict[int, str]):
+    def __init__(self, system_notes: dict[int, np.ndarray], system_piece: dict[int, str], *,
+                 hits: int = SHINGLE_HITS):
+        self.hits = hits  # shingles kept per query (`candidates`)
         by_piece: dict[str, list[tuple[int, np.ndarray]]] = {}
         for sid, notes in system_notes.items():
             by_piece.setdefault(system_piece[sid], []).append((sid, np.asarray(notes)))
@@ -292,11 +294,13 @@ class NoteMatcher:
             index.add(vectors)
             self._shingles.append((length, starts, index))
 
-    def candidates(self, query: np.ndarray, *, hits: int = SHINGLE_HITS) -> list[tuple[int, int]]:
+    def candidates(self, query: np.ndarray, *, hits: int | None = None) -> list[tuple[int, int]]:
         """Score frame regions [a, b) worth aligning (K, N) query features against, found by
-        their chroma (the first 12 rows: the alignment checks the pitch)."""
+        their chroma (the first 12 rows: the alignment checks the pitch): the best `hits`
+        shingles (default: the matcher's)."""
         if self._shingles is None:
             self._build_shingles()
+        hits = self.hits if hits is None else hits
         n = query.shape[1]
         q = describe(query[:12])[None]
         found = []  # (similarity, start, length)

@@ -21,6 +21,18 @@ PX_PER_SECOND = 78.0  # strip px per second of score time (above)
 READ_SCALES = (0.5, 1.0, 2.0)  # the timeline also read at these factors of its time
 SAME_ONSET_PX = 6.0  # noteheads closer than this in x start together (a chord's seconds)
 LAST_NOTE = 0.5  # s: how long the last note of a system lasts
+READ_SHINGLE_HITS = 200  # shingles a query keeps per timeline (notes: SHINGLE_HITS, 100). Read
+# notes describe their shingles less faithfully than a score's notes, so in a large collection a
+# clip's own system falls out of the best 100 (validation clips against 2,414 systems, the
+# chorales' and MSMD's validation pieces among 140 mutopia-extra pieces: of the 22 true clips
+# whose piece was found at 278 systems and lost at 2,414, 7 did not have it among their 50
+# lowest costs at all). `benchmarks/no_match.py --data DIR/chorales-vt --data DIR/msmd-vt --split
+# valid --clips 150 --noise 25 --tempi 0.5,0.66,1,1.33,2 --read --distractors
+# DIR/mutopia-r1:train:140`, 2026-12-07, hits 100 / 200 / 300: the piece right for 92.7 / 95.0 /
+# 96.0 % of the 300 true clips (none lost), others flagged at the threshold that keeps 95 % of
+# them 85.3 / 93.3 / 93.3 %; at 278 systems (no distractors) 100 and 300: 97.7 / 98.3 % and
+# 98.9 / 99.2 %. A query at 10,000 read systems takes about 1.2 times as long at 200, twice
+# at 300 (`search_speed.py --notes-only --read`): 200.
 
 
 def onset_groups(x: np.ndarray) -> np.ndarray:
@@ -70,7 +82,7 @@ def read_matchers(heads: dict[int, np.ndarray], piece: dict[int, str]) -> list:
         timed = {}
         for ids in by_piece.values():
             timed.update(zip(ids, timeline([heads[i] for i in ids], scale=scale), strict=True))
-        out.append(NoteMatcher(timed, {i: piece[i] for i in timed}))
+        out.append(NoteMatcher(timed, {i: piece[i] for i in timed}, hits=READ_SHINGLE_HITS))
     return out
 
 
