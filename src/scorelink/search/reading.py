@@ -24,15 +24,16 @@ LAST_NOTE = 0.5  # s: how long the last note of a system lasts
 READ_SHINGLE_HITS = 200  # shingles a query keeps per timeline (notes: SHINGLE_HITS, 100). Read
 # notes describe their shingles less faithfully than a score's notes, so in a large collection a
 # clip's own system falls out of the best 100 (validation clips against 2,414 systems, the
-# chorales' and MSMD's validation pieces among 140 mutopia-extra pieces: of the 22 true clips
+# chorales' and MSMD's validation pieces among 140 mutopia-extra pieces: of the 17 true clips
 # whose piece was found at 278 systems and lost at 2,414, 7 did not have it among their 50
 # lowest costs at all). `benchmarks/no_match.py --data DIR/chorales-vt --data DIR/msmd-vt --split
 # valid --clips 150 --noise 25 --tempi 0.5,0.66,1,1.33,2 --read --distractors
 # DIR/mutopia-r1:train:140`, 2026-12-07, hits 100 / 200 / 300: the piece right for 92.7 / 95.0 /
 # 96.0 % of the 300 true clips (none lost), others flagged at the threshold that keeps 95 % of
-# them 85.3 / 93.3 / 93.3 %; at 278 systems (no distractors) 100 and 300: 97.7 / 98.3 % and
-# 98.9 / 99.2 %. A query at 10,000 read systems takes about 1.2 times as long at 200, twice
-# at 300 (`search_speed.py --notes-only --read`): 200.
+# them 85.3 / 93.3 / 93.3 %; at 278 systems (no distractors) 100 / 200: 97.7 / 98.3 % and
+# 98.9 / 99.2 %. A query at 10,000 read systems takes about 1.5 times as long at 200 as at 100
+# (`search_speed.py --notes-only --read`, with the verdict p50 633-663 -> 886-996 ms), about
+# twice at 300: 200.
 
 
 def onset_groups(x: np.ndarray) -> np.ndarray:
