@@ -504,3 +504,30 @@ def test_index_keeps_hubness_shifts_where_the_model_has_a_bank(tmp_path, monkeyp
     np.testing.assert_allclose(index.system_shifts(np.array([0, 2])),
                                hubness.shifts(bank, unit[[0, 4]]), atol=1e-6)
     assert index.system_shifts(np.array([1]))[0] == 0.0  # no parts: no row
+
+
+def test_a_query_holds_openblas_to_one_thread_and_gives_the_threads_back():
+    """Inside a query OpenBLAS runs one thread (its spinning workers took the cores the
+    embedding needed); after it, and after an error in it, as many as before."""
+    import numpy  # noqa: F401  (its OpenBLAS loaded)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from scorelink.threads import one_blas_thread
+
+    def threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info()
+                if lib["internal_api"] == "openblas"}
+
+    @one_blas_thread
+    def inside(fail: bool = False) -> set[int]:
+        if fail:
+            raise ValueError("in the query")
+        return threads()
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert threads() == {2}
+        assert inside() == {1}
+        assert threads() == {2}
+        with pytest.raises(ValueError):
+            inside(fail=True)
+        assert threads() == {2}
