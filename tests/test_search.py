@@ -507,16 +507,20 @@ def test_index_keeps_hubness_shifts_where_the_model_has_a_bank(tmp_path, monkeyp
 
 
 def test_a_query_holds_openblas_to_one_thread_and_gives_the_threads_back():
-    """Inside a query OpenBLAS runs one thread (its spinning workers took the cores the
-    embedding needed); after it, and after an error in it, as many as before."""
-    import numpy  # noqa: F401  (its OpenBLAS loaded)
+    """Inside a query the OpenBLAS of numpy and of FAISS runs one thread (its spinning workers
+    took the cores the embedding needed); after it, and after an error in it, as many as
+    before. (Another package's OpenBLAS, e.g. scipy's loaded by an earlier test, is not a
+    query's.)"""
+    import faiss  # noqa: F401  (loaded, as a query has it)
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from scorelink.threads import one_blas_thread
 
     def threads() -> set[int]:
-        return {lib["num_threads"] for lib in threadpool_info()
-                if lib["internal_api"] == "openblas"}
+        found = [lib for lib in threadpool_info() if lib["internal_api"] == "openblas"
+                 and ("numpy" in lib["filepath"] or "faiss" in lib["filepath"])]
+        assert len(found) == 2  # numpy's and FAISS's
+        return {lib["num_threads"] for lib in found}
 
     @one_blas_thread
     def inside(fail: bool = False) -> set[int]:
