@@ -202,7 +202,8 @@ def main() -> None:
           f"fusion, {args.repeats} repeats; wall-clock and this process's CPU "
           f"time (one thread: on an idle machine the two agree). With the verdict: the same "
           f"and the no-match confidence (`confidence.search_audio`, what `search --audio` "
-          f"runs: the features, the sub-windows' agreement, the clip played backwards).\n")
+          f"runs: the features of the judging calibration, here the notes' or read notes', "
+          f"whose reverse gap aligns the clip played backwards).\n")
     if args.notes_only:
         return
 

@@ -170,9 +170,15 @@ def notes_pitch(notes: np.ndarray, lo: int, hi: int, n_frames: int) -> np.ndarra
     """(semitones, hi - lo) unit pitch-profile frames lo..hi of notes (n, 3) whose timeline has
     n_frames (frames cut as `notes_chroma` cuts them): the frames of `notes_features`, for a
     stretch of a piece only (the matcher computes them for the frames it aligns)."""
+    return _pitch_rows(*_frames_and_pitches(notes, n_frames), lo, hi)
+
+
+def _frames_and_pitches(notes: np.ndarray, n_frames: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first frame, end frame, MIDI pitch) of each of notes (n, 3) on a timeline of n_frames
+    (`_note_frames`)."""
     notes = np.asarray(notes, np.float64).reshape(-1, 3)
-    a, b = _note_frames(notes, n_frames)
-    return _pitch_rows(a, b, notes[:, 2].astype(np.int64), lo, hi)
+    return (*_note_frames(notes, n_frames), notes[:, 2].astype(np.int64))
 
 
 def _pitch_rows(a: np.ndarray, b: np.ndarray, pitch: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -211,10 +217,9 @@ class _Piece:
 
     @cached_property
     def note_frames(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(first frame, end frame, MIDI pitch) of each note (`_note_frames`), kept: every
-        query's pitch rows (`NoteMatcher.features`) start from them."""
-        notes = np.asarray(self.notes, np.float64).reshape(-1, 3)
-        return (*_note_frames(notes, self.frames), notes[:, 2].astype(np.int64))
+        """`_frames_and_pitches` of its notes, kept: every query's pitch rows
+        (`NoteMatcher.features`) start from them."""
+        return _frames_and_pitches(self.notes, self.frames)
 
 
 class NoteMatcher:
