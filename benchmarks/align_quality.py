@@ -9,8 +9,11 @@ Methods, each on the same recordings and systems:
 - `notes`: the notes decoder (`search/follow.py`), what `align` runs for a score with notes;
 - `image`: the passage model's embeddings of the system images (`search/align.py`), what
   `align` runs for scans and page images and with `--image-only`;
-- `image+read`: `image`, then each system's start sharpened by the notes the note reader reads
-  off its strip (`reading.refine_starts`), what `align` runs for scans and page images;
+- `image+read`: `image` with the notes the note reader reads off the systems' strips added to
+  the similarities (`align.read_similarities`), then each system's start sharpened by them
+  (`reading.refine_starts`): what `align` runs for scans and page images;
+- `image+starts`: `image`, then the starts sharpened by the read notes (what `align` ran for
+  scans and page images before 2026-12-07);
 - `read`: the read notes alone through the notes decoder (exploratory);
 - `dtw`: the usual baseline on a symbolic score: plain DTW of the recording's chroma against
   the whole score's chroma in playing order (repeats as written), steps (1, 1), (1, 0), (0, 1)
@@ -302,11 +305,12 @@ def read_systems(systems: list[dict]) -> list[dict]:
 
 def run_method(method: str, spec, systems, sheet, embedder,
                **options) -> list[tuple[int, float]]:
-    if method == "image+read":
+    if method in ("image+read", "image+starts"):
         from scorelink.search.reading import refine_starts
 
-        found = align.align(spec, sheet[0], embedder, halves=sheet[1:])
         read = [s["notes"] for s in read_systems(systems)]
+        found = align.align(spec, sheet[0], embedder, halves=sheet[1:],
+                            read=read if method == "image+read" else None)
         return [(s.system, s.start) for s in refine_starts(spec, found.segments, read)
                 if s.system >= 0]
     if method == "read":

@@ -162,7 +162,7 @@ def test_align_cli(chorale_dataset, tiny_ckpt, tmp_path, capsys):
     previous_end = 0.0
     for s in result["systems"]:
         assert set(s) == {"page", "system", "start", "end", "confidence", "evidence"}
-        assert s["evidence"] == "image"  # page images: no notes
+        assert s["evidence"] == "image+read"  # page images: no notes but those read off them
         assert s["page"] >= 1 and 1 <= s["system"] <= n_systems  # 1-based, as people count
         assert previous_end - 1e-6 <= s["start"] < s["end"] <= duration + 1e-6
         assert 0 <= s["confidence"] <= 1
@@ -501,3 +501,66 @@ def test_read_notes_sharpen_late_image_starts(measured):
     assert [s.system for s in found] == [0, 0, 1]
     np.testing.assert_allclose([s.start for s in found], [0.0, 10.0, 25.0], atol=0.3)
     assert [a.end for a in found[:-1]] == [b.start for b in found[1:]]
+
+
+def _played(systems: list[np.ndarray], order: list[int]) -> tuple[np.ndarray, list[float]]:
+    """The spectrogram of systems' notes (each on a timeline of its own, as a reader gives)
+    played one after another in `order`, and where each pass starts (s)."""
+    from test_notes import _synth
+
+    from scorelink.data.spectrogram import spectrogram
+
+    parts, starts, t = [], [], 0.0
+    for k in order:
+        n = systems[k]
+        length = float(n[:, 1].max())
+        parts.append(_synth(n, seconds=length))
+        starts.append(t)
+        t += length
+    return spectrogram(np.concatenate(parts)), starts
+
+
+def test_read_similarities_prefer_the_system_whose_notes_sound():
+    """A segment over the sound of system 1's notes fits system 1's read notes best, at every
+    length near its own; each segment's scores are centred on their mean over the systems."""
+    from test_notes import _random_piece
+
+    rng = np.random.default_rng(3)
+    systems = [n - [n[0, 0], n[0, 0], 0] for n in _random_piece(rng, 3)]
+    spec, _ = _played(systems, [1])
+    k_min, n_k = 2, 10
+    sim = align.read_similarities(spec, systems, 4, n_k, k_min)
+    assert sim.shape == (4, n_k, 3)
+    np.testing.assert_allclose(sim.mean(axis=2), 0.0, atol=1e-6)
+    steps = int(8.0 / align.STEP_SECONDS)  # the 8 s the system lasts, in grid steps
+    for k in range(steps - 2, steps + 1):
+        assert sim[0, k - k_min].argmax() == 1
+
+
+def test_read_notes_tell_apart_systems_the_image_cannot(monkeypatch):
+    """With every system alike to the image (a constant similarity), the read notes decide
+    which system sounds: a recording that plays system 0 twice (a written repeat), then systems
+    1 and 2, is decoded so, each pass found within a grid step; without them the decoder takes
+    the free way on, systems 0, 1, 2, once each."""
+    from test_notes import _random_piece
+
+    rng = np.random.default_rng(5)
+    systems = [n - [n[0, 0], n[0, 0], 0] for n in _random_piece(rng, 3)]
+    spec, starts = _played(systems, [0, 0, 1, 2])
+
+    def alike(embedder, spec, sheet, **kw):
+        k_min = max(1, round(align.MIN_SECONDS / align.STEP_SECONDS))
+        k_max = round(align.MAX_SECONDS / align.STEP_SECONDS)
+        steps = -(-spec.shape[1] // AUDIO_SNIPPET_HOP)
+        return np.full((steps, k_max - k_min + 1, len(sheet)), 0.5, np.float32), k_min
+
+    monkeypatch.setattr(align, "similarities", alike)
+    sheet = np.zeros((3, 4), np.float32)
+    found = align.align(spec, sheet, None, read=systems)
+    assert found.evidence == "image+read"
+    assert [s.system for s in found.systems] == [0, 0, 1, 2]
+    np.testing.assert_allclose([s.start for s in found.systems], starts,
+                               atol=align.STEP_SECONDS + 1e-6)
+    blind = align.align(spec, sheet, None)
+    assert blind.evidence == "image"
+    assert [s.system for s in blind.systems] == [0, 1, 2]

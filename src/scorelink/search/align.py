@@ -54,6 +54,13 @@ TEMPO_CHANGE = 0.25  # moving the tempo one class (1.2 times) between two segmen
 HALVES_SHARE = 0.5  # weight of a segment's halves against its system's halves (`similarities`;
 # validation, `benchmarks/align_decoder.py`: onsets within 1 s at tempo 0.5 / 1 / 2, chorales
 # 74.5 / 89.8 / 93.9 -> 80.6 / 93.9 / 94.9 %, MSMD 75.3 / 93.0 / 93.3 -> 83.3 / 97.0 / 96.7 %)
+READ_SHARE = 0.3  # scans and page images: weight of the read notes' similarity added to the
+# image's (`read_similarities`). Chosen on validation (`benchmarks/align_quality.py --methods
+# image+starts,image+read`, the read notes' starts in both; docs/align.md): onsets within 0.5 s
+# at 0 / 0.3 / 0.6 (0.3 with chroma alone): the real scans' performances 76.7 / 81.2 / 80.2
+# (80.7) %, chorales 94.0 / 95.0 / 94.5 (95.0) %; at 0 / 0.3: MSMD 95.4 / 96.4 %, played out of
+# order (`--jumps`) chorales 86.7 / 87.5 %, MSMD 93.1 / 94.4 %. On test, paired: MSMD with its
+# out-of-order renditions +0.8 [+0.3, +1.4] points, the rest within their intervals of zero
 GAP_LEVEL = 0.15  # similarity credited per grid step left unassigned (silence, foreign audio)
 MIN_SECONDS_PER_SYSTEM = 1.0  # a recording shorter than this per system cannot play the score
 
@@ -69,7 +76,8 @@ class Segment:
     system: int  # 0-based index in reading order, -1 for a gap
     start: float  # seconds
     end: float
-    similarity: float  # cosine similarity of the segment's embedding and the system's
+    similarity: float  # cosine similarity of the segment's embedding and the system's (plus
+    # READ_SHARE x the read notes' fit, `read_similarities`, where the systems were read)
     confidence: float  # 0..1
 
 
@@ -80,8 +88,8 @@ class Alignment:
     step_seconds: float = STEP_SECONDS
     measures: list = field(default_factory=list)  # measures.MeasureSegment in played order,
     # where the score has notes (`align_files`)
-    evidence: str = "image"  # what decided the systems: "image" (this module) or "notes"
-    # (`follow.align_notes`)
+    evidence: str = "image"  # what decided the systems: "image" (this module), "image+read"
+    # (this module with notes read off the systems' images) or "notes" (`follow.align_notes`)
 
     @property
     def systems(self) -> list[Segment]:
@@ -150,6 +158,57 @@ def similarities(embedder: Embedder, spec: np.ndarray, sheet: np.ndarray, *,
         both = 0.5 * (first[:, k1 - k_min] + second[later, k - k1 - k_min])
         sim[:, c] = (1 - HALVES_SHARE) * sim[:, c] + HALVES_SHARE * both
     return sim, k_min
+
+
+def read_similarities(spec: np.ndarray, read: list[np.ndarray], n_steps: int, n_k: int,
+                      k_min: int) -> np.ndarray:
+    """How well each segment's sound fits each system's read notes: (steps, K, systems) like
+    `similarities`, centred on each segment's mean over the systems (a segment that fits every
+    system alike gains nothing).
+
+    read: each system's notes (n, 3) [onset, offset, MIDI pitch] read off its image
+    (`reading.read_systems`). A segment's notes-matcher features (`notes.audio_features`: chroma
+    and pitch) are averaged over its span, and so are the system's notes' (`notes_features`);
+    the score is the mean of the two averages' cosine and of their halves' (first half with
+    first half, second with second). Order within a half does not count, so the tempo inside a
+    segment need not be known: no alignment per segment and system (there are millions), two
+    matrix products per segment length. It tells apart systems whose images look alike but
+    whose notes differ (the strains of a rag, a piano piece's look-alike lines)."""
+    from scorelink.search.notes import FEATURE_FPS, audio_features, notes_features
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+
+    audio = audio_features(spec)  # (F, T)
+    csum = np.concatenate([np.zeros((audio.shape[0], 1)),
+                           np.cumsum(audio, axis=1, dtype=np.float64)], axis=1)
+    whole, first, second = [], [], []
+    for notes in read:
+        if len(notes) < 2:  # nothing read: no evidence either way
+            whole.append(np.zeros(audio.shape[0]))
+            first.append(whole[-1])
+            second.append(whole[-1])
+            continue
+        f = notes_features(notes - [notes[0, 0], notes[0, 0], 0])
+        h = max(1, f.shape[1] // 2)
+        whole.append(f.mean(axis=1))
+        first.append(f[:, :h].mean(axis=1))
+        second.append(f[:, h:].mean(axis=1) if f.shape[1] > h else f[:, :h].mean(axis=1))
+    whole, first, second = (unit(np.stack(v)) for v in (whole, first, second))
+    step = STEP_SECONDS * FEATURE_FPS  # feature frames a grid step
+    starts = np.minimum(np.round(np.arange(n_steps) * step).astype(np.int64), audio.shape[1])
+    out = np.zeros((n_steps, n_k, len(read)), np.float32)
+
+    def mean_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return unit((csum[:, b] - csum[:, a]).T)
+
+    for c in range(n_k):
+        span = (k_min + c) * step
+        ends = np.minimum(starts + int(round(span)), audio.shape[1])
+        middles = np.minimum(starts + int(round(span / 2)), audio.shape[1])
+        out[:, c] = 0.5 * mean_features(starts, ends) @ whole.T + 0.25 * (
+            mean_features(starts, middles) @ first.T + mean_features(middles, ends) @ second.T)
+    return out - out.mean(axis=2, keepdims=True)
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -284,7 +343,8 @@ def decode_tempo(sim: np.ndarray, k_min: int, *, widths: np.ndarray | None = Non
 def align(spec: np.ndarray, sheet: np.ndarray, embedder: Embedder, *,
           halves: tuple[np.ndarray, np.ndarray] | None = None,
           widths: np.ndarray | None = None, jump_penalty: float | None = None,
-          gap_level: float = GAP_LEVEL, max_seconds: float = MAX_SECONDS) -> Alignment:
+          gap_level: float = GAP_LEVEL, max_seconds: float = MAX_SECONDS,
+          read: list[np.ndarray] | None = None) -> Alignment:
     """Align a (92, frames) spectrogram to a score's (S, D) system embeddings (reading order).
 
     halves: the systems' first- and second-half vectors (`Embedder.sheet_with_halves`, kept in
@@ -292,10 +352,16 @@ def align(spec: np.ndarray, sheet: np.ndarray, embedder: Embedder, *,
 
     widths: (S,) the systems' printed widths (any unit; default: all alike); a system's
     duration is expected in proportion to it, at the tempo the decoder follows (it may change).
+
+    read: each system's notes read off its image (scans, page images; `reading.read_systems`):
+    READ_SHARE x `read_similarities` is added to the image's similarity.
     """
     check_length(spec, len(sheet))
     seconds = spec.shape[1] / FPS
     sim, k_min = similarities(embedder, spec, sheet, halves=halves, max_seconds=max_seconds)
+    read = read if read is not None and any(len(n) >= 2 for n in read) else None  # none read
+    if read is not None:
+        sim += READ_SHARE * read_similarities(spec, read, sim.shape[0], sim.shape[1], k_min)
     path = decode_tempo(sim, k_min, widths=widths, jump_penalty=jump_penalty,
                         gap_level=gap_level)
     segments = []
@@ -307,7 +373,8 @@ def align(spec: np.ndarray, sheet: np.ndarray, embedder: Embedder, *,
         row = sim[i, j - i - k_min]  # (S,)
         segments.append(Segment(s, i * STEP_SECONDS, min(j * STEP_SECONDS, seconds),
                                 float(row[s]), confidence(row, s)))
-    return Alignment(segments, display_matrix(sim, k_min, path))
+    return Alignment(segments, display_matrix(sim, k_min, path),
+                     evidence="image" if read is None else "image+read")
 
 
 def check_length(spec: np.ndarray, n_systems: int) -> None:
@@ -385,9 +452,9 @@ def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder 
     Where the score has notes (a score file) they decide the systems and measures
     (`follow.align_notes`); scans and page images, or image_only=True, use the passage model's
     embeddings (`align`; `embedder` needed), with measure times from the notes where the score
-    has them (`measures.refine`). Scans and page images (not with image_only) then have their
-    systems' starts sharpened by the notes the note reader reads off them
-    (`reading.refine_starts`)."""
+    has them (`measures.refine`). Scans and page images (not with image_only) are aligned with
+    the notes the note reader reads off them too (`read_similarities`), then have their systems'
+    starts sharpened by those notes (`reading.refine_starts`)."""
     from scorelink.data.spectrogram import spectrogram
     from scorelink.search.collect import score_systems
     from scorelink.search.follow import align_notes, has_notes
@@ -402,11 +469,15 @@ def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder 
     if embedder is None:
         raise ValueError("aligning by the image needs an embedder")
     sheet, *halves = embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
-    alignment = align(spec, sheet, embedder, halves=tuple(halves), **options)
+    read = None
     if not image_only and all(s.get("notes") is None for s in systems):  # scans, page images
-        from scorelink.search.reading import read_systems, refine_starts
+        from scorelink.search.reading import read_systems
 
         read = read_systems([s["strip"] for s in systems])
+    alignment = align(spec, sheet, embedder, halves=tuple(halves), read=read, **options)
+    if read is not None:
+        from scorelink.search.reading import refine_starts
+
         alignment.segments = refine_starts(spec, alignment.segments, read)
     alignment.measures = refine(spec, alignment, systems)
     return alignment, systems
@@ -414,7 +485,7 @@ def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder 
 
 def rows(alignment: Alignment, systems: list[dict]) -> list[dict]:
     """The played systems as people number them: page and system (on its page) 1-based,
-    start and end in seconds, confidence 0..1, evidence ("notes" or "image")."""
+    start and end in seconds, confidence 0..1, evidence ("notes", "image+read" or "image")."""
     return [{"page": systems[s.system]["page"] + 1, "system": systems[s.system]["on_page"] + 1,
              "start": round(s.start, 2), "end": round(s.end, 2),
              "confidence": round(s.confidence, 3), "evidence": alignment.evidence}
