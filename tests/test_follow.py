@@ -130,16 +130,20 @@ def test_follow_answers_as_align_does_and_caches(app, two_pages, embedder):
 
     answer = client.post("/api/follow", data={"piece": "chorale", "recording": "take"}).json()
     # the same alignment `align` makes from the score's strips and the file, numbered per page:
-    # the images' segments, their starts sharpened by the noteheads read off the systems
+    # the images' segments with the noteheads read off the systems, their starts sharpened by
+    # those notes
     from scorelink.search.reading import refine_starts, timeline
 
     whole, *halves = embedder.sheet_with_halves(two_pages["strips"])
     spec = spectrogram(read_audio(two_pages["flac"]))
-    expected = align.align(spec, whole, embedder, halves=tuple(halves))  # the index keeps halves
-    expected.segments = refine_starts(spec, expected.segments, timeline(two_pages["heads"]))
+    read = timeline(two_pages["heads"])
+    expected = align.align(spec, whole, embedder, halves=tuple(halves), read=read)  # the index
+    expected.segments = refine_starts(spec, expected.segments, read)  # keeps halves and heads
+    assert expected.evidence == "image+read"
     layout = two_pages["layout"]
     assert [(s["page"], s["system"], s["start"], s["end"]) for s in answer["systems"]] == [
         (*layout[s.system], round(s.start, 2), round(s.end, 2)) for s in expected.systems]
+    assert {s["evidence"] for s in answer["systems"]} == {"image+read"}
     assert answer["recording"] == "take" and not answer["cached"]
     assert {s["page"] for s in answer["systems"]} == {1, 2}, "the chorale's last system, on " \
         "page 2, should be found"
