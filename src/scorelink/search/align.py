@@ -431,8 +431,9 @@ def plot_alignment(alignment: Alignment, path: str | Path, *, labels: list[str] 
         step = max(1, n_sys // 30)
         ax.set_yticks(range(0, n_sys, step))
         ax.set_yticklabels(labels[::step], fontsize=7)
-    fig.colorbar(im, ax=ax, label="chroma similarity" if alignment.evidence == "notes"
-                 else "cosine similarity")
+    fig.colorbar(im, ax=ax, label={"notes": "chroma similarity",
+                                   "image+read": "image cosine + read notes' fit"}.get(
+                                       alignment.evidence, "cosine similarity"))
     ax.set_title(title or "recording against score: similarity and alignment")
     fig.tight_layout()
     path = Path(path)
