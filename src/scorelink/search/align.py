@@ -472,13 +472,11 @@ def align_files(score: str | Path, recording: str | Path, *, embedder: Embedder 
     sheet, *halves = embedder.sheet_with_halves(np.stack([s["strip"] for s in systems]))
     read = None
     if not image_only and all(s.get("notes") is None for s in systems):  # scans, page images
-        from scorelink.search.reading import read_systems
+        from scorelink.search.reading import read_systems, refine_starts
 
         read = read_systems([s["strip"] for s in systems])
     alignment = align(spec, sheet, embedder, halves=tuple(halves), read=read, **options)
     if read is not None:
-        from scorelink.search.reading import refine_starts
-
         alignment.segments = refine_starts(spec, alignment.segments, read)
     alignment.measures = refine(spec, alignment, systems)
     return alignment, systems

@@ -97,13 +97,11 @@ def follow(index: Index, embedder: Embedder, piece: str, samples: np.ndarray) ->
         heads = index.heads(ids)  # scans and page images: aligned with their read notes too,
         read = None  # then their starts sharpened by them
         if heads:
-            from scorelink.search.reading import timeline
+            from scorelink.search.reading import refine_starts, timeline
 
             read = timeline([heads.get(i, np.zeros((0, 2))) for i in ids])
         result = align.align(spec, vectors, embedder, halves=halves, read=read)
         if read is not None:
-            from scorelink.search.reading import refine_starts
-
             result.segments = refine_starts(spec, result.segments, read)
     systems, pages = [], {}
     for r in rows:  # `system` in the index counts a piece's systems; here, its page's
