@@ -77,6 +77,7 @@ from scorelink.evaluate.retrieval import eval_records
 from scorelink.search import collect, confidence, query
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index, Pending
+from scorelink.search.notes import ONSET_SHARE
 from scorelink.search.reading import READ_SHINGLE_HITS
 
 NOISES = ("white", "pink", "sine", "beeps", "speech-like", "hum", "speech")
@@ -186,7 +187,9 @@ def measure(args) -> dict:
                     *([f"k{args.per_index}"] if args.per_index else []),
                     *("d" + Path(d).name for d in args.distractors),
                     *(["any"] if args.rendition == "any" else [])])
-    cache = Path(args.cache) / f"no-match-{key}.pkl" if args.cache else None
+    # the clips' features depend on the read notes' frame features too (the index does not)
+    features_key = key + (f"-o{ONSET_SHARE:g}" if args.read and ONSET_SHARE else "")
+    cache = Path(args.cache) / f"no-match-{features_key}.pkl" if args.cache else None
     if cache and cache.exists():
         return pickle.loads(cache.read_bytes())
     rng = np.random.default_rng(args.seed)

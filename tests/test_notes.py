@@ -22,8 +22,10 @@ from scorelink.search.notes import (
     NoteMatcher,
     audio_chroma,
     audio_features,
+    audio_onsets,
     notes_chroma,
     notes_features,
+    notes_onsets,
     subsequence_dtw,
 )
 
@@ -135,6 +137,40 @@ def test_pitch_profile_of_notes_and_of_their_sound():
     assert heard_low[:12] @ score_high[:12] > 0.3  # chroma alone: alike
     assert heard_low @ score_low > heard_low @ score_high + 0.2
     assert heard_high @ score_high > heard_high @ score_low + 0.2
+
+
+def test_chroma_onsets_mark_where_notes_are_struck():
+    """A held C, and D struck twice over it: the score's onsets and the sound's rises are in
+    the frames where each begins, in its pitch class, and nowhere while a note is only held."""
+    notes = np.array([[0.0, 2.0, 60], [1.0, 1.3, 62], [1.5, 2.0, 62]])
+    score = notes_onsets(notes, 25)
+    assert score.shape == (12, 25)
+    for frame, pc in ((0, 0), (10, 2), (15, 2)):
+        assert score[:, frame].argmax() == pc
+    assert np.all(score[:, 4:9] == 0)  # C held, nothing struck: a flat (zero) frame
+    heard = audio_onsets(spectrogram(_synth(notes, seconds=2.5)))
+    for frame, pc in ((0, 0), (10, 2), (15, 2)):
+        assert heard[:, frame:frame + 2].sum(axis=1).argmax() == pc
+    assert heard[2, 10:12].max() > heard[2, 4:9].max() + 0.3  # D rises where it is struck
+    assert heard.shape[1] == audio_features(spectrogram(_synth(notes, seconds=2.5))).shape[1]
+
+
+def test_onsets_tell_a_repeated_chord_from_a_held_one():
+    """Read notes have onsets, not durations: a chord struck eight times and the same chord
+    held sound the same pitch classes throughout, so chroma and pitch alone cost them alike; a
+    matcher with onsets (`onsets=True`, as read notes' matchers are made) finds the one
+    whose strikes the clip plays."""
+    chord = (60, 64, 67)
+    repeated = np.array([[0.25 * k, 0.25 * (k + 1), p] for k in range(8) for p in chord])
+    held = np.array([[0.0, 2.0, p] for p in chord])
+    systems = {0: repeated, 1: held + [3.0, 3.0, 0]}
+    clip = spectrogram(_synth(repeated, seconds=2.0))
+    blind = NoteMatcher(systems, {0: "a", 1: "b"}).match(clip, exhaustive=True)
+    costs = NoteMatcher(systems, {0: "a", 1: "b"}, onsets=True).match(clip, exhaustive=True)
+    assert costs[0] < costs[1] - 0.03
+    assert abs(blind[0] - blind[1]) < abs(costs[0] - costs[1]) / 2
+    assert (notes_features(repeated, onsets=True).shape[0]
+            == audio_features(clip, onsets=True).shape[0] == notes_features(repeated).shape[0] + 12)
 
 
 def test_music_repeated_an_octave_higher_is_told_apart(monkeypatch):

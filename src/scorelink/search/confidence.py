@@ -92,17 +92,18 @@ CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
                   0.494718),
         # the same clips, indexed as scans with the noteheads the shipped note reader (epoch
         # 18, trained on real scans too) read (`no_match.py ... --fit --read`, 2026-12-07,
-        # with the reverse gap); keyed by the reader's digest
-        "read:65657bc3ee97": (-14.9114, -4.8069, 22.1579, -1.98322, 0.144214, 7.99469, 6.41191,
-                              43.8257, 0.621779),
+        # with the reverse gap; refitted the same day when read notes were matched with chroma
+        # onsets, `notes.ONSET_SHARE`); keyed by the reader's digest
+        "read:65657bc3ee97": (-16.965, -3.017, 24.9742, -2.87604, 1.13967, 9.31455, 5.52896,
+                              44.0333, 0.642989),
         # queries of an index of one piece (SOLO): the same clips, each piece indexed alone
         # (`no_match.py ... --fit --solo [--read]`, 2026-12-06; notes/solo and the read entry
-        # refitted with the reverse gap 2026-12-07)
+        # refitted with the reverse gap 2026-12-07, the read entry again with chroma onsets)
         "image/solo": (-18.5442, 14.2067, -1.11106, 0.0392543, 7.74622, 0.291535),
         "notes/solo": (-1.86232, -19.8452, -0.777487, 4.60755, 11.4744, -1.12466, 23.006,
                        0.877311),
-        "read:65657bc3ee97/solo": (-1.17192, -17.0266, -2.67393, 1.3529, 7.25616, 2.69535,
-                                   37.4519, 0.828029),
+        "read:65657bc3ee97/solo": (-0.28119, -16.633, -4.13456, 1.2017, 7.53523, 2.50696,
+                                   37.105, 0.865672),
     },
     # stage room, epoch 28 (shipped as rnn-piano.pt from 2026-12-05, late, until stage
     # unheard; `git show b27517c:src/scorelink/weights/rnn-piano.pt`); refitted
@@ -294,11 +295,12 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray, evidence:
     for kind, ids in best.items():
         if ids and kind in kinds:
             costs, top = evidence[kind], ids[0]
-            matchers = [index.note_matcher()] if kind == "notes" else index.read_matchers()
+            matchers, features = (
+                ([index.note_matcher()], evidence["span_features"]) if kind == "notes" else
+                (index.read_matchers(), evidence["read_span_features"]))
             out[kind] = {"cost": costs[top], **audio,
                          "image_best": out["image"].get("best", 0.0),
-                         "reverse_gap": reverse_cost(matchers, evidence["span_features"])
-                         - costs[top]}
+                         "reverse_gap": reverse_cost(matchers, features) - costs[top]}
             other = [costs[i] for i in ids if pieces[i] != pieces[top]]
             if other:
                 out[kind]["piece_gap"] = min(other) - costs[top]
@@ -307,10 +309,10 @@ def query_features(index: Index, embedder: Embedder, spec: np.ndarray, evidence:
 
 def reverse_cost(matchers: list, features: list[np.ndarray]) -> float:
     """The lowest alignment cost of the clip's notes-matcher features of each query span
-    (`query.span_features`, as `query.audio_evidence` keeps them) reversed in time, against
-    any of `matchers` (an index's notes, or its read notes at each scale), candidates by
-    shingles alone (the model's candidates are for the clip played forwards); NO_COST where
-    nothing aligns."""
+    (`query.span_features`, as `query.audio_evidence` keeps them: with onsets for the read
+    notes) reversed in time, against any of `matchers` (an index's notes, or its read notes at
+    each scale), candidates by shingles alone (the model's candidates are for the clip played
+    forwards); NO_COST where nothing aligns."""
     from scorelink.search import query
 
     backwards = [np.ascontiguousarray(f[:, ::-1]) for f in features]

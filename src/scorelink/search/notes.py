@@ -12,6 +12,13 @@ the index keeps them, and an audio query is compared with them directly:
   partials a piano sounds (PARTIALS). Each part is scaled to unit length per frame (loudness
   does not count) and weighted so that the cosine of two frames is (1 - PITCH_SHARE) times the
   chroma correlation plus PITCH_SHARE times the pitch correlation.
+- With onsets=True (the matchers of notes read off scans, whose notes have onsets but no
+  durations: `reading.read_matchers`), a third part: 12-bin chroma onsets, which pitch classes
+  begin in the frame (the notes' onsets decaying over ONSET_DECAY; the clip's rises in
+  magnitude), so that a path must meet the notes where they are struck, not only where their
+  pitches sound (the idea of Ewert, Müller and Grosche's chroma onset features, ICASSP 2009:
+  pedalled and held notes blur chroma, not onsets). The cosine is then (1 - ONSET_SHARE) times
+  the two parts' plus ONSET_SHARE times the onsets' correlation.
 - Candidates: each piece's score chroma is cut into *shingles* (windows of several lengths,
   from FEATURE_FPS * SHINGLE_SECONDS[0] to [-1] score seconds, described by the mean chroma
   of their quarters) searched by inner product; the clip, described the same way, finds the
@@ -59,6 +66,13 @@ STEP_PENALTY = 0.0  # added per (1, 2) or (2, 1) step (a path off the score's te
 # 99.8 / 99.8 / 100.0 (500); every difference within its interval. At 0.1 the no-match
 # calibration told true clips from the rest less well (99.3 % flagged at 95 % kept, 99.8 at 0),
 # and MSMD test moved +0.2 [-0.8, +1.2]: left at 0
+ONSET_SHARE = 0.15  # of a frame's cosine with onsets=True: the chroma onsets'. Chosen on
+# validation clips against 0.3 (alike) and 0 (docs/reader.md, "Chroma onsets"): the read notes
+# of the real scans' held-out movements, played by people, found 3.3 [+0.3, +6.9] points more
+# clips alone, and at the threshold keeping 95 % of true clips their no-match verdict flagged
+# 77.5 % of the others, not 68.0 %; with a score's own notes (kern) no gain, so symbolic
+# scores keep two parts
+ONSET_DECAY = (1.0, 0.5, 0.25)  # an onset's weight in its frame and the two after it
 SAME_ONSET = 0.03  # s: onsets this close are the same onset (`NoteMatcher.same_music`)
 _STEPS = ((1, 1), (1, 2), (2, 1))  # (query, score) frames; weights below keep costs per frame
 _EPS = 1e-3
@@ -126,15 +140,44 @@ def audio_chroma(spec: np.ndarray) -> np.ndarray:
     return _pooled(band_chroma(), spec)
 
 
-def audio_features(spec: np.ndarray) -> np.ndarray:
+def audio_onsets(spec: np.ndarray) -> np.ndarray:
+    """(12, T // 2) unit chroma-onset frames at FEATURE_FPS of a (N_BINS, T) spectrogram: each
+    band's rise in magnitude from the frame before, summed over the pooled frames, given to the
+    pitch classes as `band_chroma` gives energy, and decayed as a score onset is (`_decayed`).
+    The rise of the magnitude, not of the spectrogram's log10(1 + magnitude): a note struck
+    again while it still sounds barely rises in the log, and a click that lifts quiet bands
+    rises a lot (with the log's rise, a chord struck every quarter second fits the same chord
+    held better than itself: `test_onsets_tell_a_repeated_chord_from_a_held_one`; on
+    validation's real scans the two were level, docs/reader.md)."""
+    s = np.expm1(np.log(10.0) * np.asarray(spec, np.float64))  # the filtered magnitudes
+    rise = np.maximum(np.diff(s, axis=1, prepend=s[:, :1]), 0)
+    c = band_chroma() @ rise
+    t = c.shape[1] // _POOL * _POOL
+    return _unit(_decayed(c[:, :t].reshape(12, -1, _POOL).sum(axis=2)))
+
+
+def _decayed(x: np.ndarray) -> np.ndarray:
+    """x (K, T) with each frame's value carried into the frames after it by ONSET_DECAY."""
+    out = x * ONSET_DECAY[0]
+    for k, w in enumerate(ONSET_DECAY[1:], 1):
+        out[:, k:] += w * x[:, :-k]
+    return out
+
+
+def audio_features(spec: np.ndarray, *, onsets: bool = False) -> np.ndarray:
     """(12 + semitones, T // 2) frames at FEATURE_FPS of a (N_BINS, T) spectrogram: chroma and
-    pitch profile, weighted by PITCH_SHARE (unit length)."""
-    return _weighted(audio_chroma(spec), _pooled(band_pitch(), spec))
+    pitch profile, weighted by PITCH_SHARE (unit length); with onsets, 12 rows more, the chroma
+    onsets (`audio_onsets`, ONSET_SHARE)."""
+    return _weighted(audio_chroma(spec), _pooled(band_pitch(), spec),
+                     audio_onsets(spec) if onsets else None)
 
 
-def _weighted(chroma: np.ndarray, pitch: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.sqrt(1 - PITCH_SHARE) * chroma, np.sqrt(PITCH_SHARE) * pitch]
-                          ).astype(np.float32)
+def _weighted(chroma: np.ndarray, pitch: np.ndarray, onsets: np.ndarray | None = None
+              ) -> np.ndarray:
+    parts = [np.sqrt(1 - PITCH_SHARE) * chroma, np.sqrt(PITCH_SHARE) * pitch]
+    if onsets is not None:
+        parts = [np.sqrt(1 - ONSET_SHARE) * p for p in parts] + [np.sqrt(ONSET_SHARE) * onsets]
+    return np.concatenate(parts).astype(np.float32)
 
 
 def _note_frames(notes: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,11 +202,27 @@ def notes_chroma(notes: np.ndarray, n_frames: int | None = None) -> np.ndarray:
     return _unit(np.cumsum(roll, axis=1)[:, :n_frames])
 
 
-def notes_features(notes: np.ndarray, n_frames: int | None = None) -> np.ndarray:
+def notes_features(notes: np.ndarray, n_frames: int | None = None, *,
+                   onsets: bool = False) -> np.ndarray:
     """(12 + semitones, n_frames) frames at FEATURE_FPS of notes (n, 3) [onset s, offset s,
-    MIDI pitch], as `audio_features`: chroma, and the pitch profile with PARTIALS."""
+    MIDI pitch], as `audio_features`: chroma, and the pitch profile with PARTIALS; with onsets,
+    the chroma onsets (`notes_onsets`) too."""
     chroma = notes_chroma(notes, n_frames)
-    return _weighted(chroma, notes_pitch(notes, 0, chroma.shape[1], chroma.shape[1]))
+    n = chroma.shape[1]
+    return _weighted(chroma, notes_pitch(notes, 0, n, n),
+                     notes_onsets(notes, n) if onsets else None)
+
+
+def notes_onsets(notes: np.ndarray, n_frames: int) -> np.ndarray:
+    """(12, n_frames) unit chroma-onset frames at FEATURE_FPS of notes (n, 3) [onset s, offset
+    s, MIDI pitch]: 1 where a pitch class is struck (once, however many octaves strike it),
+    decayed over ONSET_DECAY."""
+    notes = np.asarray(notes, np.float64).reshape(-1, 3)
+    struck = np.zeros((12, n_frames), np.float64)
+    if n_frames:
+        a = np.clip(np.floor(notes[:, 0] * FEATURE_FPS).astype(np.int64), 0, n_frames - 1)
+        struck[notes[:, 2].astype(np.int64) % 12, a] = 1.0
+    return _unit(_decayed(struck))
 
 
 def notes_pitch(notes: np.ndarray, lo: int, hi: int, n_frames: int) -> np.ndarray:
@@ -225,18 +284,21 @@ class _Piece:
 class NoteMatcher:
     """Score features, shingles and DTW for the systems of one index that have notes.
 
-    The chroma of every score is computed once and kept (12 floats a frame); the pitch rows,
-    seven times as many, are computed from the notes for the frames a query aligns against,
-    so that an index of 10,000 systems keeps about 50 MB, not 400.
+    The chroma of every score is computed once and kept (12 floats a frame, and 12 more for
+    its chroma onsets with onsets=True: `notes_features`); the pitch rows, seven times as many,
+    are computed from the notes for the frames a query aligns against, so that an index of
+    10,000 systems keeps about 50 MB, not 400. Queries are a clip's `audio_features` with the
+    same `onsets`.
     """
 
     def __init__(self, system_notes: dict[int, np.ndarray], system_piece: dict[int, str], *,
-                 hits: int = SHINGLE_HITS):
+                 hits: int = SHINGLE_HITS, onsets: bool = False):
         self.hits = hits  # shingles kept per query (`candidates`)
+        self.with_onsets = onsets  # the features' third part (`notes_features`)
         by_piece: dict[str, list[tuple[int, np.ndarray]]] = {}
         for sid, notes in system_notes.items():
             by_piece.setdefault(system_piece[sid], []).append((sid, np.asarray(notes)))
-        chroma, labels, self.pieces = [], [], {}
+        chroma, struck, labels, self.pieces = [], [], [], {}
         start = 0
         gap = np.full(FEATURE_FPS, -1, np.int64)  # a second of nothing between pieces
         for piece, parts in sorted(by_piece.items()):
@@ -253,9 +315,12 @@ class NoteMatcher:
             systems = owner[np.maximum(at, 0)]
             self.pieces[piece] = _Piece(start, c.shape[1], systems, notes, float(t0))
             chroma += [c, np.zeros((12, len(gap)), np.float32)]
+            if onsets:
+                struck += [notes_onsets(notes, c.shape[1]), np.zeros((12, len(gap)), np.float32)]
             labels += [systems, gap]
             start += c.shape[1] + len(gap)
         self.chroma = np.concatenate(chroma, axis=1) if chroma else np.zeros((12, 0), np.float32)
+        self.onsets = np.concatenate(struck, axis=1) if struck else None
         self.labels = np.concatenate(labels) if labels else np.zeros(0, np.int64)
         self._shingles = None
 
@@ -330,9 +395,12 @@ class NoteMatcher:
 
     # -- alignment ----------------------------------------------------------------------------
     def features(self, columns: np.ndarray) -> np.ndarray:
-        """(12 + semitones, len(columns)) score features (`notes_features`) of timeline frames
-        `columns` (-1 and the gaps between pieces: zeros)."""
+        """(12 + semitones [+ 12], len(columns)) score features (`notes_features`) of timeline
+        frames `columns` (-1 and the gaps between pieces: zeros)."""
         chroma = np.where(columns >= 0, self.chroma[:, np.maximum(columns, 0)], 0)
+        onsets = (None if self.onsets is None else
+                  np.where(columns >= 0, self.onsets[:, np.maximum(columns, 0)], 0)
+                  .astype(np.float32))
         pitch = np.zeros((PITCH_RANGE[1] - PITCH_RANGE[0], len(columns)), np.float32)
         pieces = list(self.pieces.values())  # in timeline order
         owner = np.searchsorted([p.start for p in pieces], columns, side="right") - 1
@@ -348,11 +416,11 @@ class NoteMatcher:
                 local = columns[at] - p.start
                 lo, hi = int(local.min()), int(local.max()) + 1
                 pitch[:, at] = _pitch_rows(*p.note_frames, lo, hi)[:, local - lo]
-        return _weighted(chroma.astype(np.float32), pitch)
+        return _weighted(chroma.astype(np.float32), pitch, onsets)
 
     def match(self, spec: np.ndarray, **kwargs) -> dict[int, float]:
         """`match_features` of a (N_BINS, T) spectrogram's `audio_features`."""
-        return self.match_features(audio_features(spec), **kwargs)
+        return self.match_features(audio_features(spec, onsets=self.with_onsets), **kwargs)
 
     def match_features(self, query: np.ndarray, *, extra: list[tuple[int, int]] | None = None,
                        exhaustive: bool = False, spans: dict | None = None) -> dict[int, float]:

@@ -95,20 +95,22 @@ def audio_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
      the timeline's scales} (systems without notes; empty when none was read),
      "with_heads": the ids of systems with read noteheads,
      "span_features": the notes matcher's features of each query span (`span_features`; []
-     without notes or read notes)}."""
+     without notes), "read_span_features": the read notes' (with onsets; [] without read
+     notes)}."""
     image, proposed = model_evidence(index, embedder, spec, depth=depth)
     matcher = index.note_matcher() if notes else None
     spans: dict[int, tuple[int, int]] = {}
     read: dict[int, float] = {}
     readers = index.read_matchers() if notes else []
-    features = span_features(spec) if matcher is not None or readers else []
+    features = span_features(spec) if matcher is not None else []
+    read_features = span_features(spec, onsets=True) if readers else []
     for reader in readers:
-        for i, c in notes_evidence(reader, features, proposed).items():
+        for i, c in notes_evidence(reader, read_features, proposed).items():
             read[i] = min(c, read.get(i, np.inf))
     return {"image": image, "notes": notes_evidence(matcher, features, proposed, spans=spans),
             "with_notes": matcher.systems if matcher is not None else set(), "spans": spans,
             "read": read, "with_heads": set().union(*(r.systems for r in readers)),
-            "span_features": features}
+            "span_features": features, "read_span_features": read_features}
 
 
 def model_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *,
@@ -179,12 +181,12 @@ def parts_evidence(index: Index, embedder: Embedder, spec: np.ndarray, *, depth:
     return scores, proposed
 
 
-def span_features(spec: np.ndarray) -> list[np.ndarray]:
+def span_features(spec: np.ndarray, *, onsets: bool = False) -> list[np.ndarray]:
     """The notes matcher's `audio_features` of each query span (`query_spans`), computed once
-    for the index's matchers (its notes and the read notes at each scale)."""
+    for the index's matchers (its notes; with onsets, the read notes at each scale)."""
     from scorelink.search.notes import audio_features
 
-    return [audio_features(spec[:, a:b]) for a, b in query_spans(spec.shape[1])]
+    return [audio_features(spec[:, a:b], onsets=onsets) for a, b in query_spans(spec.shape[1])]
 
 
 def notes_evidence(matcher, features: list[np.ndarray], proposed: list[list[int]], *,

@@ -70,7 +70,8 @@ def timeline(heads: list[np.ndarray], *, scale: float = 1.0) -> list[np.ndarray]
 
 
 def read_matchers(heads: dict[int, np.ndarray], piece: dict[int, str]) -> list:
-    """`notes.NoteMatcher`s of read noteheads, one per READ_SCALES: heads {system id: (n, 2)
+    """`notes.NoteMatcher`s of read noteheads, one per READ_SCALES, with chroma onsets (read
+    notes have onsets and no durations: `notes.ONSET_SHARE`): heads {system id: (n, 2)
     [x px, MIDI pitch]}, piece {system id: its piece}; a piece's systems are read in the order
     of their ids (reading order, as indexes number them)."""
     from scorelink.search.notes import NoteMatcher
@@ -83,7 +84,8 @@ def read_matchers(heads: dict[int, np.ndarray], piece: dict[int, str]) -> list:
         timed = {}
         for ids in by_piece.values():
             timed.update(zip(ids, timeline([heads[i] for i in ids], scale=scale), strict=True))
-        out.append(NoteMatcher(timed, {i: piece[i] for i in timed}, hits=READ_SHINGLE_HITS))
+        out.append(NoteMatcher(timed, {i: piece[i] for i in timed}, hits=READ_SHINGLE_HITS,
+                               onsets=True))
     return out
 
 
