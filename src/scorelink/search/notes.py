@@ -67,11 +67,11 @@ STEP_PENALTY = 0.0  # added per (1, 2) or (2, 1) step (a path off the score's te
 # calibration told true clips from the rest less well (99.3 % flagged at 95 % kept, 99.8 at 0),
 # and MSMD test moved +0.2 [-0.8, +1.2]: left at 0
 ONSET_SHARE = 0.15  # of a frame's cosine with onsets=True: the chroma onsets'. Chosen on
-# validation clips against 0.3 (alike) and 0 (docs/reader.md, "Chroma onsets"): the read notes
-# of the real scans' held-out movements, played by people, found 3.3 [+0.3, +6.9] points more
-# clips alone, and at the threshold keeping 95 % of true clips their no-match verdict flagged
-# 77.5 % of the others, not 68.0 %; with a score's own notes (kern) no gain, so symbolic
-# scores keep two parts
+# validation clips against 0.3 (worse on engraved pages) and 0 (docs/reader.md, "Chroma
+# onsets"): the read notes of the real scans' held-out movements, played by people, found 3.3
+# [+0.3, +6.9] points more clips alone, and at the threshold keeping 95 % of true clips their
+# no-match verdict flagged 77.5 % of the others, not 68.0 %; with a score's own notes (kern)
+# no gain, so symbolic scores keep two parts
 ONSET_DECAY = (1.0, 0.5, 0.25)  # an onset's weight in its frame and the two after it
 SAME_ONSET = 0.03  # s: onsets this close are the same onset (`NoteMatcher.same_music`)
 _STEPS = ((1, 1), (1, 2), (2, 1))  # (query, score) frames; weights below keep costs per frame
