@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from scorelink.constants import FPS
-from scorelink.search.notes import _POOL, FEATURE_FPS, audio_chroma, notes_chroma
+from scorelink.search.notes import FEATURE_FPS, audio_chroma, notes_chroma, pool_frames
 
 JUMP_PENALTY = 6.0  # in cost x frames: a jump must save this much (about 1 s of mismatch)
 HOLD_PENALTY = 0.3  # added to a cell's cost for each frame the score stands still
@@ -114,9 +114,7 @@ class Timeline:
 def _sounding(spec: np.ndarray) -> np.ndarray:
     """(T // 2,) bool: the FEATURE_FPS frames of a (N_BINS, T) log spectrogram within LOUD_DB
     of the loudest."""
-    energy = np.asarray(spec, np.float64).sum(axis=0)
-    t = len(energy) // _POOL * _POOL
-    energy = energy[:t].reshape(-1, _POOL).mean(axis=1)
+    energy = pool_frames(np.asarray(spec, np.float64).sum(axis=0)).mean(axis=-1)
     if not len(energy) or energy.max() <= 0:
         return np.zeros(len(energy), bool)
     level = 10 * np.log10(np.maximum(energy, 1e-12))

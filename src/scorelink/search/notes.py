@@ -128,11 +128,17 @@ def _unit(x: np.ndarray, axis: int = 0) -> np.ndarray:
     return (x / np.maximum(norm, _EPS)).astype(np.float32)
 
 
+def pool_frames(x: np.ndarray) -> np.ndarray:
+    """(..., T // _POOL, _POOL): x's spectrogram frames (last axis, at FPS) in groups of
+    _POOL, one group a FEATURE_FPS frame (a last incomplete group dropped), to reduce over
+    the last axis."""
+    t = x.shape[-1] // _POOL * _POOL
+    return x[..., :t].reshape(*x.shape[:-1], -1, _POOL)
+
+
 def _pooled(bands: np.ndarray, spec: np.ndarray) -> np.ndarray:
     """bands @ spec averaged over _POOL frames, scaled to unit frames."""
-    c = bands @ np.asarray(spec, np.float32)  # (K, T)
-    t = c.shape[1] // _POOL * _POOL
-    return _unit(c[:, :t].reshape(len(c), -1, _POOL).mean(axis=2))
+    return _unit(pool_frames(bands @ np.asarray(spec, np.float32)).mean(axis=-1))
 
 
 def audio_chroma(spec: np.ndarray) -> np.ndarray:
@@ -151,9 +157,7 @@ def audio_onsets(spec: np.ndarray) -> np.ndarray:
     validation's real scans the two were level, docs/reader.md)."""
     s = np.expm1(np.log(10.0) * np.asarray(spec, np.float64))  # the filtered magnitudes
     rise = np.maximum(np.diff(s, axis=1, prepend=s[:, :1]), 0)
-    c = band_chroma() @ rise
-    t = c.shape[1] // _POOL * _POOL
-    return _unit(_decayed(c[:, :t].reshape(12, -1, _POOL).sum(axis=2)))
+    return _unit(_decayed(pool_frames(band_chroma() @ rise).sum(axis=-1)))
 
 
 def _decayed(x: np.ndarray) -> np.ndarray:
