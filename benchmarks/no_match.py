@@ -24,7 +24,8 @@ on their own).
 --read [READER]: the systems indexed as scans would be: no notes, the noteheads the note
 reader reads off their images (evidence "read" in place of "notes"; --fit prints its entry);
 `--read engraved`: the noteheads where the engraving put them (a reader that never errs: what
-reading better could gain).
+reading better could gain); `--read timed`: those noteheads placed by when they sound in score
+time, not by x (a reader that also reads rhythm: what a real clock in place of x could gain).
 
 --solo: every indexed piece in an index of its own (a user's index of one score): a true clip
 asks its own piece's index, any other clip a random indexed piece's. Its queries have no other
@@ -323,10 +324,11 @@ def measure(args) -> dict:
 
 def _reader_key(read: bool | str) -> str:
     """The reader's weights (the shipped one's or the checkpoint's digest): the cache key, and
-    the key of the read calibration's entry; "engraved" for the engraving's own noteheads)."""
+    the key of the read calibration's entry; "engraved" and "timed" for the engraving's own
+    noteheads, by x and by score time)."""
     from scorelink.models.reader_file import reader_digest
 
-    if read == "engraved":
+    if read in ("engraved", "timed"):
         return read
     return reader_digest(read if isinstance(read, str) else None)
 
@@ -409,7 +411,8 @@ def main() -> None:
     p.add_argument("--cache", help="a folder for the index and the clips' features")
     p.add_argument("--read", nargs="?", const=True, default=False, metavar="READER",
                    help="index the systems as scans: read noteheads in place of notes (a "
-                        "reader checkpoint, or 'engraved': the engraving's noteheads)")
+                        "reader checkpoint; 'engraved': the engraving's noteheads; 'timed': "
+                        "the same placed by their score time)")
     p.add_argument("--per-index", type=int, default=0, metavar="K",
                    help="indexes of K of the indexed pieces each (a small library): true clips "
                         "ask their piece's, the others a random one's; judged as search judges "

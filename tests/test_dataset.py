@@ -13,6 +13,7 @@ from scorelink.data.build import BuildConfig, build
 from scorelink.data.store import Dataset
 from scorelink.data.synthesize import TRAIN_SOUNDFONTS
 from scorelink.errors import DatasetError
+from scorelink.search.reading import PX_PER_SECOND
 
 
 def _by_rendition(ds: Dataset) -> dict[tuple[str, str], list[dict]]:
@@ -77,6 +78,10 @@ def test_noteheads_inside_system_box_and_on_ink(chorale_dataset):
         assert np.all((notes["y"] >= 0) & (notes["y"] < STRIP_HEIGHT))
         heads = ds.noteheads(r)  # what the note reader learns to read: the same heads
         assert np.array_equal(heads, np.c_[notes["x"], notes["pitch"]])
+        timed = ds.noteheads(r, timed=True)  # placed by when they sound: the same heads, and
+        # later on the strip's timeline exactly when later in the audio
+        assert np.array_equal(timed[:, 1], heads[:, 1])
+        assert np.allclose(timed[:, 0], notes["onset"] * PX_PER_SECOND)
         strip = ds.strip(r)
         for x, y in zip(notes["x"], notes["y"], strict=True):  # a notehead is drawn there
             xi, yi = int(round(x)), int(round(y))

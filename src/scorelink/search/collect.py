@@ -36,7 +36,9 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     passages (one rendition of each piece) in place of the evaluation rendition's; read: the
     systems as scans would be indexed, with the noteheads the shipped note reader (or the one
     in the checkpoint `read` names; "engraved": where the engraving put them, a reader that
-    never errs) reads off their images in place of their notes."""
+    never errs; "timed": the same placed by their score time, x = onset s x
+    reading.PX_PER_SECOND, a reader that reads rhythm too) reads off their images in place of
+    their notes."""
     from scorelink.data.store import Dataset
     from scorelink.evaluate.retrieval import eval_records
 
@@ -69,7 +71,8 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
         whole, [None] * len(systems) if read else [notes.get((r["piece"], r["system"]))
                                                    for r in systems],
         tuple(halves), held,
-        [ds.noteheads(r) for r in systems] if read == "engraved"
+        [ds.noteheads(r, timed=read == "timed") for r in systems]
+        if read in ("engraved", "timed")
         else read_heads(strips, reader=read if isinstance(read, str) else None) if read
         else None)
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
