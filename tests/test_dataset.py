@@ -78,8 +78,9 @@ def test_noteheads_inside_system_box_and_on_ink(chorale_dataset):
         assert np.all((notes["y"] >= 0) & (notes["y"] < STRIP_HEIGHT))
         heads = ds.noteheads(r)  # what the note reader learns to read: the same heads
         assert np.array_equal(heads, np.c_[notes["x"], notes["pitch"]])
-        timed = ds.noteheads(r, timed=True)  # placed by when they sound: the same heads, and
-        # later on the strip's timeline exactly when later in the audio
+        # placed by when they sound: the same heads, later on the timeline exactly when later
+        # in the audio
+        timed = ds.noteheads(r, px_per_second=PX_PER_SECOND)
         assert np.array_equal(timed[:, 1], heads[:, 1])
         assert np.allclose(timed[:, 0], notes["onset"] * PX_PER_SECOND)
         strip = ds.strip(r)

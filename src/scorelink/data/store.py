@@ -164,17 +164,15 @@ class Dataset:
         notes["onset_frame"] -= record["start_frame"]
         return notes
 
-    def noteheads(self, record: dict, *, timed: bool = False) -> np.ndarray:
+    def noteheads(self, record: dict, *, px_per_second: float | None = None) -> np.ndarray:
         """(n, 2) float64 [x px on the strip, MIDI pitch]: where the engraving put the heads
         of the notes the passage strikes (a tied note's continuation is not struck and has no
         x). What the note reader learns to read, and what a reader that never errs reads.
-        timed: x is when the note sounds in the rendition (onset s x the note reader's px per
-        second), as a reader that also read rhythm would place it on its timeline."""
-        from scorelink.search.reading import PX_PER_SECOND
-
+        With px_per_second, x is when the note sounds in the rendition (onset s x
+        px_per_second), as a reader that also read rhythm would place it on its timeline."""
         notes = self.rendition_notes(record)[slice(*record["notes"])]
         struck = np.isfinite(notes["x"])
-        x = notes["onset"][struck] * PX_PER_SECOND if timed else notes["x"][struck]
+        x = notes["x"][struck] if px_per_second is None else notes["onset"][struck] * px_per_second
         return np.stack([x, notes["pitch"][struck]], axis=1).astype(np.float64)
 
     def rendition_notes(self, record: dict) -> np.ndarray:

@@ -18,6 +18,7 @@ from scorelink.errors import ScoreError, ScorelinkError
 from scorelink.progress import bar
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Pending
+from scorelink.search.reading import PX_PER_SECOND
 from scorelink.search.recordings import AUDIO_SUFFIXES, read_audio, windows
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf")
@@ -71,7 +72,8 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
         whole, [None] * len(systems) if read else [notes.get((r["piece"], r["system"]))
                                                    for r in systems],
         tuple(halves), held,
-        [ds.noteheads(r, timed=read == "timed") for r in systems]
+        [ds.noteheads(r, px_per_second=PX_PER_SECOND if read == "timed" else None)
+         for r in systems]
         if read in ("engraved", "timed")
         else read_heads(strips, reader=read if isinstance(read, str) else None) if read
         else None)
