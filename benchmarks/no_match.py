@@ -328,7 +328,7 @@ def _reader_key(read: bool | str) -> str:
     noteheads, by x and by score time)."""
     from scorelink.models.reader_file import reader_digest
 
-    if read in ("engraved", "timed"):
+    if read in collect.ENGRAVED_HEADS:
         return read
     return reader_digest(read if isinstance(read, str) else None)
 

@@ -22,6 +22,9 @@ from scorelink.search.reading import PX_PER_SECOND
 from scorelink.search.recordings import AUDIO_SUFFIXES, read_audio, windows
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf")
+# `from_dataset(read=...)` values that take the engraving's own noteheads in place of a
+# reader's: each one's px per second of score time (`Dataset.noteheads`; None: by x)
+ENGRAVED_HEADS = {"engraved": None, "timed": PX_PER_SECOND}
 
 
 def page_path(piece: str, page: int) -> str:
@@ -72,9 +75,8 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
         whole, [None] * len(systems) if read else [notes.get((r["piece"], r["system"]))
                                                    for r in systems],
         tuple(halves), held,
-        [ds.noteheads(r, px_per_second=PX_PER_SECOND if read == "timed" else None)
-         for r in systems]
-        if read in ("engraved", "timed")
+        [ds.noteheads(r, px_per_second=ENGRAVED_HEADS[read]) for r in systems]
+        if read in ENGRAVED_HEADS
         else read_heads(strips, reader=read if isinstance(read, str) else None) if read
         else None)
     for piece, page in sorted({(r["piece"], r["page"]) for r in systems}):
