@@ -164,14 +164,16 @@ def _notes_only(args) -> None:
 
 def _read_notes(ds: Dataset, records: list[dict], read: str) -> dict[tuple[str, int], np.ndarray]:
     """(piece, system) -> its noteheads (n, 2) [x px, MIDI pitch]: placed by the engraving
-    (read="engraved": a reader that never errs) or read off its strip by the note reader in
-    the checkpoint `read`."""
+    (read="engraved": a reader that never errs; "timed": the same by their score time,
+    `collect.ENGRAVED_HEADS`) or read off its strip by the note reader in the checkpoint
+    `read`."""
     first = {}
     for r in records:
         first.setdefault((r["piece"], r["system"]), r)
     keys = sorted(first)
-    if read == "engraved":
-        heads = [ds.noteheads(first[k]) for k in keys]
+    if read in collect.ENGRAVED_HEADS:
+        heads = [ds.noteheads(first[k], px_per_second=collect.ENGRAVED_HEADS[read])
+                 for k in keys]
     else:
         from scorelink.models.reader import load_reader, read_strips
 
@@ -214,10 +216,11 @@ def main() -> None:
                    help="with --notes-only: notes.PITCH_SHARE for this run (0: chroma alone)")
     p.add_argument("--step-penalty", type=float,
                    help="notes.STEP_PENALTY for this run (0: none, as before 2026-12-05)")
-    p.add_argument("--read", metavar="engraved|CKPT",
+    p.add_argument("--read", metavar="engraved|timed|CKPT",
                    help="with --notes-only: the notes read off the systems' images (by the note "
-                   "reader CKPT, or where the engraving put them: a perfect reader) on a "
-                   "timeline of x (search/reading.py), in place of the score's")
+                   "reader CKPT, or where the engraving put them: a perfect reader; 'timed': "
+                   "those placed by their score time) on a timeline of x (search/reading.py), "
+                   "in place of the score's")
     p.add_argument("--notes-only", action="store_true",
                    help="the notes path alone, without the model (no index, no embedding)")
     args = p.parse_args()
