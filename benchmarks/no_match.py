@@ -27,6 +27,10 @@ reader reads off their images (evidence "read" in place of "notes"; --fit prints
 reading better could gain); `--read timed`: those noteheads placed by when they sound in score
 time, not by x (a reader that also reads rhythm: what a real clock in place of x could gain).
 
+--printed (without --read): the score's own notes, but each system's first pass only, the
+systems laid end to end in printed order, as a read timeline lays them (a reader sees no repeat
+signs): what the order a performance plays the systems in is worth.
+
 --solo: every indexed piece in an index of its own (a user's index of one score): a true clip
 asks its own piece's index, any other clip a random indexed piece's. Its queries have no other
 piece to compare with, so they are judged by the calibrations of one-piece queries (keys
@@ -184,6 +188,7 @@ def measure(args) -> dict:
                     f"a{confidence.ATTACK_CAP:g}",
                     *([f"read-{_reader_key(args.read)}-h{READ_SHINGLE_HITS}"]
                       if args.read else []),
+                    *(["printed"] if args.printed else []),
                     *(["solo"] if args.solo else []),
                     *([f"k{args.per_index}"] if args.per_index else []),
                     *("d" + Path(d).name for d in args.distractors),
@@ -235,7 +240,7 @@ def measure(args) -> dict:
             drawn = {extra[i] for i in draw.permutation(len(extra))[:int(count)]}
             pending.setdefault(work, Pending()).extend(collect.from_dataset(
                 root, embedder, split=split, recordings=False, pieces=drawn,
-                records=first_renditions(records), read=args.read))
+                records=first_renditions(records), read=args.read, printed=args.printed))
     # the systems of the renditions the clips are cut from (the evaluation rendition at tempo
     # 1, with --rendition any also the first performance of pieces that have none)
     played = {root: tempi[1.0] for root, (_, tempi, _, _) in zip(args.data, sets, strict=True)}
@@ -243,7 +248,7 @@ def measure(args) -> dict:
         if not (folder / "index.json").exists():
             pending.setdefault(folder, Pending()).extend(collect.from_dataset(
                 root, embedder, split=args.split, recordings=False, pieces=pieces,
-                records=played[root], read=args.read))
+                records=played[root], read=args.read, printed=args.printed))
     for folder, items in pending.items():
         Index.write(folder, items, model_name=embedder.name, fingerprint=embedder.fingerprint,
                     dim=embedder.dim)
@@ -413,6 +418,9 @@ def main() -> None:
                    help="index the systems as scans: read noteheads in place of notes (a "
                         "reader checkpoint; 'engraved': the engraving's noteheads; 'timed': "
                         "the same placed by their score time)")
+    p.add_argument("--printed", action="store_true",
+                   help="the score's notes in printed order, each system once (repeats not "
+                        "unfolded), as a read timeline lays systems")
     p.add_argument("--per-index", type=int, default=0, metavar="K",
                    help="indexes of K of the indexed pieces each (a small library): true clips "
                         "ask their piece's, the others a random one's; judged as search judges "
@@ -439,6 +447,8 @@ def main() -> None:
     if args.fit and args.per_index:
         raise SystemExit("--per-index measures the calibrations fitted with one index "
                          "(and with --solo); it fits none")
+    if args.printed and args.read:
+        raise SystemExit("--printed lays out the score's notes: not with --read")
     if args.against_read and not args.read:
         raise SystemExit("--against-read compares two readers: give --read too")
     if args.distractors and (args.solo or args.per_index):
@@ -464,6 +474,7 @@ def main() -> None:
                     *([f"--read {args.read}" if isinstance(args.read, str) else "--read"]
                       if args.read else []),
                     *([f"--features {args.features}"] if args.features else []),
+                    *(["--printed"] if args.printed else []),
                     *(["--solo"] if args.solo else []),
                     *(f"--distractors {d}" for d in args.distractors),
                     *([f"--per-index {args.per_index}"] if args.per_index else [])])

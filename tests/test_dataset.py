@@ -115,6 +115,30 @@ def test_repeated_system_gives_one_passage_per_time_it_sounds(chorale_dataset):
     assert occurrences == [0, 1]
 
 
+def test_printed_order_lays_each_system_once_end_to_end(chorale_dataset):
+    """The score's notes as a read timeline knows them (no repeat signs): the repeated first
+    line once, every system's notes inside its own stretch, the stretches in printed order."""
+    from scorelink.search.collect import _dataset_notes
+
+    ds = Dataset(chorale_dataset)
+    rendition = next(r["rendition"] for r in ds if r["piece"] == "bach-bwv269")
+    records = [r for r in ds if r["piece"] == "bach-bwv269" and r["rendition"] == rendition]
+    played = _dataset_notes(ds, records)
+    printed = _dataset_notes(ds, records, printed=True)
+    assert sorted(printed) == sorted(played)
+    first = {r["system"]: r for r in records if r["occurrence"] == 0}
+    at = 0.0
+    for system in sorted(first):
+        r, notes = first[system], printed[("bach-bwv269", system)]
+        assert len(notes) == r["notes"][1] - r["notes"][0]  # one pass
+        span = r["end"] - r["start"]
+        assert notes[:, 0].min() >= at - 1e-4 and notes[:, 0].max() <= at + span + 1e-4
+        assert np.allclose(notes[:, 2], played[("bach-bwv269", system)][:len(notes), 2])
+        at += span
+    passes = [r["notes"][1] - r["notes"][0] for r in records if r["system"] == 0]  # |: :|
+    assert len(passes) == 2 and len(played[("bach-bwv269", 0)]) == sum(passes)
+
+
 def test_audio_matches_the_onsets(chorale_dataset):
     """Spectral flux is higher at annotated onset frames than elsewhere."""
     ds = Dataset(chorale_dataset)

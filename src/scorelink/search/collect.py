@@ -34,7 +34,8 @@ def page_path(piece: str, page: int) -> str:
 def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
                  tempo: float = 1.0, progress: bool = False,
                  recordings: bool = True, pieces: set[str] | None = None,
-                 records: list[dict] | None = None, read: bool | str = False) -> Pending:
+                 records: list[dict] | None = None, read: bool | str = False,
+                 printed: bool = False) -> Pending:
     """The split's systems (sheet side) and its evaluation rendition's passages (audio side;
     recordings=False: the systems only); pieces: only these pieces of the split; records: these
     passages (one rendition of each piece) in place of the evaluation rendition's; read: the
@@ -42,7 +43,8 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     in the checkpoint `read` names; "engraved": where the engraving put them, a reader that
     never errs; "timed": the same placed by their score time, x = onset s x
     reading.PX_PER_SECOND, a reader that reads rhythm too) reads off their images in place of
-    their notes."""
+    their notes; printed: each system's notes once, the systems laid end to end in printed
+    order (`_dataset_notes`), as a read timeline lays them."""
     from scorelink.data.store import Dataset
     from scorelink.evaluate.retrieval import eval_records
 
@@ -56,7 +58,7 @@ def from_dataset(root: str | Path, embedder: Embedder, *, split: str = "test",
     for r in records:
         first.setdefault((r["piece"], r["system"]), r)
     systems = list(first.values())
-    notes = _dataset_notes(ds, records)
+    notes = _dataset_notes(ds, records, printed=printed)
     strips = [ds.strip(r) for r in systems]
     whole, *halves = _embed_strips(embedder, strips, progress)
     by_piece: dict[str, list[int]] = {}
@@ -116,18 +118,35 @@ def piece_parts(embedder: Embedder, strips: list[np.ndarray]) -> list[np.ndarray
     return [found.vectors[found.owner == k] for k in range(len(strips))]
 
 
-def _dataset_notes(ds, records: list[dict]) -> dict[tuple[str, int], np.ndarray]:
+def _dataset_notes(ds, records: list[dict], *, printed: bool = False
+                   ) -> dict[tuple[str, int], np.ndarray]:
     """(piece, system) -> its notes (n, 3) [onset s, offset s, pitch] as the rendition of
-    `records` plays them (its tempo is the score time); a repeated system gets every pass."""
+    `records` plays them (its tempo is the score time); a repeated system gets every pass.
+    printed: each system's first pass only, the piece's systems laid end to end in printed
+    order (each lasting its audio span): the order a read timeline knows (a reader sees no
+    repeat signs), for measuring what playing order is worth (`benchmarks/no_match.py
+    --printed`)."""
     from scorelink.data.store import notes_path
 
+    def table(r: dict) -> np.ndarray:
+        a, b = r["notes"]
+        t = np.load(notes_path(ds.root, r["piece"], r["rendition"]), mmap_mode="r")[a:b]
+        return np.stack([t["onset"], t["offset"], t["pitch"]], axis=1).astype(np.float64)
+
+    if printed:
+        first: dict[tuple[str, int], dict] = {}
+        for r in sorted(records, key=lambda r: r["occurrence"]):
+            first.setdefault((r["piece"], r["system"]), r)
+        laid, at = {}, {}
+        for (piece, system), r in sorted(first.items()):
+            start = at.get(piece, 0.0)
+            laid[(piece, system)] = table(r) + [start - r["start"], start - r["start"], 0]
+            at[piece] = start + r["end"] - r["start"]
+        return laid
     out: dict[tuple[str, int], list[np.ndarray]] = {}
     for r in records:
-        a, b = r["notes"]
-        table = np.load(notes_path(ds.root, r["piece"], r["rendition"]), mmap_mode="r")[a:b]
-        out.setdefault((r["piece"], r["system"]), []).append(
-            np.stack([table["onset"], table["offset"], table["pitch"]], axis=1))
-    return {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
+        out.setdefault((r["piece"], r["system"]), []).append(table(r))
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def _files(paths: Iterable[str | Path], suffixes: tuple[str, ...],
