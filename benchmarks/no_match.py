@@ -33,6 +33,12 @@ signs): what the order a performance plays the systems in is worth. Where some i
 replay a system (a repeat, a da capo), the report adds the others flagged at the threshold that
 keeps 95 % of the true clips of the pieces that replay none.
 
+--jumps P|off: the penalty of a jump back to a piece's opening in the timeline
+(`notes.NoteMatcher`'s jumps): for read notes it sets `reading.READ_JUMPS` for the run
+(default: as shipped); with --printed, the score's notes in printed order may jump too
+(default: they may not), as a read timeline does: how much of the playing order the jumps
+recover.
+
 --solo: every indexed piece in an index of its own (a user's index of one score): a true clip
 asks its own piece's index, any other clip a random indexed piece's. Its queries have no other
 piece to compare with, so they are judged by the calibrations of one-piece queries (keys
@@ -81,10 +87,10 @@ from scorelink.data.spectrogram import spectrogram
 from scorelink.data.store import Dataset
 from scorelink.errors import DatasetError
 from scorelink.evaluate.retrieval import eval_records
-from scorelink.search import collect, confidence, query
+from scorelink.search import collect, confidence, query, reading
 from scorelink.search.embed import Embedder
 from scorelink.search.index import Index, Pending
-from scorelink.search.notes import ONSET_SHARE
+from scorelink.search.notes import ONSET_SHARE, NoteMatcher
 from scorelink.search.reading import READ_SHINGLE_HITS
 
 NOISES = ("white", "pink", "sine", "beeps", "speech-like", "hum", "speech")
@@ -196,7 +202,9 @@ def measure(args) -> dict:
                     *("d" + Path(d).name for d in args.distractors),
                     *(["any"] if args.rendition == "any" else [])])
     # the clips' features depend on the read notes' frame features too (the index does not)
-    features_key = key + (f"-o{ONSET_SHARE:g}" if args.read and ONSET_SHARE else "")
+    jumps = _jumps(args)
+    features_key = key + (f"-o{ONSET_SHARE:g}" if args.read and ONSET_SHARE else "") + (
+        f"-j{jumps:g}" if jumps is not None else "")
     cache = Path(args.cache) / f"no-match-{features_key}.pkl" if args.cache else None
     if cache and cache.exists():
         return pickle.loads(cache.read_bytes())
@@ -255,6 +263,12 @@ def measure(args) -> dict:
         Index.write(folder, items, model_name=embedder.name, fingerprint=embedder.fingerprint,
                     dim=embedder.dim)
     indexes = {folder: Index(folder) for folder in {folder for _, _, folder in groups}}
+    if args.printed and jumps is not None:  # an index's notes are as played and never jump
+        # (`Index.note_matcher`): the printed order's matcher, made here and kept by the index
+        for index in indexes.values():
+            piece = {r["id"]: r["piece"]
+                     for r in index.db.execute("SELECT id, piece FROM systems")}
+            index._matcher = NoteMatcher(index.notes(), piece, jumps=jumps)
     build_s = time.perf_counter() - t0
 
     seconds = [float(s) for s in args.seconds.split(",")]
@@ -327,6 +341,16 @@ def measure(args) -> dict:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps(out))
     return out
+
+
+def _jumps(args) -> float | None:
+    """The jump penalty of the run's timeline (`--jumps`): read notes' as shipped unless set,
+    the score's notes' in printed order none unless set, as played none."""
+    if args.read:
+        return reading.READ_JUMPS
+    if args.printed and args.jumps not in (None, "off"):
+        return float(args.jumps)
+    return None
 
 
 def _reader_key(read: bool | str) -> str:
@@ -423,6 +447,9 @@ def main() -> None:
     p.add_argument("--printed", action="store_true",
                    help="the score's notes in printed order, each system once (repeats not "
                         "unfolded), as a read timeline lays systems")
+    p.add_argument("--jumps", metavar="P|off",
+                   help="the penalty of a jump back to a piece's opening: read notes' for the run "
+                        "(default: as shipped), the score's notes' with --printed (default: none)")
     p.add_argument("--per-index", type=int, default=0, metavar="K",
                    help="indexes of K of the indexed pieces each (a small library): true clips "
                         "ask their piece's, the others a random one's; judged as search judges "
@@ -455,6 +482,10 @@ def main() -> None:
         raise SystemExit("--against-read compares two readers: give --read too")
     if args.distractors and (args.solo or args.per_index):
         raise SystemExit("--distractors goes with one index (not --solo or --per-index)")
+    if args.jumps is not None and not (args.read or args.printed):
+        raise SystemExit("--jumps is for a timeline in printed order: give --read or --printed")
+    if args.jumps is not None and args.read:
+        reading.READ_JUMPS = None if args.jumps == "off" else float(args.jumps)
     sizes = distractor_sizes(args.distractors)
     runs = []  # one a size of the index: the same clips, more distractors
     for specs in sizes:
@@ -477,6 +508,7 @@ def main() -> None:
                       if args.read else []),
                     *([f"--features {args.features}"] if args.features else []),
                     *(["--printed"] if args.printed else []),
+                    *([f"--jumps {args.jumps}"] if args.jumps is not None else []),
                     *(["--solo"] if args.solo else []),
                     *(f"--distractors {d}" for d in args.distractors),
                     *([f"--per-index {args.per_index}"] if args.per_index else [])])

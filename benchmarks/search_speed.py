@@ -10,7 +10,8 @@ each): embedding of the clip and its sub-windows + FAISS (systems and parts) + t
 scores + chroma shingles + DTW on the candidates + fusion. The first query builds the score
 chroma and shingles (timed apart). --read: the systems as scans with read noteheads in place
 of notes (the same made-up chords, at 78 px a second: `search/reading.py`), aligned at the
-timeline's three scales.
+timeline's three scales; --jumps P|off sets the penalty of the timeline's jumps back to a
+piece's opening for the run (`reading.READ_JUMPS`; default: as shipped).
 
 Latency: a 20 s audio clip from the dataset's test recordings, spectrogram + embedding + FAISS
 search (+ metadata lookup), p50 and p95 over repeated queries. The size sweep fills the sheet
@@ -173,7 +174,13 @@ def main() -> None:
     p.add_argument("--notes-only", action="store_true", help="only the symbolic-score sweep")
     p.add_argument("--read", action="store_true",
                    help="that sweep with read noteheads (scans) in place of notes")
+    p.add_argument("--jumps", metavar="P|off",
+                   help="with --read: reading.READ_JUMPS for the run (default: as shipped)")
     args = p.parse_args()
+    if args.jumps is not None:
+        from scorelink.search import reading
+
+        reading.READ_JUMPS = None if args.jumps == "off" else float(args.jumps)
     embedder = Embedder.load(args.checkpoint)
     flacs = sorted(Path(args.data).rglob("musescore-grand@1.00.flac"))
     audio = np.concatenate([read_audio(f) for f in flacs[:4]])
@@ -190,7 +197,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f} at the end")
     print(f"- `python benchmarks/search_speed.py --data {args.data}"
           + (" --notes-only" if args.notes_only else "") + (" --read" if args.read else "")
-          + "`\n")
+          + (f" --jumps {args.jumps}" if args.jumps is not None else "") + "`\n")
     print(f"| systems with {'read notes' if args.read else 'notes'} | first query builds (s) | "
           "p50 (ms) | p95 (ms) | CPU p50 (ms) | CPU p95 (ms) | with the verdict: p50 (ms) | "
           "p95 (ms) |\n|---|---|---|---|---|---|---|---|")

@@ -60,9 +60,12 @@ def _random_piece(rng, systems: int, seconds_per_system: float = 8.0) -> list[np
     return out
 
 
-def _naive_dtw(query: np.ndarray, score: np.ndarray, barrier: np.ndarray, penalty: float):
+def _naive_dtw(query: np.ndarray, score: np.ndarray, barrier: np.ndarray, penalty: float,
+               jumps: tuple | None = None):
     """Cost, start and middle (the column where the path reaches query row n // 2) of the best
-    path ending at each column, cell by cell; a step off the diagonal pays `penalty`."""
+    path ending at each column, cell by cell; a step off the diagonal pays `penalty`; jumps
+    (groups, targets, jump penalty): a one-frame step from any column of a target's group to
+    the target, taken where strictly cheaper, from the first of the cheapest."""
     n, m = query.shape[1], score.shape[1]
     half = n // 2
     dist = 1 - query.T @ score
@@ -84,6 +87,11 @@ def _naive_dtw(query: np.ndarray, score: np.ndarray, barrier: np.ndarray, penalt
             if i >= 2 and j >= 1:
                 options.append((D[i - 2, j - 1] + 2 * dist[i, j] + penalty, S[i - 2, j - 1],
                                 j if i - 2 < half <= i else M[i - 2, j - 1]))
+            if jumps is not None and j in jumps[1]:
+                same = np.flatnonzero(jumps[0] == jumps[0][j])
+                s = same[np.argmin(D[i - 1, same])]
+                options.append((D[i - 1, s] + dist[i, j] + jumps[2], S[i - 1, s],
+                                j if i == half else M[i - 1, s]))
             if options:
                 D[i, j], S[i, j], M[i, j] = min(options, key=lambda o: o[0])
     return D[-1] / n, S[-1], M[-1]
@@ -113,6 +121,51 @@ def test_subsequence_dtw_equals_a_naive_reference(monkeypatch, penalty):
                       & (middle[finite] <= np.flatnonzero(finite)))
         after = finite & (np.arange(40) > 22)
         assert after.any() and np.all(start[after] > 22)  # no path crosses the barrier
+
+
+def test_subsequence_dtw_with_jumps_equals_a_naive_reference():
+    rng = np.random.default_rng(2)
+    groups = np.repeat([0, 1], [22, 18])
+    targets = np.array([0, 7, 15, 23, 30])
+    for n in (9, 10):
+        query = rng.standard_normal((12, n)).astype(np.float32)
+        score = rng.standard_normal((12, 40)).astype(np.float32)
+        query /= np.linalg.norm(query, axis=0)
+        score /= np.linalg.norm(score, axis=0)
+        barrier = np.zeros(40, bool)
+        barrier[[11, 22]] = True
+        for penalty in (0.0, 0.5):
+            jumps = (groups, targets, penalty)
+            cost, start, middle = subsequence_dtw(query, score, barrier=barrier, jumps=jumps)
+            ref_cost, ref_start, ref_middle = _naive_dtw(query, score, barrier, 0.0, jumps)
+            finite = np.isfinite(ref_cost)
+            assert np.array_equal(np.isfinite(cost), finite)
+            np.testing.assert_allclose(cost[finite], ref_cost[finite], rtol=1e-5)
+            assert np.array_equal(start[finite], ref_start[finite])
+            assert np.array_equal(middle[finite], ref_middle[finite])
+        plain, _, _ = subsequence_dtw(query, score, barrier=barrier)
+        assert np.all(cost <= plain + 1e-6) and np.any(cost < plain - 1e-3)  # jumps were taken
+
+
+def test_a_clip_across_a_repeat_is_found_when_the_timeline_may_jump():
+    """A printed timeline (each system once) against a performance that plays the end of
+    system 2 and then the start again: with jumps back to the opening the clip aligns as well as
+    a clip inside one system and its middle lands in system 0; without, it aligns badly."""
+    rng = np.random.default_rng(3)
+    pieces = [_random_piece(rng, 4) for _ in range(3)]
+    system_notes = {10 * p + s: notes for p, piece in enumerate(pieces)
+                    for s, notes in enumerate(piece)}
+    piece_of = {i: f"piece{i // 10}" for i in system_notes}
+    first = pieces[1]
+    tail = first[2][first[2][:, 0] >= 20.0] - [20.0, 20.0, 0]  # its last 4 s
+    head = first[0][first[0][:, 0] < 6.0] + [4.0, 4.0, 0]  # then its first 6 s
+    clip = spectrogram(_synth(np.concatenate([tail, head]), seconds=10.0))
+    inside = spectrogram(_synth(np.concatenate(first), seconds=10.0))  # its first 10 s
+    jumping = NoteMatcher(system_notes, piece_of, jumps=1.0).match(clip)
+    plain = NoteMatcher(system_notes, piece_of).match(clip)
+    own = NoteMatcher(system_notes, piece_of, jumps=1.0).match(inside)
+    assert min(jumping, key=jumping.get) == 10
+    assert jumping[10] < own[10] + 0.05 < min(plain.values())
 
 
 def test_chroma_of_notes_and_of_their_sound():

@@ -93,17 +93,19 @@ CALIBRATION: dict[str, dict[str, tuple[float, ...]]] = {
         # the same clips, indexed as scans with the noteheads the shipped note reader (epoch
         # 18, trained on real scans too) read (`no_match.py ... --fit --read`, 2026-12-07,
         # with the reverse gap; refitted the same day when read notes were matched with chroma
-        # onsets, `notes.ONSET_SHARE`); keyed by the reader's digest
-        "read:65657bc3ee97": (-16.965, -3.017, 24.9742, -2.87604, 1.13967, 9.31455, 5.52896,
-                              44.0333, 0.642989),
+        # onsets, `notes.ONSET_SHARE`; again 2026-12-08 when read timelines could jump back to
+        # a piece's opening, `reading.READ_JUMPS`); keyed by the reader's digest
+        "read:65657bc3ee97": (-16.4752, -2.67681, 21.8552, -3.09839, 0.85245, 9.44982, 5.16992,
+                              44.9989, 0.757453),
         # queries of an index of one piece (SOLO): the same clips, each piece indexed alone
         # (`no_match.py ... --fit --solo [--read]`, 2026-12-06; notes/solo and the read entry
-        # refitted with the reverse gap 2026-12-07, the read entry again with chroma onsets)
+        # refitted with the reverse gap 2026-12-07, the read entry again with chroma onsets,
+        # and 2026-12-08 with jumps)
         "image/solo": (-18.5442, 14.2067, -1.11106, 0.0392543, 7.74622, 0.291535),
         "notes/solo": (-1.86232, -19.8452, -0.777487, 4.60755, 11.4744, -1.12466, 23.006,
                        0.877311),
-        "read:65657bc3ee97/solo": (-0.28119, -16.633, -4.13456, 1.2017, 7.53523, 2.50696,
-                                   37.105, 0.865672),
+        "read:65657bc3ee97/solo": (-2.2057, -14.8504, -4.71063, 2.03022, 7.46123, 2.82418,
+                                   36.6585, 0.887),
     },
     # stage room, epoch 28 (shipped as rnn-piano.pt from 2026-12-05, late, until stage
     # unheard; `git show b27517c:src/scorelink/weights/rnn-piano.pt`); refitted

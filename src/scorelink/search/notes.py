@@ -28,6 +28,12 @@ the index keeps them, and an audio query is compared with them directly:
   the clip may be played from half to double the score's tempo, anywhere in the region. Every
   end point gets the mean cosine distance along its best path and the score frame the path
   aligns to the clip's middle frame; the system holding that frame gets that cost.
+- Jumps (`NoteMatcher(..., jumps=P)`, the read timelines of scans: `reading.READ_JUMPS`): a
+  timeline that lays each system once in printed order does not hold a performance's repeats,
+  so a path may also jump, for the penalty P, from anywhere in a piece back to its opening,
+  where most repeats begin (an exposition's, a chorale's first lines'); each candidate piece's
+  opening is added to the regions aligned. A score's own notes are laid as played and do not
+  jump.
 
 `NoteMatcher(index)` holds the features of one index (built once, in memory);
 `matcher.match(spec)` returns {system id: cost} (lower is better, in [0, 2]).
@@ -296,9 +302,10 @@ class NoteMatcher:
     """
 
     def __init__(self, system_notes: dict[int, np.ndarray], system_piece: dict[int, str], *,
-                 hits: int = SHINGLE_HITS, onsets: bool = False):
+                 hits: int = SHINGLE_HITS, onsets: bool = False, jumps: float | None = None):
         self.hits = hits  # shingles kept per query (`candidates`)
         self.with_onsets = onsets  # the features' third part (`notes_features`)
+        self.jumps = jumps  # None, or the penalty of a jump back to a piece's opening
         by_piece: dict[str, list[tuple[int, np.ndarray]]] = {}
         for sid, notes in system_notes.items():
             by_piece.setdefault(system_piece[sid], []).append((sid, np.asarray(notes)))
@@ -439,11 +446,15 @@ class NoteMatcher:
             regions = [(0, self.chroma.shape[1])]
         else:
             regions = self.candidates(query) + list(extra or [])
+        if self.jumps is not None and not exhaustive:
+            regions += self._opening_regions(regions, query.shape[1])
         columns = _merge(regions, self.chroma.shape[1])
         if not len(columns):
             return {}
         barrier = (columns < 0) | (self.labels[columns] < 0)
-        cost, start, middle = subsequence_dtw(query, self.features(columns), barrier=barrier)
+        jumps = None if self.jumps is None else self._jumps(columns, barrier)
+        cost, start, middle = subsequence_dtw(query, self.features(columns), barrier=barrier,
+                                              jumps=jumps)
         ok = np.isfinite(cost)
         systems = self.labels[columns[middle[ok]]]
         firsts, lasts = columns[start[ok]], columns[np.flatnonzero(ok)]
@@ -455,6 +466,27 @@ class NoteMatcher:
                 if spans is not None:
                     spans[s] = (a, b)
         return out
+
+    # -- jumps (a timeline in printed order: `reading.read_matchers`) ---------------------------
+    def _piece_of(self, frames: np.ndarray) -> np.ndarray:
+        """(len(frames),) the timeline order of the piece holding each frame."""
+        return np.searchsorted([p.start for p in self.pieces.values()], frames, side="right") - 1
+
+    def _opening_regions(self, regions: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+        """The first 2 n + 2 frames (a clip of n frames at up to double speed) of every piece a
+        candidate region touches: where a clip that crosses a repeat goes on after it jumps
+        back, so that the alignment has it to jump to."""
+        pieces = list(self.pieces.values())
+        touched = {int(k) for k in self._piece_of(np.array([max(a, 0) for a, _ in regions]))}
+        return [(pieces[k].start, pieces[k].start + 2 * n + 2) for k in sorted(touched) if k >= 0]
+
+    def _jumps(self, columns: np.ndarray, barrier: np.ndarray) -> tuple:
+        """`subsequence_dtw`'s jumps for timeline frames `columns`: (the piece of each column,
+        the columns of the pieces' first frames, the penalty)."""
+        groups = self._piece_of(np.maximum(columns, 0))
+        openings = np.array([p.start for p in self.pieces.values()], np.int64)
+        targets = np.flatnonzero(~barrier & np.isin(columns, openings))
+        return groups, targets, float(self.jumps)
 
     def same_music(self, first: int, last: int, own: int | None = None) -> set[int]:
         """The other systems that hold the music of timeline frames first..last note for note:
@@ -523,7 +555,7 @@ def _merge(regions: list[tuple[int, int]], total: int) -> np.ndarray:
 
 
 def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
-                    barrier: np.ndarray | None = None
+                    barrier: np.ndarray | None = None, jumps: tuple | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Align all of query (K, N) to any part of score (K, M), no path crossing a column where
     barrier (M,) is True. Returns (cost (M,), start (M,), middle (M,)): for a path ending at
@@ -532,6 +564,11 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
     middle frame (N // 2; a (2, 1) step over it: where it lands). Steps (1, 1), (1, 2),
     (2, 1) bound the tempo ratio to [1/2, 2]; a (2, 1) step counts its frame twice, so every
     path's cost sums one term per query frame, plus STEP_PENALTY per step off the diagonal.
+
+    jumps (groups (M,) sorted, targets, penalty): a path may also go from any column to a
+    target column of the same group in one query frame, for the penalty, as a performance
+    jumps back to a repeat's start (JumpDTW, Fremerey, Müller and Clausen, ISMIR 2010; a path
+    then starts where its first stretch starts).
     """
     n, m = query.shape[1], score.shape[1]
     half = n // 2
@@ -554,6 +591,7 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
     spare = np.empty(m, np.float32)  # the buffer row i is written into
     c11, c12, c21 = (np.full(m, inf, np.float32) for _ in range(3))  # stay inf where no step
     pick11, pick12 = np.empty(m, bool), np.empty(m, bool)
+    plan = _jump_plan(jumps) if jumps is not None else None
     for i in range(1, n):
         # candidates: (1,1) from prev[j-1], (1,2) from prev[j-2], (2,1) from prev2[j-1] (x2)
         np.add(prev[:-1], dist[i, 1:], out=c11[1:])
@@ -565,6 +603,8 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
         c12[skip_at] = inf
         best = np.minimum(c11, c12, out=spare)
         np.minimum(best, c21, out=best)
+        if jumps is not None:  # from the best column of the target's group
+            jumped = _jump(prev, dist[i], plan, best)
         np.equal(best, c11, out=pick11)  # ties: (1,1) first, then (1,2), then (2,1)
         np.equal(best, c12, out=pick12)
         at = np.zeros(m, np.int64)
@@ -573,6 +613,10 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
         at[:2][pick12[:2]] = 0
         np.copyto(at[1:], prev_at[:-1], where=pick11[1:])
         at[:1][pick11[:1]] = 0
+        if jumps is not None and len(jumped[0]):
+            to, source = jumped
+            at[to] = prev_at[source]
+            pick11[to], pick12[to] = True, False  # a one-frame step, as (1, 1), for the middle
         if i - 1 <= half <= i:  # the step that reaches row `half` (a (2, 1) step over it:
             lands = np.ones(m, bool) if i == half else ~(pick11 | pick12)  # where it lands)
             at[lands] = (at[lands] & ~_LOW) | here[lands]  # sets the middle
@@ -582,3 +626,33 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
 
 
 _LOW = np.int64(0xFFFFFFFF)  # the low 32 bits of a packed (start, middle)
+
+
+def _jump_plan(jumps: tuple) -> tuple:
+    """`subsequence_dtw`'s jumps (groups, targets, penalty) -> (the first column of each
+    group, each column's group counted from 0, the targets, their groups, the penalty)."""
+    groups, targets, penalty = jumps
+    change = np.r_[False, groups[1:] != groups[:-1]]
+    group_at = np.cumsum(change)
+    return np.flatnonzero(np.r_[True, change[1:]]), group_at, targets, group_at[targets], \
+        np.float32(penalty)
+
+
+def _jump(prev: np.ndarray, dist_row: np.ndarray, plan: tuple, best: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """One row of `subsequence_dtw`'s jumps (`_jump_plan`): lowers best (in place) at the
+    targets that a jump from the lowest column of their group reaches more cheaply; returns
+    (those targets, the columns they jump from)."""
+    firsts, group_at, targets, target_group, penalty = plan
+    lowest = np.minimum.reduceat(prev, firsts)  # per group
+    cost = lowest[target_group] + dist_row[targets] + penalty
+    better = cost < best[targets]
+    if not better.any():
+        return targets[:0], targets[:0]
+    to, g = targets[better], target_group[better]
+    best[to] = cost[better]
+    ties = np.flatnonzero(prev == lowest[group_at])  # the lowest column of each group: its
+    groups_tied, first = np.unique(group_at[ties], return_index=True)  # first, by column
+    source = np.zeros(len(firsts), np.int64)
+    source[groups_tied] = ties[first]
+    return to, source[g]

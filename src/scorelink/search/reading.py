@@ -35,6 +35,16 @@ READ_SHINGLE_HITS = 200  # shingles a query keeps per timeline (notes: SHINGLE_H
 # (`search_speed.py --notes-only --read`, with the verdict p50 633-663 -> 886-996 ms), about
 # twice at 300: 200.
 
+READ_JUMPS: float | None = 3.0  # a read timeline may jump back to a piece's opening, for this
+# penalty (summed cosine distance, `notes.subsequence_dtw`): it lays each system once in printed
+# order (the reader sees no repeat signs), a performance replays repeats, most of them from the
+# opening. On validation (`benchmarks/no_match.py --data DIR/chorales-vt --data DIR/msmd-vt
+# --split valid --clips 150 --noise 25 --tempi 0.5,0.66,1,1.33,2 --read --jumps 3|off
+# --distractors DIR/mutopia-r1:train:0,140`, 2026-12-08; docs/reader.md) the true clips' system
+# right went from 91.3 to 93.3 % at 278 systems read as scans and from 88.0 to 90.7 % at 2,414
+# (none lost), the held-out real scans' stayed (90.0 %). Jumps to every system's start were
+# tried first: they lost real-scan clips to a movement's recapitulation.
+
 
 def onset_groups(x: np.ndarray) -> np.ndarray:
     """(n,) sorted x -> (n,) the x of each note's onset: the first x of its run of heads no
@@ -85,7 +95,7 @@ def read_matchers(heads: dict[int, np.ndarray], piece: dict[int, str]) -> list:
         for ids in by_piece.values():
             timed.update(zip(ids, timeline([heads[i] for i in ids], scale=scale), strict=True))
         out.append(NoteMatcher(timed, {i: piece[i] for i in timed}, hits=READ_SHINGLE_HITS,
-                               onsets=True))
+                               onsets=True, jumps=READ_JUMPS))
     return out
 
 
