@@ -61,6 +61,10 @@ new features can be studied on the cached clips.
 (measured, or taken from the cache): the true clips' fused piece right of both, paired, with a
 95 % interval by piece, at every size of the index (how two readers compare in a collection).
 
+--against-jumps P|off (with --read): the same clips and indexes with the read timelines' jumps
+set so (measured, or taken from the cache): the true clips' fused piece and system right of
+both, paired, at every size of the index.
+
 --rendition any: pieces with no evaluation rendition (a dataset_view.py view of the real-scan
 corpus's training sonatas, as search_quality.py --rendition any) give their first performance,
 at tempo 1; pieces that have one keep it.
@@ -450,6 +454,9 @@ def main() -> None:
     p.add_argument("--jumps", metavar="P|off",
                    help="the penalty of a jump back to a piece's opening: read notes' for the run "
                         "(default: as shipped), the score's notes' with --printed (default: none)")
+    p.add_argument("--against-jumps", metavar="P|off",
+                   help="with --read: the same clips with these jumps (measured, or cached): "
+                        "true clips' fused piece and system right, paired")
     p.add_argument("--per-index", type=int, default=0, metavar="K",
                    help="indexes of K of the indexed pieces each (a small library): true clips "
                         "ask their piece's, the others a random one's; judged as search judges "
@@ -478,6 +485,8 @@ def main() -> None:
                          "(and with --solo); it fits none")
     if args.printed and args.read:
         raise SystemExit("--printed lays out the score's notes: not with --read")
+    if args.against_jumps is not None and not args.read:
+        raise SystemExit("--against-jumps compares read timelines: give --read too")
     if args.against_read and not args.read:
         raise SystemExit("--against-read compares two readers: give --read too")
     if args.distractors and (args.solo or args.per_index):
@@ -501,6 +510,7 @@ def main() -> None:
     cmd = " ".join(["python benchmarks/no_match.py", *(f"--data {d}" for d in args.data),
                     f"--split {args.split} --clips {args.clips} --noise {args.noise}",
                     *([f"--tempi {args.tempi}"] if args.tempi != "1" else []),
+                    *(["--rendition any"] if args.rendition == "any" else []),
                     *([f"--stretch {args.stretch}"] if args.stretch else []),
                     *([f"--checkpoint {args.checkpoint}"] if args.checkpoint else []),
                     *(["--fit"] if args.fit else []),
@@ -509,6 +519,8 @@ def main() -> None:
                     *([f"--features {args.features}"] if args.features else []),
                     *(["--printed"] if args.printed else []),
                     *([f"--jumps {args.jumps}"] if args.jumps is not None else []),
+                    *([f"--against-jumps {args.against_jumps}"]
+                      if args.against_jumps is not None else []),
                     *(["--solo"] if args.solo else []),
                     *(f"--distractors {d}" for d in args.distractors),
                     *([f"--per-index {args.per_index}"] if args.per_index else [])])
@@ -538,6 +550,16 @@ def main() -> None:
                                                   "read": args.against_read}))
             paired = paired_right(m["rows"], other["rows"], _paths(args)[0], args.against_read)
             print(f"  - {paired}")
+        if args.against_jumps is not None:
+            shipped = reading.READ_JUMPS
+            reading.READ_JUMPS = None if args.against_jumps == "off" else float(args.against_jumps)
+            try:
+                other = measure(argparse.Namespace(**{**vars(args), "distractors": specs}))
+            finally:
+                reading.READ_JUMPS = shipped
+            for what in ("piece", "system"):
+                print("  - " + paired_right(m["rows"], other["rows"], _paths(args)[0],
+                                            f"--jumps {args.against_jumps}", what=what))
     refused = [r for r in rows if r["refused"]]
     print(f"- refused as no music (input check: RMS under {confidence.SILENT_DBFS:g} dBFS or "
           f"spectral flatness over {confidence.FLAT_SPECTRUM:g}): {len(refused)} clips: "
@@ -580,18 +602,25 @@ def piece_right(row: dict, path: str) -> bool:
     return top is not None and top[0] == row["truth"][0]
 
 
-def paired_right(rows: list[dict], other: list[dict], path: str, name: str) -> str:
-    """True clips' piece right by `path`'s ranking (the fused read notes), this reader's `rows`
-    against another's `other` on the same clips: the difference in points with a 95 % interval
-    by piece (clusters)."""
+def system_right(row: dict, path: str) -> bool:
+    """Whether a true clip's best answer by `path`'s ranking is the system holding its middle."""
+    return row[f"top_{path}"] == row["truth"]
+
+
+def paired_right(rows: list[dict], other: list[dict], path: str, name: str, *,
+                 what: str = "piece") -> str:
+    """True clips' piece (or system) right by `path`'s ranking (the fused read notes), this
+    run's `rows` against another's `other` on the same clips (another reader, other jumps): the
+    difference in points with a 95 % interval by piece (clusters)."""
     same = [(r["kind"], r["group"], r.get("truth"), r["seconds"]) for r in rows]
     if same != [(r["kind"], r["group"], r.get("truth"), r["seconds"]) for r in other]:
-        raise SystemExit(f"--against-read {name}: not the same clips")
-    pairs = [(float(piece_right(a, path)), float(piece_right(b, path)), a["group"])
+        raise SystemExit(f"against {name}: not the same clips")
+    right = piece_right if what == "piece" else system_right
+    pairs = [(float(right(a, path)), float(right(b, path)), a["group"])
              for a, b in zip(rows, other, strict=True) if a["kind"] == "true"]
     diff = np.array([a - b for a, b, _ in pairs])
     lo, hi = interval(diff, [g for _, _, g in pairs], np.random.default_rng(0))
-    return (f"against {name} on the same clips, fused ({path}) piece right: "
+    return (f"against {name} on the same clips, fused ({path}) {what} right: "
             f"{100 * np.mean([a for a, _, _ in pairs]):.1f} against "
             f"{100 * np.mean([b for _, b, _ in pairs]):.1f} %, {100 * diff.mean():+.1f} "
             f"[{lo:+.1f}, {hi:+.1f}] ({int((diff > 0).sum())} gained, "
