@@ -97,6 +97,12 @@ def _naive_dtw(query: np.ndarray, score: np.ndarray, barrier: np.ndarray, penalt
     return D[-1] / n, S[-1], M[-1]
 
 
+def _unit_frames(rng, n: int) -> np.ndarray:
+    """(12, n) random float32 frames of unit length."""
+    x = rng.standard_normal((12, n)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=0)
+
+
 @pytest.mark.parametrize("penalty", [0.0, 0.1])
 def test_subsequence_dtw_equals_a_naive_reference(monkeypatch, penalty):
     from scorelink.search import notes
@@ -104,10 +110,7 @@ def test_subsequence_dtw_equals_a_naive_reference(monkeypatch, penalty):
     monkeypatch.setattr(notes, "STEP_PENALTY", penalty)
     rng = np.random.default_rng(0)
     for n in (9, 10):
-        query = rng.standard_normal((12, n)).astype(np.float32)
-        score = rng.standard_normal((12, 40)).astype(np.float32)
-        query /= np.linalg.norm(query, axis=0)
-        score /= np.linalg.norm(score, axis=0)
+        query, score = _unit_frames(rng, n), _unit_frames(rng, 40)
         barrier = np.zeros(40, bool)
         barrier[22] = True
         cost, start, middle = subsequence_dtw(query, score, barrier=barrier)
@@ -128,10 +131,7 @@ def test_subsequence_dtw_with_jumps_equals_a_naive_reference():
     groups = np.repeat([0, 1], [22, 18])
     targets = np.array([0, 7, 15, 23, 30])
     for n in (9, 10):
-        query = rng.standard_normal((12, n)).astype(np.float32)
-        score = rng.standard_normal((12, 40)).astype(np.float32)
-        query /= np.linalg.norm(query, axis=0)
-        score /= np.linalg.norm(score, axis=0)
+        query, score = _unit_frames(rng, n), _unit_frames(rng, 40)
         barrier = np.zeros(40, bool)
         barrier[[11, 22]] = True
         for penalty in (0.0, 0.5):
