@@ -414,7 +414,7 @@ class NoteMatcher:
                   .astype(np.float32))
         pitch = np.zeros((PITCH_RANGE[1] - PITCH_RANGE[0], len(columns)), np.float32)
         pieces = list(self.pieces.values())  # in timeline order
-        owner = np.searchsorted([p.start for p in pieces], columns, side="right") - 1
+        owner = self._piece_of(columns)
         owner[columns < 0] = -1
         order = np.argsort(owner, kind="stable")  # the columns of each piece, together
         bounds = np.flatnonzero(np.diff(owner[order])) + 1
@@ -467,10 +467,16 @@ class NoteMatcher:
                     spans[s] = (a, b)
         return out
 
-    # -- jumps (a timeline in printed order: `reading.read_matchers`) ---------------------------
+    @cached_property
+    def _starts(self) -> np.ndarray:
+        """(pieces,) each piece's first frame in the timeline (its opening), in timeline order."""
+        return np.array([p.start for p in self.pieces.values()], np.int64)
+
     def _piece_of(self, frames: np.ndarray) -> np.ndarray:
         """(len(frames),) the timeline order of the piece holding each frame."""
-        return np.searchsorted([p.start for p in self.pieces.values()], frames, side="right") - 1
+        return np.searchsorted(self._starts, frames, side="right") - 1
+
+    # -- jumps (a timeline in printed order: `reading.read_matchers`) ---------------------------
 
     def _opening_regions(self, regions: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
         """The first 2 n + 2 frames (a clip of n frames at up to double speed) of every piece a
@@ -484,8 +490,7 @@ class NoteMatcher:
         """`subsequence_dtw`'s jumps for timeline frames `columns`: (the piece of each column,
         the columns of the pieces' first frames, the penalty)."""
         groups = self._piece_of(np.maximum(columns, 0))
-        openings = np.array([p.start for p in self.pieces.values()], np.int64)
-        targets = np.flatnonzero(~barrier & np.isin(columns, openings))
+        targets = np.flatnonzero(~barrier & np.isin(columns, self._starts))
         return groups, targets, float(self.jumps)
 
     def same_music(self, first: int, last: int, own: int | None = None) -> set[int]:
@@ -496,7 +501,7 @@ class NoteMatcher:
         recording can tell those apart from it (music printed twice: a written-out repeat, a
         returning strain)."""
         pieces = list(self.pieces.values())  # in timeline order
-        k = int(np.searchsorted([p.start for p in pieces], first, side="right")) - 1
+        k = int(self._piece_of(np.array([first]))[0])
         if k < 0 or first >= pieces[k].start + pieces[k].frames:
             return set()
         p = pieces[k]
