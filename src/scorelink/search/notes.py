@@ -30,9 +30,10 @@ the index keeps them, and an audio query is compared with them directly:
   aligns to the clip's middle frame; the system holding that frame gets that cost.
 - Jumps (`NoteMatcher(..., jumps=P)`, the read timelines of scans: `reading.READ_JUMPS`): a
   timeline that lays each system once in printed order does not hold a performance's repeats,
-  so a path may also jump, for the penalty P, from anywhere in a piece back to its opening,
-  where most repeats begin (an exposition's, a chorale's first lines'); each candidate piece's
-  opening is added to the regions aligned. A score's own notes are laid as played and do not
+  so a path may also jump, for the penalty P, back to a piece's opening, where most repeats
+  begin (an exposition's, a chorale's first lines'), from the stretch of aligned frames that
+  holds the opening (`NoteMatcher._jumps`); each candidate piece's opening is added to the
+  regions aligned. A score's own notes are laid as played and do not
   jump.
 
 `NoteMatcher(index)` holds the features of one index (built once, in memory);
@@ -488,7 +489,12 @@ class NoteMatcher:
 
     def _jumps(self, columns: np.ndarray, barrier: np.ndarray) -> tuple:
         """`subsequence_dtw`'s jumps for timeline frames `columns`: (the piece of each column,
-        the columns of the pieces' first frames, the penalty)."""
+        the columns of the pieces' first frames, the penalty). A barrier column (-1, between
+        separate regions) counts as the first piece's, so it splits a piece's regions into
+        groups of their own: a jump reaches the opening only from the stretch of aligned
+        frames that holds it (its own region, or one merged with it). A known limit, measured
+        as it is (docs/reader.md, "Jumps back to the opening"); the barrier columns given the
+        piece before them would let a jump come from any region of the piece."""
         groups = self._piece_of(np.maximum(columns, 0))
         targets = np.flatnonzero(~barrier & np.isin(columns, self._starts))
         return groups, targets, float(self.jumps)
@@ -570,10 +576,10 @@ def subsequence_dtw(query: np.ndarray, score: np.ndarray, *,
     (2, 1) bound the tempo ratio to [1/2, 2]; a (2, 1) step counts its frame twice, so every
     path's cost sums one term per query frame, plus STEP_PENALTY per step off the diagonal.
 
-    jumps (groups (M,) sorted, targets, penalty): a path may also go from any column to a
-    target column of the same group in one query frame, for the penalty, as a performance
-    jumps back to a repeat's start (JumpDTW, Fremerey, Müller and Clausen, ISMIR 2010; a path
-    then starts where its first stretch starts).
+    jumps (groups (M,), each run of equal values one group; targets; penalty): a path may also
+    go from any column to a target column of the same group in one query frame, for the
+    penalty, as a performance jumps back to a repeat's start (JumpDTW, Fremerey, Müller and
+    Clausen, ISMIR 2010; a path then starts where its first stretch starts).
     """
     n, m = query.shape[1], score.shape[1]
     half = n // 2
